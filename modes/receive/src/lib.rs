@@ -1,0 +1,1 @@
+//! The receive mode of onionhost.

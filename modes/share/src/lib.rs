@@ -1,0 +1,1 @@
+//! The share mode of onionhost.

@@ -1,0 +1,85 @@
+//! [`TabContext`]: what the host gives each mode instance.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::TabEvent;
+
+type EventFn = dyn Fn(TabEvent) + Send + Sync;
+type StopFn = dyn Fn(String) + Send + Sync;
+
+/// The host's side of one tab, as its mode instance sees it.
+///
+/// Cheap to clone: clone it into the tasks and handlers that need it.
+#[derive(Clone)]
+pub struct TabContext {
+    tab_name: Arc<str>,
+    shutdown: CancellationToken,
+    events: Arc<EventFn>,
+    stop: Arc<StopFn>,
+}
+
+impl TabContext {
+    /// Makes a context. The host (or [`crate::testing`]) calls this, not modes.
+    ///
+    /// `events` receives every [`TabEvent`] the tab reports; `stop` is called with a reason
+    /// when the tab asks to be stopped; `shutdown` is cancelled when the tab stops.
+    pub fn new(
+        tab_name: impl Into<Arc<str>>,
+        shutdown: CancellationToken,
+        events: impl Fn(TabEvent) + Send + Sync + 'static,
+        stop: impl Fn(String) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            tab_name: tab_name.into(),
+            shutdown,
+            events: Arc::new(events),
+            stop: Arc::new(stop),
+        }
+    }
+
+    /// The tab's name from the config (`name = "..."`), for display.
+    pub fn tab_name(&self) -> &str {
+        &self.tab_name
+    }
+
+    /// Resolves when the tab is stopping. Long-lived tasks (WebSocket loops, streamed
+    /// responses) should select on it and end.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancelled().await;
+    }
+
+    /// Whether the tab is stopping.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// A token cancelled when the tab stops, for code that wants to own one.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Reports an event to the host's console.
+    pub fn report(&self, event: TabEvent) {
+        (self.events)(event);
+    }
+
+    /// Asks the host to stop this tab (e.g. share after the first complete download).
+    ///
+    /// The reason is shown on the console. The host then cancels the shutdown signal;
+    /// requests in flight get a grace period to finish.
+    pub fn request_stop(&self, reason: impl Into<String>) {
+        (self.stop)(reason.into());
+    }
+}
+
+impl fmt::Debug for TabContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TabContext")
+            .field("tab_name", &self.tab_name)
+            .field("shutting_down", &self.shutdown.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+
+pub mod context;
+pub mod error;
+pub mod event;
+pub mod factory;
+pub mod http;
+pub mod mode;
+pub mod testing;
+
+pub use axum;
+pub use context::TabContext;
+pub use error::{BuildError, ConfigError, ModeError};
+pub use event::{Direction, TabEvent, TransferOutcome};
+pub use factory::{DynMode, ModeFactory};
+pub use mode::Mode;
+pub use tokio_util::sync::CancellationToken;
+
+/// The sdk's version, as mode libraries and the host see it.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");

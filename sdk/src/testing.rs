@@ -1,0 +1,87 @@
+//! Helpers for mode authors' tests: build a tab without a host, drive its router in memory.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use crate::{DynMode, Mode, ModeError, ModeFactory, TabContext, TabEvent};
+
+/// A tab built for a test, with everything it reported.
+pub struct TestTab {
+    /// The hardened router, as the host would serve it.
+    pub router: Router,
+    /// The tab's context (cancel [`TestTab::shutdown`] to stop it).
+    pub ctx: TabContext,
+    /// Cancelled to stop the tab.
+    pub shutdown: CancellationToken,
+    events: Arc<Mutex<Vec<TabEvent>>>,
+    stop_requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestTab {
+    /// Builds a tab of mode `M` from a TOML section (e.g. `"title = \"x\""`).
+    pub fn build<M: Mode>(section: &str) -> Result<Self, ModeError> {
+        let section: toml::Value = toml::from_str::<toml::Table>(section)
+            .map(toml::Value::Table)
+            .map_err(|err| crate::ConfigError::section(err.to_string()))?;
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let stop_requests = Arc::new(Mutex::new(Vec::new()));
+        let shutdown = CancellationToken::new();
+        let ctx = {
+            let events = Arc::clone(&events);
+            let stop_requests = Arc::clone(&stop_requests);
+            TabContext::new(
+                "test",
+                shutdown.clone(),
+                move |event| lock(&events).push(event),
+                move |reason| lock(&stop_requests).push(reason),
+            )
+        };
+        let router = crate::http::harden(DynMode::<M>::new().build(section, ctx.clone())?);
+        Ok(Self {
+            router,
+            ctx,
+            shutdown,
+            events,
+            stop_requests,
+        })
+    }
+
+    /// Every event reported so far.
+    pub fn events(&self) -> Vec<TabEvent> {
+        lock(&self.events).clone()
+    }
+
+    /// Every stop the tab asked for so far, with its reason.
+    pub fn stop_requests(&self) -> Vec<String> {
+        lock(&self.stop_requests).clone()
+    }
+
+    /// Serves the tab on a fresh loopback port, for tests that need a real socket
+    /// (WebSockets). Returns the address; the server stops when the tab's shutdown is cancelled.
+    pub async fn serve_on_loopback(&self) -> std::io::Result<std::net::SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let router = self.router.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        tokio::spawn(crate::http::serve_connection(stream, router.clone(), shutdown.clone()));
+                    }
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        });
+        Ok(addr)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
