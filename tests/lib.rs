@@ -1,1 +1,4 @@
-//! Shared helpers of the end-to-end tests.
+//! Shared helpers of the end-to-end tests: build and run the `onionhost` binary, read what it
+//! prints, stop it. The tests themselves live in `e2e/`, one module per area.
+
+pub mod host;

@@ -1,1 +1,3 @@
-//! End-to-end tests of onionhost.
+//! End-to-end tests of onionhost: the real binary, driven over HTTP and WebSocket.
+//!
+//! One module per area; helpers live in the `onionhost_tests` library next to this folder.

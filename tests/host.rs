@@ -1,0 +1,237 @@
+//! [`TestHost`]: one `onionhost` process started by a test, on 127.0.0.1 ports it picks itself.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// How long a test waits for the host to print something it expects.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The path of the `onionhost` binary, built once per test run.
+pub fn onionhost_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // `cargo test` does not build another package's binary for us, so build it once here.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "onionhost", "--bin", "onionhost"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("could not run cargo to build the onionhost binary");
+        assert!(status.success(), "building the onionhost binary failed");
+        let exe = std::env::current_exe().expect("no path for the test binary");
+        // target/<profile>/deps/e2e-HASH -> target/<profile>/onionhost
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary outside target/");
+        dir.join("onionhost")
+    })
+}
+
+#[derive(Default)]
+struct Captured {
+    stdout: String,
+    stderr: String,
+    closed: usize,
+}
+
+/// A running `onionhost` process and everything it has printed so far.
+pub struct TestHost {
+    child: Option<Child>,
+    captured: Arc<(Mutex<Captured>, Condvar)>,
+    /// A private directory for this host's config and data, removed on drop.
+    pub dir: tempfile::TempDir,
+}
+
+/// What a stopped host left behind.
+#[derive(Debug)]
+pub struct Stopped {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// All it printed on stdout.
+    pub stdout: String,
+    /// All it printed on stderr.
+    pub stderr: String,
+}
+
+impl TestHost {
+    /// Runs `onionhost ARGS` (add `--local-only` yourself where wanted).
+    pub fn spawn(args: &[&str]) -> Result<Self> {
+        let dir = tempfile::tempdir().context("temp dir")?;
+        Self::spawn_in(dir, args, &[])
+    }
+
+    /// Runs `onionhost run --config <dir>/onionhost.toml --local-only` with `config` as the file.
+    pub fn with_config(config: &str) -> Result<Self> {
+        let dir = tempfile::tempdir().context("temp dir")?;
+        let path = dir.path().join("onionhost.toml");
+        std::fs::write(&path, config).context("write config")?;
+        let path = path.to_str().context("utf-8 path")?.to_owned();
+        Self::spawn_in(dir, &["run", "--config", &path, "--local-only"], &[])
+    }
+
+    /// Runs `onionhost ARGS` with extra environment variables, in `dir`.
+    pub fn spawn_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let mut cmd = Command::new(onionhost_bin());
+        cmd.args(args)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().context("spawn onionhost")?;
+        let captured = Arc::new((Mutex::new(Captured::default()), Condvar::new()));
+        let out = child.stdout.take().context("stdout")?;
+        let err = child.stderr.take().context("stderr")?;
+        spawn_reader(out, Arc::clone(&captured), false);
+        spawn_reader(err, Arc::clone(&captured), true);
+        Ok(Self {
+            child: Some(child),
+            captured,
+            dir,
+        })
+    }
+
+    /// Waits until stdout or stderr contains a match of `pattern` and returns its captures.
+    pub fn wait_for(&self, pattern: &str) -> Result<Vec<String>> {
+        let re = regex::Regex::new(pattern).context("bad pattern")?;
+        let deadline = Instant::now() + DEADLINE;
+        let (lock, cvar) = &*self.captured;
+        let mut guard = lock.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        loop {
+            for text in [&guard.stdout, &guard.stderr] {
+                if let Some(caps) = re.captures(text) {
+                    return Ok(caps
+                        .iter()
+                        .map(|m| m.map(|m| m.as_str().to_owned()).unwrap_or_default())
+                        .collect());
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline || guard.closed == 2 {
+                bail!(
+                    "onionhost never printed /{pattern}/\n--- stdout\n{}\n--- stderr\n{}",
+                    guard.stdout,
+                    guard.stderr
+                );
+            }
+            guard = cvar
+                .wait_timeout(guard, deadline - now)
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .0;
+        }
+    }
+
+    /// The URL of tab `name`, once the host prints that it serves it.
+    pub fn url(&self, tab: &str) -> Result<String> {
+        let caps = self.wait_for(&format!(
+            r"\[{}\] serving at (http://127\.0\.0\.1:\d+/)",
+            regex::escape(tab)
+        ))?;
+        Ok(caps[1].clone())
+    }
+
+    /// Everything printed so far (stdout then stderr).
+    pub fn output(&self) -> String {
+        let guard = self
+            .captured
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        format!("{}{}", guard.stdout, guard.stderr)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit (with a deadline).
+    pub fn stop(mut self) -> Result<Stopped> {
+        let child = self.child.as_mut().context("already stopped")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).context("SIGTERM")?;
+        self.wait_exit()
+    }
+
+    /// Waits for the process to exit on its own (with a deadline).
+    pub fn wait_exit(mut self) -> Result<Stopped> {
+        let mut child = self.child.take().context("already stopped")?;
+        let deadline = Instant::now() + DEADLINE;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                bail!("onionhost did not exit in time\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Wait for the readers to see end-of-file so that the output is complete.
+        let (lock, cvar) = &*self.captured;
+        let mut guard = lock.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        while guard.closed < 2 {
+            let (g, timeout) = cvar
+                .wait_timeout(guard, Duration::from_secs(10))
+                .map_err(|_| anyhow::anyhow!("poisoned"))?;
+            guard = g;
+            if timeout.timed_out() {
+                break;
+            }
+        }
+        Ok(Stopped {
+            status,
+            stdout: guard.stdout.clone(),
+            stderr: guard.stderr.clone(),
+        })
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn_reader(
+    stream: impl std::io::Read + Send + 'static,
+    captured: Arc<(Mutex<Captured>, Condvar)>,
+    is_stderr: bool,
+) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).unwrap_or(0);
+            let (lock, cvar) = &*captured;
+            let mut guard = lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if n == 0 {
+                guard.closed += 1;
+                cvar.notify_all();
+                return;
+            }
+            if is_stderr {
+                guard.stderr.push_str(&line);
+            } else {
+                guard.stdout.push_str(&line);
+            }
+            cvar.notify_all();
+        }
+    });
+}
