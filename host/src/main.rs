@@ -1,1 +1,165 @@
-fn main() {}
+//! The `onionhost` binary: parse the command line, run the tabs, exit with a status.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use tokio_util::sync::CancellationToken;
+
+mod cli;
+mod config;
+mod console;
+mod modes;
+mod supervisor;
+mod transport;
+
+use cli::{Cli, Command, CommonArgs, TabArgs};
+use config::{HostConfig, OnionTabOptions, TabConfig};
+use console::Console;
+use modes::Registry;
+use transport::Transport;
+
+/// Exit status for a config or usage error: nothing was started.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let registry = Registry::builtin();
+    let (config, common) = match host_config(cli.command, &registry) {
+        Ok(Some(found)) => found,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match run(config, &common, &registry) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the default of `info` for onionhost, `warn` for
+/// the libraries underneath.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,onionhost=info,onionhost_sdk=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .init();
+}
+
+/// Turns the command line into a checked config; `None` when the command was only a check.
+fn host_config(
+    command: Command,
+    registry: &Registry,
+) -> anyhow::Result<Option<(HostConfig, CommonArgs)>> {
+    let one_tab = |mode: &str, tab: TabArgs, section: toml::Table| -> anyhow::Result<HostConfig> {
+        let factory = registry.get(mode).context("built-in mode missing")?;
+        let section = toml::Value::Table(section);
+        factory
+            .check(section.clone())
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+        Ok(HostConfig {
+            tabs: vec![TabConfig {
+                name: mode.to_owned(),
+                mode: mode.to_owned(),
+                plugin: None,
+                port: tab.port,
+                onion: OnionTabOptions {
+                    public: tab.public,
+                    persistent: tab.persistent,
+                    ..OnionTabOptions::default()
+                },
+                section,
+            }],
+            ..HostConfig::default()
+        })
+    };
+    Ok(Some(match command {
+        Command::Run { config, common } => (config::load(&config, registry)?, common),
+        Command::Check { config } => {
+            let config = config::load(&config, registry)?;
+            eprintln!("config is valid: {} tab(s)", config.tabs.len());
+            return Ok(None);
+        }
+        Command::Chat { tab, common } => (one_tab("chat", tab, toml::Table::new())?, common),
+        Command::Share {
+            paths,
+            keep_sharing,
+            tab,
+            common,
+        } => {
+            let mut section = toml::Table::new();
+            let paths = paths
+                .iter()
+                .map(|p| p.to_str().map(|s| toml::Value::String(s.to_owned())))
+                .collect::<Option<Vec<_>>>()
+                .context("a path is not valid UTF-8")?;
+            section.insert("paths".into(), toml::Value::Array(paths));
+            if keep_sharing {
+                section.insert(
+                    "stop_after_first_download".into(),
+                    toml::Value::Boolean(false),
+                );
+            }
+            (one_tab("share", tab, section)?, common)
+        }
+        Command::Receive { dir, tab, common } => {
+            let mut section = toml::Table::new();
+            if let Some(dir) = dir {
+                let dir = dir.to_str().context("the folder is not valid UTF-8")?;
+                section.insert("dir".into(), toml::Value::String(dir.to_owned()));
+            }
+            (one_tab("receive", tab, section)?, common)
+        }
+    }))
+}
+
+/// Runs the tabs until they end or a signal comes.
+fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let console = Console::default();
+        let transport = if common.local_only {
+            console.host("--local-only: serving on 127.0.0.1 without Tor; visitors are not anonymous");
+            Transport::Local
+        } else {
+            // Fail closed: without an onion transport, nothing is served.
+            anyhow::bail!("onion services are not available in this build yet: use --local-only for development");
+        };
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        let tabs = config.tabs.len();
+        let summary = supervisor::run(config, registry, transport, console, shutdown).await;
+        Ok(if summary.failed == tabs && tabs > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    })
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+async fn watch_signals(shutdown: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(err) => {
+            tracing::warn!("cannot watch SIGTERM: {err}");
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    shutdown.cancel();
+}

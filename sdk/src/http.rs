@@ -28,8 +28,6 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest request head (request line and headers) a visitor may send.
 const MAX_REQUEST_HEAD: usize = 32 * 1024;
 
-/// How long requests in flight may run on after the tab starts stopping.
-pub const GRACE_PERIOD: Duration = Duration::from_secs(10);
 
 /// Wraps a mode's router with the security headers, panic containment and `Cache-Control`.
 ///
@@ -68,12 +66,18 @@ fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response
     (StatusCode::INTERNAL_SERVER_ERROR, "Internal error\n").into_response()
 }
 
-/// Serves `router` (already [`harden`]ed) on one connection until the visitor closes it or
-/// `shutdown` is cancelled; after that, requests in flight get [`GRACE_PERIOD`] to finish.
+/// Serves `router` (already [`harden`]ed) on one connection until the visitor closes it.
 ///
+/// When `stopping` is cancelled the connection ends gracefully: requests in flight finish (a
+/// download runs to its end), no new request is read. When `force_close` is cancelled the
+/// connection is dropped at once; the host does that after a grace period when it shuts down.
 /// HTTP/1.1 (with WebSocket upgrades) and HTTP/2 are both accepted.
-pub async fn serve_connection<I>(io: I, router: Router, shutdown: CancellationToken)
-where
+pub async fn serve_connection<I>(
+    io: I,
+    router: Router,
+    stopping: CancellationToken,
+    force_close: CancellationToken,
+) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let service = TowerToHyperService::new(router);
@@ -83,9 +87,7 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_REQUEST_HEAD);
-    builder
-        .http2()
-        .max_header_list_size(MAX_REQUEST_HEAD as u32);
+    builder.http2().max_header_list_size(MAX_REQUEST_HEAD as u32);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
@@ -95,11 +97,13 @@ where
             }
             return;
         }
-        () = shutdown.cancelled() => {}
+        () = stopping.cancelled() => {}
+        () = force_close.cancelled() => return,
     }
     conn.as_mut().graceful_shutdown();
-    if tokio::time::timeout(GRACE_PERIOD, conn).await.is_err() {
-        tracing::debug!("a connection outlived the grace period and was closed");
+    tokio::select! {
+        _ = conn => {}
+        () = force_close.cancelled() => tracing::debug!("a connection was closed before its requests finished"),
     }
 }
 

@@ -70,7 +70,12 @@ impl TestTab {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
-                        tokio::spawn(crate::http::serve_connection(stream, router.clone(), shutdown.clone()));
+                        tokio::spawn(crate::http::serve_connection(
+                            stream,
+                            router.clone(),
+                            shutdown.clone(),
+                            shutdown.clone(),
+                        ));
                     }
                     () = shutdown.cancelled() => break,
                 }

@@ -1,0 +1,85 @@
+//! The command line: what a user can ask `onionhost` to do.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Host anonymous, ephemeral chat rooms and file drops as Tor onion services.
+#[derive(Debug, Parser)]
+#[command(name = "onionhost", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CommonArgs {
+    /// Serve every tab on 127.0.0.1 without Tor (for development and tests only: visitors
+    /// are not anonymous and nothing is reachable from other machines).
+    #[arg(long, global = true)]
+    pub(crate) local_only: bool,
+}
+
+/// Options of the one-tab commands (`chat`, `share`, `receive`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct TabArgs {
+    /// With --local-only: the port to listen on (default: any free port).
+    #[arg(long)]
+    pub(crate) port: Option<u16>,
+    /// Let anyone with the address in, without a client authorization key.
+    #[arg(long)]
+    pub(crate) public: bool,
+    /// Keep the onion service's keys, so that the address survives a restart.
+    #[arg(long)]
+    pub(crate) persistent: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run every tab of a config file at once.
+    Run {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Start one anonymous chat room.
+    Chat {
+        #[command(flatten)]
+        tab: TabArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Share files and folders for download.
+    Share {
+        /// The files and folders to share.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Keep sharing after the first complete download.
+        #[arg(long)]
+        keep_sharing: bool,
+        #[command(flatten)]
+        tab: TabArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Receive files and messages into a folder.
+    Receive {
+        /// Where uploads are saved (default: the receive mode's default folder).
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        tab: TabArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Check a config file and report every error, without starting anything.
+    Check {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}

@@ -1,0 +1,178 @@
+//! The console: what the host tells its user on standard output, tab by tab.
+//!
+//! This is the user interface, not a log: it shows tab addresses, events and why a tab
+//! stopped. It never shows message contents, usernames or keys; file names only when a mode
+//! was asked to report them.
+
+#![allow(clippy::print_stdout)]
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
+
+/// How often one transfer's progress is shown at most.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Progress of one transfer, for rates.
+struct Transfer {
+    started: Instant,
+    last_shown: Instant,
+    total: Option<u64>,
+    direction: Direction,
+}
+
+/// Prints lines for the user. Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct Console {
+    transfers: Arc<Mutex<HashMap<(String, u64), Transfer>>>,
+}
+
+impl Console {
+    /// Prints a line about the host as a whole.
+    pub(crate) fn host(&self, message: &str) {
+        self.print(message);
+    }
+
+    /// Prints a line about one tab.
+    pub(crate) fn tab(&self, tab: &str, message: &str) {
+        self.print(&format!("[{tab}] {message}"));
+    }
+
+    fn print(&self, line: &str) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout must not take the host down: the tabs keep serving.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    /// Shows an event a tab reported.
+    pub(crate) fn event(&self, tab: &str, event: TabEvent) {
+        let mut transfers = self
+            .transfers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let line = match event {
+            TabEvent::VisitorJoined { present } => format!("someone joined ({present} present)"),
+            TabEvent::VisitorLeft { present } => format!("someone left ({present} present)"),
+            TabEvent::TransferStarted {
+                id,
+                direction,
+                total_bytes,
+                label,
+            } => {
+                let now = Instant::now();
+                transfers.insert(
+                    (tab.to_owned(), id),
+                    Transfer {
+                        started: now,
+                        last_shown: now,
+                        total: total_bytes,
+                        direction,
+                    },
+                );
+                let size = total_bytes
+                    .map(|n| format!(" ({})", human_bytes(n)))
+                    .unwrap_or_default();
+                let label = label.map(|l| format!(" {l:?}")).unwrap_or_default();
+                format!("{} #{id}{label} started{size}", noun(direction))
+            }
+            TabEvent::TransferProgress { id, bytes } => {
+                let Some(transfer) = transfers.get_mut(&(tab.to_owned(), id)) else {
+                    return;
+                };
+                let now = Instant::now();
+                if now.duration_since(transfer.last_shown) < PROGRESS_EVERY {
+                    return;
+                }
+                transfer.last_shown = now;
+                let of = transfer
+                    .total
+                    .map(|t| format!(" of {}", human_bytes(t)))
+                    .unwrap_or_default();
+                format!(
+                    "{} #{id}: {}{of}, {}/s",
+                    noun(transfer.direction),
+                    human_bytes(bytes),
+                    human_bytes(rate(bytes, transfer.started.elapsed()))
+                )
+            }
+            TabEvent::TransferFinished {
+                id,
+                bytes,
+                outcome,
+                saved_to,
+            } => {
+                let transfer = transfers.remove(&(tab.to_owned(), id));
+                let direction = transfer
+                    .as_ref()
+                    .map_or(Direction::Download, |t| t.direction);
+                let elapsed = transfer.map_or(Duration::ZERO, |t| t.started.elapsed());
+                let how = match outcome {
+                    TransferOutcome::Completed => "finished",
+                    TransferOutcome::Cancelled => "cancelled",
+                };
+                let saved = saved_to
+                    .map(|s| format!(", saved in {s}"))
+                    .unwrap_or_default();
+                format!(
+                    "{} #{id} {how}: {} in {:.1} s ({}/s){saved}",
+                    noun(direction),
+                    human_bytes(bytes),
+                    elapsed.as_secs_f64(),
+                    human_bytes(rate(bytes, elapsed))
+                )
+            }
+            TabEvent::Notice { message } => message,
+            other => format!("{other:?}"),
+        };
+        drop(transfers);
+        self.tab(tab, &line);
+    }
+}
+
+fn noun(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Download => "download",
+        Direction::Upload => "upload",
+    }
+}
+
+fn rate(bytes: u64, elapsed: Duration) -> u64 {
+    let secs = elapsed.as_secs_f64();
+    if secs <= 0.0 {
+        bytes
+    } else {
+        (bytes as f64 / secs) as u64
+    }
+}
+
+/// `1536` -> `1.5 KiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn bytes_are_human() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

@@ -1,0 +1,190 @@
+//! The tab supervisor: starts every tab, keeps them isolated, and stops them all cleanly.
+//!
+//! Each tab runs in its own task with its own stop signal. A tab whose mode fails to build,
+//! panics, or whose transport fails is marked failed and reported; the other tabs go on. The
+//! host ends when every tab has ended, or on Ctrl-C / SIGTERM.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use futures::StreamExt as _;
+use onionhost_sdk::TabContext;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{HostConfig, TabConfig};
+use crate::console::Console;
+use crate::modes::{Registry, TabFactory};
+use crate::transport::Transport;
+
+/// How long requests in flight may run on after Ctrl-C or SIGTERM.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How the host's run ended.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Summary {
+    /// Tabs that ended normally.
+    pub(crate) stopped: usize,
+    /// Tabs that failed (and were reported).
+    pub(crate) failed: usize,
+}
+
+/// Everything a tab task needs from the host.
+#[derive(Clone)]
+struct Shared {
+    transport: Arc<Transport>,
+    console: Console,
+    force_close: CancellationToken,
+}
+
+/// Runs every tab of `config` until they all end or `shutdown` is cancelled.
+pub(crate) async fn run(
+    config: HostConfig,
+    registry: &Registry,
+    transport: Transport,
+    console: Console,
+    shutdown: CancellationToken,
+) -> Summary {
+    let shared = Shared {
+        transport: Arc::new(transport),
+        console: console.clone(),
+        force_close: CancellationToken::new(),
+    };
+    let mut tabs = JoinSet::new();
+    for tab in config.tabs {
+        let name = tab.name.clone();
+        let factory = factory_for(&tab, registry);
+        let stopping = shutdown.child_token();
+        let task = run_tab(tab, factory, shared.clone(), stopping);
+        tabs.spawn(async move { (name, task.await) });
+    }
+
+    let mut summary = Summary::default();
+    let mut finish =
+        |console: &Console,
+         joined: Result<(String, anyhow::Result<()>), tokio::task::JoinError>| {
+            match joined {
+                Ok((name, Ok(()))) => {
+                    summary.stopped += 1;
+                    console.tab(&name, "stopped");
+                }
+                Ok((name, Err(err))) => {
+                    summary.failed += 1;
+                    console.tab(&name, &format!("failed: {err:#}"));
+                }
+                Err(err) => {
+                    // run_tab contains its own panics; this is a bug in the supervisor itself.
+                    summary.failed += 1;
+                    console.host(&format!("a tab task ended abnormally: {err}"));
+                }
+            }
+        };
+    loop {
+        tokio::select! {
+            joined = tabs.join_next() => match joined {
+                Some(joined) => finish(&console, joined),
+                None => return summary,
+            },
+            () = shutdown.cancelled() => break,
+        }
+    }
+
+    console.host("stopping every tab");
+    let force_close = shared.force_close.clone();
+    let grace = tokio::spawn(async move {
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        force_close.cancel();
+    });
+    while let Some(joined) = tabs.join_next().await {
+        finish(&console, joined);
+    }
+    grace.abort();
+    summary
+}
+
+/// The factory that builds `tab`: a built-in mode, or a plugin loaded from its library.
+fn factory_for(tab: &TabConfig, registry: &Registry) -> anyhow::Result<Arc<dyn TabFactory>> {
+    match &tab.plugin {
+        Some(path) => Err(anyhow!(
+            "cannot load the plugin {}: plugins are not supported yet",
+            path.display()
+        )),
+        None => registry
+            .factory(&tab.mode)
+            .with_context(|| format!("unknown mode {:?}", tab.mode)),
+    }
+}
+
+/// Builds, serves and stops one tab. Panics anywhere in the tab's own code become errors.
+async fn run_tab(
+    tab: TabConfig,
+    factory: anyhow::Result<Arc<dyn TabFactory>>,
+    shared: Shared,
+    stopping: CancellationToken,
+) -> anyhow::Result<()> {
+    let factory = factory?;
+    let ctx = {
+        let console = shared.console.clone();
+        let stop_console = shared.console.clone();
+        let name = tab.name.clone();
+        let stop_name = tab.name.clone();
+        let stop_token = stopping.clone();
+        TabContext::new(
+            tab.name.as_str(),
+            stopping.clone(),
+            move |event| console.event(&name, event),
+            move |reason| {
+                if !stop_token.is_cancelled() {
+                    stop_console.tab(&stop_name, &format!("stopping: {reason}"));
+                    stop_token.cancel();
+                }
+            },
+        )
+    };
+    let section = tab.section.clone();
+    let service = std::panic::catch_unwind(AssertUnwindSafe(|| factory.build(section, ctx)))
+        .map_err(|panic| {
+            anyhow!(
+                "the {} mode panicked while starting: {}",
+                tab.mode,
+                panic_message(&*panic)
+            )
+        })?
+        .with_context(|| format!("cannot start the {} mode", tab.mode))?;
+
+    let mut incoming = shared.transport.open(&tab, &shared.console).await?;
+    let connections = TaskTracker::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = stopping.cancelled() => break,
+            conn = incoming.next() => match conn {
+                Some(conn) => {
+                    connections.spawn(service.serve(conn, stopping.clone(), shared.force_close.clone()));
+                }
+                None => {
+                    stopping.cancel();
+                    connections.close();
+                    connections.wait().await;
+                    anyhow::bail!("the tab's listener ended unexpectedly");
+                }
+            },
+        }
+    }
+    // Requests in flight finish before the tab's address goes away.
+    connections.close();
+    connections.wait().await;
+    drop(incoming);
+    Ok(())
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
