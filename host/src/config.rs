@@ -5,7 +5,7 @@
 //! parse. Every error names the file, the line and the key, and all of them are reported at
 //! once.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -109,8 +109,16 @@ struct RawTab {
     plugin: Option<PathBuf>,
     #[serde(default)]
     port: Option<u16>,
-    #[serde(flatten)]
-    onion: OnionTabOptions,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    persistent: bool,
+    #[serde(default)]
+    authorized_clients: Vec<String>,
+    #[serde(default)]
+    proof_of_work: Option<bool>,
+    #[serde(default)]
+    intro_rate_per_second: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,7 +285,13 @@ pub(crate) fn parse(
             mode: raw_tab.mode,
             plugin: raw_tab.plugin,
             port: raw_tab.port,
-            onion: raw_tab.onion,
+            onion: OnionTabOptions {
+                public: raw_tab.public,
+                persistent: raw_tab.persistent,
+                authorized_clients: raw_tab.authorized_clients,
+                proof_of_work: raw_tab.proof_of_work,
+                intro_rate_per_second: raw_tab.intro_rate_per_second,
+            },
             section,
         });
     }
@@ -297,20 +311,20 @@ pub(crate) fn parse(
 
 /// Deserializes the host's keys of a tab, naming the offending key on error.
 fn serde_path_to_error_like(keys: toml::Table) -> Result<RawTab, (Vec<String>, String)> {
-    let present: BTreeSet<String> = keys.keys().cloned().collect();
-    toml::Value::Table(keys)
-        .try_into::<RawTab>()
-        .map_err(|err| {
-            let message = err.message().trim_end().to_owned();
-            // toml names the missing or mistyped key in backquotes; point at it when it is there.
-            let key = present
-                .iter()
-                .find(|key| message.contains(&format!("`{key}`")))
-                .cloned()
-                .into_iter()
-                .collect();
-            (key, message)
-        })
+    serde_path_to_error::deserialize(toml::Value::Table(keys)).map_err(|err| {
+        let key = err.path().iter().filter_map(|segment| match segment {
+            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+            _ => None,
+        });
+        let key: Vec<String> = key.collect();
+        let inner = err.into_inner();
+        let message = inner.message().trim_end();
+        let message = match key.first() {
+            Some(first) => format!("`{first}`: {message}"),
+            None => message.to_owned(),
+        };
+        (key, message)
+    })
 }
 
 /// Finds the line of a key inside the `index`th `[[tab]]`.
@@ -406,8 +420,10 @@ mod tests {
     #[test]
     fn wrong_type_names_line() {
         let err = errors("[[tab]]\nname = \"a\"\nmode = \"chat\"\nport = \"eighty\"\n");
-        assert!(err.contains("test.toml:"), "{err}");
-        assert!(err.contains("port"), "{err}");
+        assert!(
+            err.starts_with("test.toml:4: `port`: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]

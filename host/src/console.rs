@@ -28,6 +28,9 @@ struct Transfer {
 #[derive(Clone, Default)]
 pub(crate) struct Console {
     transfers: Arc<Mutex<HashMap<(String, u64), Transfer>>>,
+    /// In tests: every line printed, to assert on.
+    #[cfg(test)]
+    captured: Arc<Mutex<Vec<String>>>,
 }
 
 impl Console {
@@ -42,6 +45,11 @@ impl Console {
     }
 
     fn print(&self, line: &str) {
+        #[cfg(test)]
+        self.captured
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(line.to_owned());
         let mut out = std::io::stdout().lock();
         // A closed stdout must not take the host down: the tabs keep serving.
         let _ = writeln!(out, "{line}");
@@ -130,6 +138,17 @@ impl Console {
         };
         drop(transfers);
         self.tab(tab, &line);
+    }
+}
+
+#[cfg(test)]
+impl Console {
+    /// Every line printed so far.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.captured
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 

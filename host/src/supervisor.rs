@@ -188,3 +188,207 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Instant;
+
+    use onionhost_sdk::axum::Router;
+    use onionhost_sdk::axum::routing::get;
+    use onionhost_sdk::{BuildError, DynMode, Mode};
+    use serde::Deserialize;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+    use crate::config::OnionTabOptions;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NoConfig {}
+
+    /// Answers `GET /` with its tab's name.
+    struct Hello(String);
+
+    impl Mode for Hello {
+        const NAME: &'static str = "hello";
+        type Config = NoConfig;
+        fn build(_: NoConfig, ctx: TabContext) -> Result<Self, BuildError> {
+            Ok(Self(ctx.tab_name().to_owned()))
+        }
+        fn router(&self) -> Router {
+            let name = self.0.clone();
+            Router::new()
+                .route("/", get(move || async move { name }))
+                .route("/panic", get(panic_handler))
+        }
+    }
+
+    async fn panic_handler() -> &'static str {
+        panic!("handler panic")
+    }
+
+    /// Panics while it is built.
+    struct Broken;
+
+    impl Mode for Broken {
+        const NAME: &'static str = "broken";
+        type Config = NoConfig;
+        fn build(_: NoConfig, _: TabContext) -> Result<Self, BuildError> {
+            panic!("broken on purpose")
+        }
+        fn router(&self) -> Router {
+            Router::new()
+        }
+    }
+
+    fn tab(name: &str, mode: &str) -> TabConfig {
+        TabConfig {
+            name: name.into(),
+            mode: mode.into(),
+            plugin: None,
+            port: None,
+            onion: OnionTabOptions::default(),
+            section: toml::Value::Table(toml::Table::new()),
+        }
+    }
+
+    /// Polls the console until `tab` prints its URL.
+    async fn url_of(console: &Console, tab: &str) -> String {
+        let prefix = format!("[{tab}] serving at http://");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(line) = console.lines().iter().find(|l| l.starts_with(&prefix)) {
+                return line[prefix.len()..].trim_end_matches('/').to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{tab} never served: {:?}",
+                console.lines()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn get_text(addr: &str, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn a_tab_that_panics_does_not_stop_the_others() {
+        let registry = Registry::with(vec![DynMode::<Hello>::boxed(), DynMode::<Broken>::boxed()]);
+        let config = HostConfig {
+            tabs: vec![
+                tab("one", "hello"),
+                tab("bad", "broken"),
+                tab("two", "hello"),
+            ],
+            ..HostConfig::default()
+        };
+        let console = Console::default();
+        let shutdown = CancellationToken::new();
+        let host = {
+            let console = console.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                run(config, &registry, Transport::Local, console, shutdown).await
+            })
+        };
+        let one = url_of(&console, "one").await;
+        let two = url_of(&console, "two").await;
+
+        // A panic inside a handler is a 500 for that visitor; the tab keeps serving.
+        assert!(get_text(&one, "/panic").await.starts_with("HTTP/1.1 500"));
+        let after = get_text(&one, "/").await;
+        assert!(
+            after.starts_with("HTTP/1.1 200") && after.ends_with("one"),
+            "{after}"
+        );
+        assert!(get_text(&two, "/").await.ends_with("two"));
+        assert!(
+            console
+                .lines()
+                .iter()
+                .any(|l| l.starts_with("[bad] failed:") && l.contains("panicked"))
+        );
+
+        shutdown.cancel();
+        let summary = host.await.unwrap();
+        assert_eq!(
+            summary,
+            Summary {
+                stopped: 2,
+                failed: 1
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tab_can_ask_to_stop_and_the_others_go_on() {
+        struct StopsOnRequest(TabContext);
+        impl Mode for StopsOnRequest {
+            const NAME: &'static str = "stopper";
+            type Config = NoConfig;
+            fn build(_: NoConfig, ctx: TabContext) -> Result<Self, BuildError> {
+                Ok(Self(ctx))
+            }
+            fn router(&self) -> Router {
+                let ctx = self.0.clone();
+                Router::new().route(
+                    "/",
+                    get(move || async move {
+                        ctx.request_stop("asked to");
+                        "bye"
+                    }),
+                )
+            }
+        }
+        let registry = Registry::with(vec![
+            DynMode::<Hello>::boxed(),
+            DynMode::<StopsOnRequest>::boxed(),
+        ]);
+        let config = HostConfig {
+            tabs: vec![tab("stays", "hello"), tab("goes", "stopper")],
+            ..HostConfig::default()
+        };
+        let console = Console::default();
+        let shutdown = CancellationToken::new();
+        let host = {
+            let console = console.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                run(config, &registry, Transport::Local, console, shutdown).await
+            })
+        };
+        let goes = url_of(&console, "goes").await;
+        let stays = url_of(&console, "stays").await;
+        // The request that asks for the stop still gets its whole answer.
+        assert!(get_text(&goes, "/").await.ends_with("bye"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !console.lines().iter().any(|l| l == "[goes] stopped") {
+            assert!(Instant::now() < deadline, "{:?}", console.lines());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            console
+                .lines()
+                .iter()
+                .any(|l| l == "[goes] stopping: asked to")
+        );
+        assert!(get_text(&stays, "/").await.ends_with("stays"));
+        shutdown.cancel();
+        assert_eq!(
+            host.await.unwrap(),
+            Summary {
+                stopped: 2,
+                failed: 0
+            }
+        );
+    }
+}
