@@ -1,0 +1,106 @@
+//! Config errors: every bad config is refused with file, line and key, exit code 2, and
+//! nothing is started.
+
+use onionhost_tests::host::TestHost;
+
+/// Runs the host on `config` and returns what it printed on stderr, asserting that it
+/// refused to start.
+fn refused(config: &str) -> String {
+    let host = TestHost::with_config(config).expect("start onionhost");
+    let stopped = host.wait_exit().expect("onionhost should exit by itself");
+    assert_eq!(
+        stopped.status.code(),
+        Some(2),
+        "exit status; stderr:\n{}",
+        stopped.stderr
+    );
+    assert!(
+        !stopped.stdout.contains("serving at"),
+        "a tab was started despite the error:\n{}",
+        stopped.stdout
+    );
+    stopped.stderr
+}
+
+#[test]
+fn unknown_tab_key_names_file_line_and_key() {
+    let err = refused(
+        "[[tab]]\nname = \"a\"\nmode = \"chat\"\n\n[[tab]]\nname = \"b\"\nmode = \"chat\"\ncolour = \"red\"\n",
+    );
+    assert!(
+        err.contains("onionhost.toml:8: unknown key `colour`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_type_names_file_line_and_key() {
+    let err = refused("[[tab]]\nname = \"a\"\nmode = \"chat\"\nport = \"http\"\n");
+    assert!(
+        err.contains("onionhost.toml:4: `port`: invalid type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_tab_names_are_refused() {
+    let err = refused(
+        "[[tab]]\nname = \"same\"\nmode = \"chat\"\n[[tab]]\nname = \"same\"\nmode = \"chat\"\n",
+    );
+    assert!(
+        err.contains("onionhost.toml:5: two tabs are named \"same\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_key_in_a_mode_section_names_the_key() {
+    let err = refused(
+        "[[tab]]\nname = \"a\"\nmode = \"chat\"\n[tab.chat]\ntitle = \"ok\"\nshout = true\n",
+    );
+    assert!(err.contains("onionhost.toml:6:"), "{err}");
+    assert!(err.contains("chat.shout"), "{err}");
+}
+
+#[test]
+fn bad_value_in_a_mode_section_is_refused() {
+    let err = refused("[[tab]]\nname = \"a\"\nmode = \"chat\"\n[tab.chat]\nmax_members = 0\n");
+    assert!(err.contains("onionhost.toml:5:"), "{err}");
+    assert!(err.contains("max_members"), "{err}");
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let err = refused(
+        "[[tab]]\nname = \"bad name!\"\nmode = \"chat\"\n[[tab]]\nname = \"b\"\nmode = \"nope\"\n",
+    );
+    assert!(err.contains("onionhost.toml:2: tab name"), "{err}");
+    assert!(
+        err.contains("onionhost.toml:6: unknown mode \"nope\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_syntax_error_names_the_line() {
+    let err = refused("[[tab]]\nname = \"a\"\nmode = chat\n");
+    assert!(err.contains("onionhost.toml:3:"), "{err}");
+}
+
+#[test]
+fn a_missing_config_file_is_refused() {
+    let host = TestHost::spawn(&[
+        "run",
+        "--config",
+        "/nonexistent/onionhost.toml",
+        "--local-only",
+    ])
+    .expect("start onionhost");
+    let stopped = host.wait_exit().expect("exit");
+    assert_eq!(stopped.status.code(), Some(2));
+    assert!(
+        stopped.stderr.contains("cannot read the config file"),
+        "{}",
+        stopped.stderr
+    );
+}
