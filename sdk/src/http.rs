@@ -28,7 +28,6 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest request head (request line and headers) a visitor may send.
 const MAX_REQUEST_HEAD: usize = 32 * 1024;
 
-
 /// Wraps a mode's router with the security headers, panic containment and `Cache-Control`.
 ///
 /// The headers overwrite whatever the mode set, so a mode cannot weaken them by accident.
@@ -87,7 +86,9 @@ pub async fn serve_connection<I>(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_REQUEST_HEAD);
-    builder.http2().max_header_list_size(MAX_REQUEST_HEAD as u32);
+    builder
+        .http2()
+        .max_header_list_size(MAX_REQUEST_HEAD as u32);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
