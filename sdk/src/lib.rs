@@ -6,6 +6,7 @@ pub mod event;
 pub mod factory;
 pub mod http;
 pub mod mode;
+pub mod plugin;
 pub mod testing;
 
 pub use axum;
