@@ -1,1 +1,94 @@
-//! The chat mode of onionhost.
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod html;
+mod limit;
+mod message;
+mod names;
+mod nojs;
+mod page;
+mod protocol;
+mod room;
+mod ws;
+
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+#[path = "ws_tests.rs"]
+mod ws_tests;
+
+use std::sync::Arc;
+
+use onionhost_sdk::axum::Router;
+use onionhost_sdk::axum::extract::DefaultBodyLimit;
+use onionhost_sdk::axum::routing::{get, post};
+use onionhost_sdk::{BuildError, ConfigError, Mode, TabContext};
+use tokio::sync::Semaphore;
+
+pub use config::{ChatConfig, RateLimitConfig};
+
+use room::Room;
+
+/// The chat mode: one ephemeral room per tab (`mode = "chat"`).
+pub struct ChatMode {
+    chat: Arc<Chat>,
+}
+
+/// Everything one chat tab's handlers share. Two tabs never share any of it.
+struct Chat {
+    config: ChatConfig,
+    room: Arc<Room>,
+    sessions: nojs::Sessions,
+    /// Bounds open WebSockets, joined or not, so that sockets that never join cannot
+    /// pile up beyond the room's size.
+    connections: Arc<Semaphore>,
+    ctx: TabContext,
+}
+
+impl Mode for ChatMode {
+    const NAME: &'static str = "chat";
+
+    type Config = ChatConfig;
+
+    fn validate(config: &ChatConfig) -> Result<(), ConfigError> {
+        config.validate()
+    }
+
+    fn build(config: ChatConfig, ctx: TabContext) -> Result<Self, BuildError> {
+        let room = Arc::new(Room::new(
+            config.max_members,
+            config.max_message_bytes,
+            ctx.clone(),
+        ));
+        // Room for every member, plus pages reconnecting and sockets not yet joined.
+        let connections = config.max_members + config.max_members / 2 + 16;
+        Ok(Self {
+            chat: Arc::new(Chat {
+                config,
+                room,
+                sessions: nojs::Sessions::default(),
+                connections: Arc::new(Semaphore::new(connections)),
+                ctx,
+            }),
+        })
+    }
+
+    fn router(&self) -> Router {
+        // A form body is URL-encoded: up to three bytes per byte of text, plus the field name.
+        let max_form_bytes = self.chat.config.max_message_bytes * 3 + 1024;
+        Router::new()
+            .route("/", get(page::index))
+            .route("/chat.js", get(page::script))
+            .route("/chat.css", get(page::style))
+            .route("/ws", get(ws::upgrade))
+            .route("/nojs", get(nojs::join_page))
+            .route("/nojs/join", post(nojs::join))
+            .route("/nojs/{token}", get(nojs::stream))
+            .route("/nojs/{token}/send", post(nojs::send))
+            .route("/nojs/{token}/rename", post(nojs::rename))
+            .route("/nojs/{token}/leave", post(nojs::leave))
+            .fallback(page::not_found)
+            .layer(DefaultBodyLimit::max(max_form_bytes))
+            .with_state(Arc::clone(&self.chat))
+    }
+}

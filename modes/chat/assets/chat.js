@@ -1,0 +1,277 @@
+// The live chat page: one WebSocket to /ws, speaking the JSON protocol of the crate README.
+// Everything a visitor typed is put on the page with textContent, never as HTML.
+"use strict";
+
+(function () {
+  const STORE_KEY = "onionhost-chat";
+  const MAX_LINES = 1000;
+  const MAX_RETRY_MS = 30000;
+
+  const $ = (id) => document.getElementById(id);
+  const app = $("app");
+  const log = $("log");
+  const members = $("members");
+  const count = $("count");
+  const statusLine = $("status");
+  const sendForm = $("send-form");
+  const text = $("text");
+  const sendButton = $("send-button");
+  const renameForm = $("rename-form");
+  const nameInput = $("name");
+  const renameButton = $("rename-button");
+  const encoder = new TextEncoder();
+
+  let saved = load();
+  let me = null;
+  let roster = [];
+  let socket = null;
+  let retries = 0;
+  let retryTimer = null;
+  let maxBytes = 4096;
+  let lastSent = "";
+
+  // The name and resume token live in this tab's sessionStorage (memory only in Tor
+  // Browser), so a reconnect or a reload keeps the name.
+  function load() {
+    try {
+      return JSON.parse(sessionStorage.getItem(STORE_KEY)) || {};
+    } catch (e) {
+      return {};
+    }
+  }
+
+  function save() {
+    try {
+      sessionStorage.setItem(STORE_KEY, JSON.stringify(saved));
+    } catch (e) {
+      // Storage may be disabled; the name then survives reconnects but not reloads.
+    }
+  }
+
+  function setStatus(message) {
+    statusLine.textContent = message;
+  }
+
+  function setEnabled(on) {
+    for (const el of [text, sendButton, nameInput, renameButton]) {
+      el.disabled = !on;
+    }
+  }
+
+  function time() {
+    const now = new Date();
+    return String(now.getHours()).padStart(2, "0") + ":" + String(now.getMinutes()).padStart(2, "0");
+  }
+
+  function append(li) {
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    const stamp = document.createElement("time");
+    stamp.textContent = time();
+    li.prepend(stamp, " ");
+    log.append(li);
+    while (log.children.length > MAX_LINES) {
+      log.firstElementChild.remove();
+    }
+    if (atBottom) {
+      log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  function line(kind, message) {
+    const li = document.createElement("li");
+    li.className = kind;
+    const span = document.createElement("span");
+    span.className = "text";
+    span.textContent = message;
+    li.append(span);
+    append(li);
+  }
+
+  function message(from, body) {
+    const li = document.createElement("li");
+    li.className = from === me ? "msg mine" : "msg";
+    const who = document.createElement("span");
+    who.className = "from";
+    who.textContent = from;
+    const what = document.createElement("span");
+    what.className = "text";
+    what.dir = "auto";
+    what.textContent = body;
+    li.append(who, " ", what);
+    append(li);
+  }
+
+  function key(name) {
+    return name.toLowerCase();
+  }
+
+  function renderMembers() {
+    roster.sort((a, b) => key(a).localeCompare(key(b)));
+    members.replaceChildren(
+      ...roster.map((name) => {
+        const li = document.createElement("li");
+        li.textContent = name;
+        if (name === me) {
+          li.className = "me";
+          li.append(" (you)");
+        }
+        return li;
+      })
+    );
+    count.textContent = String(roster.length);
+  }
+
+  function handle(msg) {
+    switch (msg.type) {
+      case "welcome":
+        me = msg.you;
+        saved = { name: msg.you, resume: msg.resume };
+        save();
+        retries = 0;
+        roster = msg.members.slice();
+        maxBytes = msg.max_message_bytes;
+        document.title = msg.title;
+        nameInput.value = me;
+        renderMembers();
+        setEnabled(true);
+        setStatus("");
+        line("notice", "You are in the room as " + me + ".");
+        break;
+      case "joined":
+        roster.push(msg.name);
+        renderMembers();
+        line("notice", msg.name + " joined");
+        break;
+      case "left":
+        roster = roster.filter((name) => name !== msg.name);
+        renderMembers();
+        line("notice", msg.name + " left");
+        break;
+      case "renamed":
+        roster = roster.map((name) => (name === msg.from ? msg.to : name));
+        if (msg.from === me) {
+          me = msg.to;
+          saved.name = me;
+          save();
+          nameInput.value = me;
+        }
+        renderMembers();
+        line("notice", msg.from + " is now " + msg.to);
+        break;
+      case "message":
+        message(msg.from, msg.text);
+        break;
+      case "error":
+        line("error", msg.message);
+        if ((msg.code === "rate_limited" || msg.code === "message_invalid") && text.value === "") {
+          text.value = lastSent;
+        }
+        if (msg.code === "name_taken" || msg.code === "name_invalid") {
+          nameInput.value = me || "";
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    const url = new URL("/ws", location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    setStatus("Connecting…");
+    const ws = new WebSocket(url);
+    socket = ws;
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ type: "join", name: saved.name, resume: saved.resume }));
+    };
+    ws.onmessage = (event) => {
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      handle(msg);
+    };
+    ws.onclose = (event) => {
+      if (socket !== ws) {
+        return;
+      }
+      socket = null;
+      setEnabled(false);
+      closed(event);
+    };
+  }
+
+  function closed(event) {
+    if (event.code === 4001) {
+      setStatus("This chat was opened again in another tab or window. Reload to use it here.");
+      return;
+    }
+    if (event.code === 1001) {
+      setStatus("The chat has stopped.");
+      return;
+    }
+    if (event.code === 1000) {
+      setStatus("You left the chat. Reload to join again.");
+      return;
+    }
+    // Lost connection (Tor circuits come and go): retry with backoff, keeping the name.
+    const delay = Math.min(MAX_RETRY_MS, 1000 * 2 ** retries) + Math.random() * 1000;
+    retries += 1;
+    setStatus("Disconnected. Reconnecting in " + Math.round(delay / 1000) + " s…");
+    retryTimer = setTimeout(connect, delay);
+  }
+
+  function send(request) {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify(request));
+      return true;
+    }
+    line("error", "Not connected; wait a moment.");
+    return false;
+  }
+
+  sendForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const body = text.value;
+    if (body.trim() === "") {
+      return;
+    }
+    const size = encoder.encode(body).length;
+    if (size > maxBytes) {
+      line("error", "A message can be at most " + maxBytes + " bytes long; this one has " + size + ".");
+      return;
+    }
+    if (send({ type: "send", text: body })) {
+      lastSent = body;
+      text.value = "";
+    }
+  });
+
+  text.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      sendForm.requestSubmit();
+    }
+  });
+
+  renameForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = nameInput.value.trim();
+    if (name !== "" && name !== me) {
+      send({ type: "rename", name: name });
+    }
+  });
+
+  window.addEventListener("online", () => {
+    if (!socket && retryTimer !== null) {
+      connect();
+    }
+  });
+
+  app.hidden = false;
+  connect();
+})();

@@ -1,0 +1,380 @@
+//! Usernames: the rules a chosen name must meet, the key that makes names unique ignoring
+//! case, and random readable names for newcomers.
+
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+
+/// The most characters a name may have once normalised.
+pub(crate) const MAX_NAME_CHARS: usize = 32;
+
+/// Input longer than this (in bytes) is refused before it is normalised, so that a hostile
+/// name costs nothing to reject. NFKC can expand text, but never a valid name past this.
+const MAX_RAW_NAME_BYTES: usize = 1024;
+
+/// More combining marks in a row than this can only be meant to spill over other text.
+const MAX_MARKS_IN_A_ROW: usize = 4;
+
+/// Why a requested name was refused. The messages are shown to the visitor who asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NameError {
+    /// Nothing visible is left.
+    #[error("A name needs at least one visible character.")]
+    Empty,
+    /// Over [`MAX_NAME_CHARS`].
+    #[error("A name can have at most {MAX_NAME_CHARS} characters.")]
+    TooLong,
+    /// A control character (newline, tab, escape...).
+    #[error("A name cannot contain control characters (found U+{0:04X}).")]
+    Control(u32),
+    /// A character that changes the direction of the text around it.
+    #[error("A name cannot contain characters that change the text direction (found U+{0:04X}).")]
+    Bidi(u32),
+    /// A character that shows nothing: zero-width, formatting, blank, private or unassigned.
+    #[error("A name cannot contain invisible or unassigned characters (found U+{0:04X}).")]
+    Invisible(u32),
+    /// A combining mark with nothing to combine with, or a pile of them.
+    #[error(
+        "A name cannot start with a combining mark or stack more than {MAX_MARKS_IN_A_ROW} of them."
+    )]
+    Marks,
+}
+
+/// Normalises a requested name (NFKC, spaces trimmed and collapsed) and checks it against
+/// every rule. Returns the name to show.
+pub(crate) fn normalize_name(raw: &str) -> Result<String, NameError> {
+    if raw.len() > MAX_RAW_NAME_BYTES {
+        return Err(NameError::TooLong);
+    }
+    let mut name = String::with_capacity(raw.len());
+    let mut pending_space = false;
+    let mut marks_in_a_row = 0;
+    for c in raw.nfkc() {
+        check_char(c)?;
+        if c == ' ' {
+            pending_space = !name.is_empty();
+            marks_in_a_row = 0;
+            continue;
+        }
+        let is_mark = c.general_category_group() == GeneralCategoryGroup::Mark;
+        if is_mark {
+            // A mark after a space would combine with the space (or with nothing).
+            if name.is_empty() || pending_space {
+                return Err(NameError::Marks);
+            }
+            marks_in_a_row += 1;
+            if marks_in_a_row > MAX_MARKS_IN_A_ROW {
+                return Err(NameError::Marks);
+            }
+        } else {
+            marks_in_a_row = 0;
+        }
+        if pending_space {
+            name.push(' ');
+            pending_space = false;
+        }
+        name.push(c);
+    }
+    match name.chars().count() {
+        0 => Err(NameError::Empty),
+        n if n > MAX_NAME_CHARS => Err(NameError::TooLong),
+        _ => Ok(name),
+    }
+}
+
+/// The key under which a (normalised) name must be unique: the same for names that differ
+/// only in case, including case mappings that change length (`ß` and `SS`).
+pub(crate) fn name_key(name: &str) -> String {
+    name.to_uppercase().to_lowercase().nfkc().collect()
+}
+
+fn check_char(c: char) -> Result<(), NameError> {
+    let code = u32::from(c);
+    if c.is_control() {
+        return Err(NameError::Control(code));
+    }
+    if is_bidi_control(c) {
+        return Err(NameError::Bidi(code));
+    }
+    if c != ' ' && c.is_whitespace() {
+        return Err(NameError::Invisible(code));
+    }
+    let invisible_category = matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Unassigned
+            | GeneralCategory::Surrogate
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    );
+    if invisible_category || is_blank_letter(c) {
+        return Err(NameError::Invisible(code));
+    }
+    Ok(())
+}
+
+/// The characters that embed, override, isolate or mark a text direction (all `Cf`, but
+/// worth their own message because they are the classic way to disguise a name).
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Characters that are letters or symbols by category but draw nothing (Hangul fillers,
+/// the braille blank, the combining grapheme joiner, Mongolian free variation selectors and
+/// the Khmer inherent vowels), so a name made of them would look empty.
+fn is_blank_letter(c: char) -> bool {
+    matches!(
+        c,
+        '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'
+            ..='\u{180F}' | '\u{2800}' | '\u{3164}' | '\u{FFA0}'
+    )
+}
+
+const ADJECTIVES: &[&str] = &[
+    "amber", "bold", "brave", "bright", "calm", "clever", "cosy", "curious", "daring", "eager",
+    "fancy", "fierce", "gentle", "glad", "golden", "happy", "hidden", "honest", "jolly", "keen",
+    "kind", "lively", "lucky", "merry", "mighty", "misty", "nimble", "noble", "patient", "polite",
+    "proud", "quick", "quiet", "rapid", "rosy", "shy", "silent", "silver", "sleepy", "sly",
+    "smart", "snowy", "steady", "sunny", "swift", "tidy", "vivid", "warm", "wild", "wise", "witty",
+    "young", "zesty", "breezy", "cheerful", "dreamy", "frosty", "humble", "plucky", "rustic",
+    "serene", "spry", "stout", "velvet",
+];
+
+const ANIMALS: &[&str] = &[
+    "albatross",
+    "badger",
+    "beaver",
+    "bison",
+    "camel",
+    "cheetah",
+    "crane",
+    "crow",
+    "deer",
+    "dolphin",
+    "eagle",
+    "falcon",
+    "ferret",
+    "finch",
+    "fox",
+    "gecko",
+    "gibbon",
+    "heron",
+    "hippo",
+    "ibis",
+    "jackal",
+    "jaguar",
+    "koala",
+    "lemur",
+    "leopard",
+    "lynx",
+    "marten",
+    "mole",
+    "moose",
+    "newt",
+    "ocelot",
+    "octopus",
+    "orca",
+    "otter",
+    "owl",
+    "panda",
+    "parrot",
+    "pelican",
+    "penguin",
+    "puffin",
+    "quail",
+    "rabbit",
+    "raven",
+    "salmon",
+    "seal",
+    "shark",
+    "sloth",
+    "sparrow",
+    "squid",
+    "stork",
+    "swan",
+    "tapir",
+    "tiger",
+    "toucan",
+    "turtle",
+    "walrus",
+    "weasel",
+    "whale",
+    "wolf",
+    "wombat",
+    "yak",
+    "zebra",
+    "lobster",
+    "mantis",
+];
+
+/// A random readable name such as `brave-otter-42`: about 400,000 possibilities, so a clash
+/// with a member already present is rare and a few retries always find a free one.
+pub(crate) fn random_name() -> String {
+    let mut rng = rand::rng();
+    let adjective = ADJECTIVES.choose(&mut rng).copied().unwrap_or("quiet");
+    let animal = ANIMALS.choose(&mut rng).copied().unwrap_or("otter");
+    let number: u16 = rng.random_range(10..100);
+    format!("{adjective}-{animal}-{number}")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn names_are_nfkc_normalised() {
+        // Full-width letters and the "fi" ligature fold to their plain forms.
+        assert_eq!(normalize_name("ＡＢＣ").unwrap(), "ABC");
+        assert_eq!(normalize_name("\u{FB01}sh").unwrap(), "fish");
+        // A decomposed é composes.
+        assert_eq!(normalize_name("e\u{0301}lise").unwrap(), "\u{E9}lise");
+    }
+
+    #[test]
+    fn spaces_are_trimmed_and_collapsed() {
+        assert_eq!(normalize_name("  ann   lee  ").unwrap(), "ann lee");
+        // No-break and ideographic spaces become plain spaces under NFKC.
+        assert_eq!(normalize_name("ann\u{00A0}\u{3000}lee").unwrap(), "ann lee");
+    }
+
+    #[test]
+    fn length_is_one_to_thirty_two_visible_characters() {
+        assert_eq!(normalize_name(""), Err(NameError::Empty));
+        assert_eq!(normalize_name("    "), Err(NameError::Empty));
+        assert_eq!(normalize_name("x").unwrap(), "x");
+        let max = "é".repeat(32);
+        assert_eq!(normalize_name(&max).unwrap(), max);
+        assert_eq!(normalize_name(&"é".repeat(33)), Err(NameError::TooLong));
+        // Counted after normalisation: the ligature "ﬃ" becomes three letters.
+        assert_eq!(
+            normalize_name(&"\u{FB03}".repeat(11)),
+            Err(NameError::TooLong)
+        );
+        assert_eq!(
+            normalize_name(&"a".repeat(5000)),
+            Err(NameError::TooLong),
+            "huge input is refused"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        for c in [
+            '\n', '\t', '\r', '\u{0}', '\u{1B}', '\u{7F}', '\u{85}', '\u{9B}',
+        ] {
+            let name = format!("ann{c}lee");
+            assert_eq!(
+                normalize_name(&name),
+                Err(NameError::Control(u32::from(c))),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bidi_controls_are_refused() {
+        for c in [
+            '\u{202E}', '\u{202D}', '\u{202A}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+            '\u{200E}', '\u{200F}', '\u{061C}',
+        ] {
+            let name = format!("ann{c}lee");
+            assert_eq!(
+                normalize_name(&name),
+                Err(NameError::Bidi(u32::from(c))),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invisible_characters_are_refused() {
+        for c in [
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{E0041}',
+            '\u{E000}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{3164}',
+            '\u{115F}',
+            '\u{2800}',
+            '\u{034F}',
+            '\u{180E}',
+            '\u{1680}',
+            '\u{0378}',
+        ] {
+            let name = format!("ann{c}lee");
+            assert!(
+                matches!(normalize_name(&name), Err(NameError::Invisible(_))),
+                "U+{:04X} accepted",
+                u32::from(c)
+            );
+        }
+        // The Hangul filler becomes another filler under NFKC; still refused.
+        assert!(matches!(
+            normalize_name("\u{3164}\u{3164}"),
+            Err(NameError::Invisible(_))
+        ));
+    }
+
+    #[test]
+    fn stray_and_stacked_combining_marks_are_refused() {
+        assert_eq!(normalize_name("\u{0301}ann"), Err(NameError::Marks));
+        assert_eq!(normalize_name("ann \u{0301}lee"), Err(NameError::Marks));
+        let zalgo = format!("a{}", "\u{0316}\u{0317}\u{0318}\u{0319}\u{031A}");
+        assert_eq!(normalize_name(&zalgo), Err(NameError::Marks));
+        // Scripts that need marks still work: Devanagari, and an emoji variation selector.
+        assert_eq!(normalize_name("नमस्ते").unwrap(), "नमस्ते");
+        assert_eq!(
+            normalize_name("\u{2764}\u{FE0F}").unwrap(),
+            "\u{2764}\u{FE0F}"
+        );
+    }
+
+    #[test]
+    fn ordinary_names_in_many_scripts_pass() {
+        for name in [
+            "Zoë",
+            "Ørjan",
+            "Алиса",
+            "李雷",
+            "محمد",
+            "dana_42",
+            "mr. smith",
+            "🦊",
+        ] {
+            assert_eq!(normalize_name(name).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn keys_ignore_case() {
+        assert_eq!(name_key("Ann"), name_key("aNN"));
+        assert_eq!(name_key("STRASSE"), name_key("straße"));
+        assert_eq!(name_key("ΑΛΙΚΗ"), name_key("αλικη"));
+        assert_ne!(name_key("ann"), name_key("anne"));
+    }
+
+    #[test]
+    fn random_names_are_valid_and_varied() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let name = random_name();
+            assert_eq!(normalize_name(&name).unwrap(), name);
+            assert_eq!(name.split('-').count(), 3, "{name}");
+            seen.insert(name);
+        }
+        assert!(seen.len() > 150, "only {} distinct names", seen.len());
+    }
+}

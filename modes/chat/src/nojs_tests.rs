@@ -1,0 +1,307 @@
+//! Router tests of the chat without JavaScript: join, the streamed page, forms, leaving.
+
+#![allow(clippy::unwrap_used)]
+
+use onionhost_sdk::TabEvent;
+use onionhost_sdk::axum::Router;
+use onionhost_sdk::axum::http::StatusCode;
+
+use crate::test_support::{Streamed, get, post_form, see_other, tab, text};
+
+/// Joins without JavaScript; returns the session's page path (`/nojs/<token>`).
+async fn join(router: &Router, name: &str) -> String {
+    let response = post_form(router, "/nojs/join", &[("name", name)]).await;
+    let location = see_other(&response);
+    let token = location.strip_prefix("/nojs/").unwrap();
+    assert_eq!(token.len(), 32, "{location}");
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{location}");
+    location
+}
+
+async fn open(router: &Router, page: &str) -> Streamed {
+    Streamed::new(get(router, page).await)
+}
+
+#[tokio::test]
+async fn a_member_without_javascript_reads_the_stream_and_posts() {
+    let tab = tab("");
+    let ann = join(&tab.router, "ann").await;
+    let bo = join(&tab.router, "bo").await;
+    let mut page = open(&tab.router, &ann).await;
+    let head = page.read_until("<ol class=\"log nojs-log\">").await;
+    assert!(
+        head.contains("You are <strong><bdi>ann</bdi></strong>"),
+        "{head}"
+    );
+    assert!(head.contains("Here when this page loaded (2)"), "{head}");
+    assert!(head.contains(&format!("action=\"{ann}/send\"")), "{head}");
+    // Ann saw Bo join, since she was there first.
+    page.read_until("<bdi>bo</bdi> joined").await;
+
+    let response = post_form(&tab.router, &format!("{bo}/send"), &[("text", "hi ann")]).await;
+    assert_eq!(see_other(&response), bo);
+    page.read_until(
+        "<span class=\"from\">bo</span> <span class=\"text\" dir=\"auto\">hi ann</span>",
+    )
+    .await;
+
+    let response = post_form(&tab.router, &format!("{bo}/rename"), &[("name", "Bob")]).await;
+    assert_eq!(see_other(&response), bo);
+    page.read_until("<bdi>bo</bdi> is now <bdi>Bob</bdi>").await;
+
+    let response = post_form(&tab.router, &format!("{bo}/leave"), &[]).await;
+    assert_eq!(see_other(&response), "/");
+    page.read_until("<bdi>Bob</bdi> left").await;
+    assert!(!page.ended);
+}
+
+#[tokio::test]
+async fn a_reloaded_page_shows_what_the_member_saw_since_joining_and_streams_on() {
+    let tab = tab("");
+    let ann = join(&tab.router, "ann").await;
+    let response = post_form(
+        &tab.router,
+        &format!("{ann}/send"),
+        &[("text", "early-bird")],
+    )
+    .await;
+    assert_eq!(see_other(&response), ann);
+    let mut page = open(&tab.router, &ann).await;
+    page.read_until("early-bird</span>").await;
+    let bo = join(&tab.router, "bo").await;
+    page.read_until("<bdi>bo</bdi> joined").await;
+    // Bo joined after "early-bird": no history for newcomers.
+    let mut bo_page = open(&tab.router, &bo).await;
+    let head = bo_page.read_until("<ol class=\"log nojs-log\">\n").await;
+    assert!(!head.contains("early-bird"));
+    post_form(&tab.router, &format!("{ann}/send"), &[("text", "second")]).await;
+    let seen = bo_page.read_until("second</span>").await;
+    assert!(!seen.contains("early-bird"), "{seen}");
+}
+
+#[tokio::test]
+async fn what_visitors_type_is_shown_as_text() {
+    let tab = tab("title = \"<i>room</i>\"");
+    let ann = join(&tab.router, "<b>ann</b>").await;
+    let mut page = open(&tab.router, &ann).await;
+    let head = page.read_until("<ol class=\"log nojs-log\">").await;
+    assert!(
+        head.contains("<title>&lt;i&gt;room&lt;/i&gt;</title>"),
+        "{head}"
+    );
+    assert!(head.contains("<bdi>&lt;b&gt;ann&lt;/b&gt;</bdi>"), "{head}");
+    assert!(head.contains("value=\"&lt;b&gt;ann&lt;/b&gt;\""), "{head}");
+    post_form(
+        &tab.router,
+        &format!("{ann}/send"),
+        &[("text", "<script>alert(\"x\")</script> & 'y'")],
+    )
+    .await;
+    let line = page.read_until("</li>").await;
+    assert!(
+        line.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"),
+        "{line}"
+    );
+    assert!(!page.text.contains("<script"), "{}", page.text);
+    assert!(!page.text.contains("<b>"), "{}", page.text);
+}
+
+#[tokio::test]
+async fn an_unknown_session_cannot_read_or_post() {
+    let tab = tab("");
+    let fake = format!("/nojs/{}", "0".repeat(32));
+    for response in [
+        get(&tab.router, &fake).await,
+        post_form(&tab.router, &format!("{fake}/send"), &[("text", "hi")]).await,
+        post_form(&tab.router, &format!("{fake}/rename"), &[("name", "x")]).await,
+    ] {
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert!(text(response).await.contains("Join first"));
+    }
+    assert!(tab.events().is_empty(), "nobody joined: {:?}", tab.events());
+}
+
+#[tokio::test]
+async fn refused_posts_say_why_with_the_right_status_and_the_room_carries_on() {
+    let tab = tab("max_message_bytes = 10\n[rate_limit]\nburst = 4\nmessages_per_minute = 1");
+    let ann = join(&tab.router, "ann").await;
+    let bo = join(&tab.router, "bo").await;
+    let mut page = open(&tab.router, &ann).await;
+    page.read_until("<ol class=\"log nojs-log\">").await;
+
+    let cases = [
+        (
+            "send",
+            "text",
+            "x".repeat(11),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "at most 10 bytes",
+        ),
+        (
+            "rename",
+            "name",
+            "ANN".to_owned(),
+            StatusCode::CONFLICT,
+            "is taken",
+        ),
+        (
+            "rename",
+            "name",
+            "a\u{202E}b".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "text direction",
+        ),
+    ];
+    for (action, field, value, status, why) in cases {
+        let response = post_form(&tab.router, &format!("{bo}/{action}"), &[(field, &value)]).await;
+        assert_eq!(response.status(), status, "{action} {value:?}");
+        let body = text(response).await;
+        assert!(body.contains(why), "{body}");
+        assert!(
+            body.contains(&format!("href=\"{bo}\"")),
+            "a link back: {body}"
+        );
+    }
+    // Three refused posts took three tokens of four; the fourth passes, the fifth is refused.
+    assert_eq!(
+        see_other(&post_form(&tab.router, &format!("{bo}/send"), &[("text", "ok")]).await),
+        bo
+    );
+    let response = post_form(&tab.router, &format!("{bo}/send"), &[("text", "more")]).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(text(response).await.contains("too fast"));
+    let seen = page.read_until("ok</span>").await;
+    assert!(
+        !seen.contains("xxxxxxxxxxx") && !seen.contains("more"),
+        "{seen}"
+    );
+}
+
+#[tokio::test]
+async fn a_form_body_over_the_limit_is_refused() {
+    let tab = tab("max_message_bytes = 10");
+    let ann = join(&tab.router, "ann").await;
+    let response = post_form(
+        &tab.router,
+        &format!("{ann}/send"),
+        &[("text", &"x".repeat(5000))],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(text(response).await.contains("at most 10 bytes"));
+    let response = post_form(&tab.router, &format!("{ann}/send"), &[("wrong", "x")]).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_refused_name_on_join_gives_a_random_name_and_says_why() {
+    let tab = tab("");
+    join(&tab.router, "ann").await;
+    let other = join(&tab.router, "Ann").await;
+    let mut page = open(&tab.router, &other).await;
+    let head = page.read_until("</li>").await;
+    assert!(head.contains("is taken"), "{head}");
+    assert!(!head.contains("You are <strong><bdi>Ann"), "{head}");
+}
+
+#[tokio::test]
+async fn the_room_full_is_refused_without_javascript_too() {
+    let tab = tab("max_members = 1");
+    join(&tab.router, "ann").await;
+    let response = post_form(&tab.router, "/nojs/join", &[("name", "bo")]).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(text(response).await.contains("full"));
+}
+
+#[tokio::test]
+async fn a_member_whose_page_is_gone_leaves_after_the_grace_period() {
+    let tab = tab("nojs_leave_after_seconds = 1");
+    let ann = join(&tab.router, "ann").await;
+    let mut watcher_page = {
+        let watcher = join(&tab.router, "watcher").await;
+        open(&tab.router, &watcher).await
+    };
+    let page = open(&tab.router, &ann).await;
+    drop(page);
+    watcher_page.read_until("<bdi>ann</bdi> left").await;
+    let response = get(&tab.router, &ann).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_member_with_an_open_page_stays() {
+    let tab = tab("nojs_leave_after_seconds = 1\nkeepalive_seconds = 1");
+    let ann = join(&tab.router, "ann").await;
+    let mut page = open(&tab.router, &ann).await;
+    page.read_until("<ol class=\"log nojs-log\">").await;
+    // Three keepalives: three seconds with the page open, three times the grace period.
+    for _ in 0..3 {
+        assert_eq!(page.next_chunk().await.as_deref(), Some("\n"));
+    }
+    let bo = join(&tab.router, "bo").await;
+    page.read_until("<bdi>bo</bdi> joined").await;
+    post_form(
+        &tab.router,
+        &format!("{ann}/send"),
+        &[("text", "still here")],
+    )
+    .await;
+    page.read_until("still here").await;
+    assert!(!page.text.contains("<bdi>ann</bdi> left"));
+    drop(bo);
+}
+
+#[tokio::test]
+async fn the_leave_form_ends_the_members_pages() {
+    let tab = tab("");
+    let ann = join(&tab.router, "ann").await;
+    let mut page = open(&tab.router, &ann).await;
+    page.read_until("<ol class=\"log nojs-log\">").await;
+    post_form(&tab.router, &format!("{ann}/leave"), &[]).await;
+    page.read_to_end().await;
+    assert!(page.text.contains("You have left the chat."));
+    assert!(page.text.ends_with("</html>\n"));
+    assert_eq!(
+        tab.events(),
+        [
+            TabEvent::VisitorJoined { present: 1 },
+            TabEvent::VisitorLeft { present: 0 }
+        ]
+    );
+}
+
+#[tokio::test]
+async fn pages_end_when_the_tab_stops() {
+    let tab = tab("");
+    let ann = join(&tab.router, "ann").await;
+    let mut page = open(&tab.router, &ann).await;
+    page.read_until("<ol class=\"log nojs-log\">").await;
+    tab.shutdown.cancel();
+    page.read_to_end().await;
+    assert!(page.text.contains("The chat has stopped."), "{}", page.text);
+}
+
+#[tokio::test]
+async fn one_session_may_stream_in_a_few_tabs_only() {
+    let tab = tab("");
+    let ann = join(&tab.router, "ann").await;
+    let mut pages = Vec::new();
+    for _ in 0..4 {
+        pages.push(open(&tab.router, &ann).await);
+    }
+    let response = get(&tab.router, &ann).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    pages.pop();
+    pages.push(open(&tab.router, &ann).await);
+}
+
+#[tokio::test]
+async fn the_join_page_and_the_start_page_offer_the_plain_chat() {
+    let tab = tab("");
+    let page = text(get(&tab.router, "/nojs").await).await;
+    assert!(page.contains("action=\"/nojs/join\""), "{page}");
+    let index = text(get(&tab.router, "/").await).await;
+    assert!(index.contains("<noscript>"), "{index}");
+    assert!(index.contains("action=\"/nojs/join\""), "{index}");
+    assert!(index.contains("href=\"/nojs\""), "{index}");
+}

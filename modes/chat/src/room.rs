@@ -1,0 +1,394 @@
+//! The room: who is in it, and the one ordered stream of events every member receives.
+//!
+//! A member acts only through its [`Membership`], which the room hands out on join and which
+//! leaves the room when dropped. Requests carry no names, so nobody can speak as, rename or
+//! remove anybody but themselves.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use onionhost_sdk::axum::extract::ws::Utf8Bytes;
+use onionhost_sdk::{CancellationToken, TabContext, TabEvent};
+use tokio::sync::broadcast;
+
+use crate::message::{MessageError, check_message};
+use crate::names::{NameError, name_key, normalize_name, random_name};
+use crate::protocol::ServerMessage;
+
+/// How many events a member may fall behind before it is disconnected (its page reconnects).
+/// Bounds the memory a slow reader can hold on the server.
+const EVENT_BACKLOG: usize = 1024;
+
+/// How many random names are tried before giving up on finding a free one.
+const RANDOM_NAME_ATTEMPTS: usize = 64;
+
+/// An event sent to every member, with its JSON encoded once for all of them.
+#[derive(Debug)]
+pub(crate) struct RoomEvent {
+    /// The event.
+    pub(crate) message: ServerMessage,
+    /// `message` as a WebSocket text frame.
+    pub(crate) json: Utf8Bytes,
+}
+
+impl RoomEvent {
+    /// An event with its JSON.
+    pub(crate) fn new(message: ServerMessage) -> Self {
+        let json = Utf8Bytes::from(message.to_json());
+        Self { message, json }
+    }
+}
+
+/// Why something a member asked for was refused. The text goes to that member only.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ActionError {
+    /// The room holds `max_members` already.
+    #[error("The room is full; try again later.")]
+    RoomFull,
+    /// Another member has this name (ignoring case).
+    #[error("The name \u{201C}{0}\u{201D} is taken; choose another.")]
+    NameTaken(String),
+    /// The name breaks a rule.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// The message breaks a rule.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// The connection's rate limit is exhausted.
+    #[error("You are sending too fast; wait a moment and try again.")]
+    RateLimited,
+    /// A request other than `join` came before `join`.
+    #[error("Join the room first.")]
+    NotJoined,
+    /// A second `join` on the same connection.
+    #[error("You are already in the room.")]
+    AlreadyJoined,
+    /// The member is no longer in the room (a newer connection took its place).
+    #[error("You are no longer in the room.")]
+    Gone,
+    /// The request could not be parsed.
+    #[error("That request was not understood: {0}")]
+    BadRequest(String),
+}
+
+impl ActionError {
+    /// A stable code for pages and tests to match on.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            Self::RoomFull => "room_full",
+            Self::NameTaken(_) => "name_taken",
+            Self::Name(_) => "name_invalid",
+            Self::Message(_) => "message_invalid",
+            Self::RateLimited => "rate_limited",
+            Self::NotJoined => "not_joined",
+            Self::AlreadyJoined => "already_joined",
+            Self::Gone => "gone",
+            Self::BadRequest(_) => "bad_request",
+        }
+    }
+
+    /// The error as a message for its connection.
+    pub(crate) fn to_message(&self) -> ServerMessage {
+        ServerMessage::Error {
+            code: self.code().to_owned(),
+            message: self.to_string(),
+        }
+    }
+}
+
+type MemberId = u64;
+
+struct Member {
+    name: String,
+    /// The secret that lets a reconnecting page take this member back (WebSocket only).
+    resume: Option<String>,
+    /// Which connection holds the member; bumped when a reconnect takes it over, so that
+    /// the old connection's departure does not remove the member.
+    seat: u64,
+    /// Cancelled when another connection takes the member over.
+    replaced: CancellationToken,
+}
+
+#[derive(Default)]
+struct RoomState {
+    members: HashMap<MemberId, Member>,
+    /// [`name_key`] of every member's name.
+    keys: HashMap<String, MemberId>,
+    next_id: MemberId,
+}
+
+/// One chat room. Shared by every connection of one tab, and by nothing else.
+pub(crate) struct Room {
+    state: Mutex<RoomState>,
+    events: broadcast::Sender<Arc<RoomEvent>>,
+    max_members: usize,
+    max_message_bytes: usize,
+    ctx: TabContext,
+}
+
+/// How a connection wants to join.
+#[derive(Debug, Default)]
+pub(crate) struct JoinRequest {
+    /// The name wanted, if any.
+    pub(crate) name: Option<String>,
+    /// The resume token of an earlier connection, if any.
+    pub(crate) resume: Option<String>,
+    /// Whether the member gets a resume token (pages with JavaScript do).
+    pub(crate) resumable: bool,
+}
+
+/// A successful join.
+pub(crate) struct Joined {
+    /// The member's handle; dropping it leaves the room.
+    pub(crate) membership: Membership,
+    /// Every event after the join, in order.
+    pub(crate) events: broadcast::Receiver<Arc<RoomEvent>>,
+    /// The member's name.
+    pub(crate) name: String,
+    /// Everyone present, the new member included, sorted.
+    pub(crate) members: Vec<String>,
+    /// The resume token, for resumable joins.
+    pub(crate) resume: Option<String>,
+    /// Why the name asked for was not used, if it was not.
+    pub(crate) name_refused: Option<ActionError>,
+}
+
+/// A member's place in the room. Every action of a member goes through it, and dropping it
+/// announces the member's departure (unless a newer connection has taken the member over).
+pub(crate) struct Membership {
+    room: Arc<Room>,
+    id: MemberId,
+    seat: u64,
+    replaced: CancellationToken,
+}
+
+impl Room {
+    /// An empty room for one tab.
+    pub(crate) fn new(max_members: usize, max_message_bytes: usize, ctx: TabContext) -> Self {
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        Self {
+            state: Mutex::new(RoomState::default()),
+            events,
+            max_members,
+            max_message_bytes,
+            ctx,
+        }
+    }
+
+    /// Enters the room, or takes a member back after a reconnect (see [`JoinRequest`]).
+    pub(crate) fn join(self: &Arc<Self>, request: JoinRequest) -> Result<Joined, ActionError> {
+        let mut name_refused = None;
+        let wanted = match request.name.as_deref().map(normalize_name) {
+            Some(Ok(name)) => Some(name),
+            Some(Err(err)) => {
+                name_refused = Some(ActionError::Name(err));
+                None
+            }
+            None => None,
+        };
+        let mut state = self.lock();
+        if let Some(wanted) = &wanted
+            && let Some(&id) = state.keys.get(&name_key(wanted))
+        {
+            let resumes = request.resume.is_some()
+                && state.members.get(&id).and_then(|m| m.resume.as_ref())
+                    == request.resume.as_ref();
+            if resumes {
+                return Ok(self.take_over(&mut state, id));
+            }
+            name_refused = Some(ActionError::NameTaken(wanted.clone()));
+        }
+        if state.members.len() >= self.max_members {
+            return Err(ActionError::RoomFull);
+        }
+        let name = match wanted {
+            Some(name) if name_refused.is_none() => name,
+            _ => free_random_name(&state),
+        };
+        let id = state.next_id;
+        state.next_id += 1;
+        let resume = request.resumable.then(new_token);
+        let replaced = CancellationToken::new();
+        state.keys.insert(name_key(&name), id);
+        state.members.insert(
+            id,
+            Member {
+                name: name.clone(),
+                resume: resume.clone(),
+                seat: 0,
+                replaced: replaced.clone(),
+            },
+        );
+        self.broadcast(ServerMessage::Joined { name: name.clone() });
+        // Subscribing under the lock, after the announcement, gives the new member exactly
+        // the events that follow its join, consistent with the member list below.
+        let events = self.events.subscribe();
+        let members = member_names(&state);
+        let present = state.members.len();
+        drop(state);
+        self.ctx.report(TabEvent::VisitorJoined { present });
+        Ok(Joined {
+            membership: Membership {
+                room: Arc::clone(self),
+                id,
+                seat: 0,
+                replaced,
+            },
+            events,
+            name,
+            members,
+            resume,
+            name_refused,
+        })
+    }
+
+    /// Hands member `id` to a new connection: the old one is told to close, and nobody else
+    /// sees anything, since the same person is still there.
+    fn take_over(self: &Arc<Self>, state: &mut RoomState, id: MemberId) -> Joined {
+        let events = self.events.subscribe();
+        let members = member_names(state);
+        let replaced = CancellationToken::new();
+        let (name, resume, seat) = match state.members.get_mut(&id) {
+            Some(member) => {
+                member.seat += 1;
+                member.replaced.cancel();
+                member.replaced = replaced.clone();
+                (member.name.clone(), member.resume.clone(), member.seat)
+            }
+            // The caller found the member under the same lock.
+            None => (String::new(), None, u64::MAX),
+        };
+        Joined {
+            membership: Membership {
+                room: Arc::clone(self),
+                id,
+                seat,
+                replaced,
+            },
+            events,
+            name,
+            members,
+            resume,
+            name_refused: None,
+        }
+    }
+
+    /// Everyone present, sorted ignoring case.
+    pub(crate) fn member_names(&self) -> Vec<String> {
+        member_names(&self.lock())
+    }
+
+    /// Announces `message` to every member. Called with the state locked, so that every
+    /// member sees events in the same order as the state changed.
+    fn broadcast(&self, message: ServerMessage) {
+        // An error only means that nobody is listening.
+        let _ = self.events.send(Arc::new(RoomEvent::new(message)));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RoomState> {
+        // The state is consistent after every statement that changes it, so a panic
+        // elsewhere while it was locked leaves nothing half-done.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The member `id` if `seat` still holds it.
+    fn seated(state: &mut RoomState, id: MemberId, seat: u64) -> Result<&mut Member, ActionError> {
+        state
+            .members
+            .get_mut(&id)
+            .filter(|m| m.seat == seat)
+            .ok_or(ActionError::Gone)
+    }
+}
+
+impl Membership {
+    /// Says `text` to everyone, as this member.
+    pub(crate) fn say(&self, text: &str) -> Result<(), ActionError> {
+        let text = check_message(text, self.room.max_message_bytes)?;
+        let mut state = self.room.lock();
+        let member = Room::seated(&mut state, self.id, self.seat)?;
+        let from = member.name.clone();
+        self.room.broadcast(ServerMessage::Message { from, text });
+        Ok(())
+    }
+
+    /// Changes this member's name.
+    pub(crate) fn rename(&self, wanted: &str) -> Result<(), ActionError> {
+        let to = normalize_name(wanted)?;
+        let key = name_key(&to);
+        let mut state = self.room.lock();
+        if let Some(&holder) = state.keys.get(&key)
+            && holder != self.id
+        {
+            return Err(ActionError::NameTaken(to));
+        }
+        let member = Room::seated(&mut state, self.id, self.seat)?;
+        if member.name == to {
+            return Ok(());
+        }
+        let from = std::mem::replace(&mut member.name, to.clone());
+        state.keys.remove(&name_key(&from));
+        state.keys.insert(key, self.id);
+        self.room.broadcast(ServerMessage::Renamed { from, to });
+        Ok(())
+    }
+
+    /// This member's current name, unless a newer connection holds the member.
+    pub(crate) fn name(&self) -> Option<String> {
+        let mut state = self.room.lock();
+        Room::seated(&mut state, self.id, self.seat)
+            .ok()
+            .map(|m| m.name.clone())
+    }
+
+    /// Resolves when a newer connection has taken this member over.
+    pub(crate) fn replaced(&self) -> CancellationToken {
+        self.replaced.clone()
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let mut state = self.room.lock();
+        let Ok(member) = Room::seated(&mut state, self.id, self.seat) else {
+            return;
+        };
+        let name = member.name.clone();
+        state.members.remove(&self.id);
+        state.keys.remove(&name_key(&name));
+        self.room.broadcast(ServerMessage::Left { name });
+        let present = state.members.len();
+        drop(state);
+        self.room.ctx.report(TabEvent::VisitorLeft { present });
+    }
+}
+
+fn member_names(state: &RoomState) -> Vec<String> {
+    let mut names: Vec<String> = state.members.values().map(|m| m.name.clone()).collect();
+    names.sort_by_cached_key(|name| name_key(name));
+    names
+}
+
+fn free_random_name(state: &RoomState) -> String {
+    for _ in 0..RANDOM_NAME_ATTEMPTS {
+        let name = random_name();
+        if !state.keys.contains_key(&name_key(&name)) {
+            return name;
+        }
+    }
+    // A crowded room: numbered names run out only after as many tries as there are members.
+    (state.next_id..)
+        .map(|n| format!("guest-{n}"))
+        .find(|name| !state.keys.contains_key(&name_key(name)))
+        .unwrap_or_default()
+}
+
+/// A secret for a URL or a resume: 128 random bits from the OS-seeded CSPRNG, in hex.
+pub(crate) fn new_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+#[path = "room_tests.rs"]
+mod tests;

@@ -1,0 +1,363 @@
+//! `GET /ws`: the live page's WebSocket. One task per connection reads the page's requests,
+//! writes the room's events, and pings so that an idle connection over Tor stays open.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use onionhost_sdk::CancellationToken;
+use onionhost_sdk::axum::extract::State;
+use onionhost_sdk::axum::extract::ws::{
+    CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
+};
+use onionhost_sdk::axum::http::{HeaderMap, StatusCode, Uri, header};
+use onionhost_sdk::axum::response::Response;
+use onionhost_sdk::http::plain_error;
+use tokio::sync::broadcast;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::Chat;
+use crate::limit::TokenBucket;
+use crate::protocol::{ClientRequest, ServerMessage, parse_request};
+use crate::room::{ActionError, JoinRequest, Joined, Membership, RoomEvent};
+
+/// A connection must join within this time, so that idle sockets cannot pile up.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection whose peer has not answered for this many keepalive periods is dead.
+const MISSED_PINGS: u32 = 3;
+
+/// How long one frame may take to be written before the peer counts as gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most bytes waiting to be written on one connection (beyond the frame being sent).
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Close codes of the protocol (4000-4999 are for applications).
+mod close {
+    /// Normal closure: the member left.
+    pub(super) const LEFT: u16 = 1000;
+    /// Going away: the tab is stopping.
+    pub(super) const STOPPING: u16 = 1001;
+    /// The member fell too far behind the room; the page should reconnect.
+    pub(super) const TOO_SLOW: u16 = 4000;
+    /// A newer connection with the resume token took the member over; do not reconnect.
+    pub(super) const REPLACED: u16 = 4001;
+    /// The connection did not join in time.
+    pub(super) const JOIN_TIMEOUT: u16 = 4002;
+    /// The room is full; the page may try again later.
+    pub(super) const ROOM_FULL: u16 = 4003;
+}
+
+/// Upgrades to a WebSocket, with the room's size limits on every frame and message.
+pub(crate) async fn upgrade(
+    State(chat): State<Arc<Chat>>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !same_origin(&headers, &uri) {
+        return plain_error(
+            StatusCode::FORBIDDEN,
+            "WebSocket connections from other sites are refused.",
+        );
+    }
+    let Ok(permit) = Arc::clone(&chat.connections).try_acquire_owned() else {
+        return plain_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many connections; try again later.",
+        );
+    };
+    let max = chat.config.max_frame_bytes();
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .max_write_buffer_size(WRITE_BUFFER + max)
+        .on_upgrade(move |socket| async move {
+            Connection::new(chat, socket).run().await;
+            drop(permit);
+        })
+}
+
+/// Whether a browser's request comes from a page of this tab. A page elsewhere could
+/// otherwise make its visitors' browsers join the room. Clients that are not browsers send
+/// no `Origin`, and are let in: they could forge it anyway.
+fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let Some(origin_host) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
+    host.is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
+}
+
+/// What woke the connection's loop.
+enum Step {
+    Stopping,
+    Replaced,
+    JoinTimeout,
+    Ping,
+    Event(Result<Arc<RoomEvent>, broadcast::error::RecvError>),
+    Frame(Option<Result<Message, onionhost_sdk::axum::Error>>),
+}
+
+/// What to do after a step.
+enum Next {
+    Continue,
+    Close(u16, &'static str),
+    Drop,
+}
+
+struct Connection {
+    chat: Arc<Chat>,
+    socket: WebSocket,
+    bucket: TokenBucket,
+    membership: Option<Membership>,
+    events: Option<broadcast::Receiver<Arc<RoomEvent>>>,
+    /// Cancelled when a newer connection takes the member over; a token that is never
+    /// cancelled before the join.
+    replaced: CancellationToken,
+    last_heard: Instant,
+}
+
+impl Connection {
+    fn new(chat: Arc<Chat>, socket: WebSocket) -> Self {
+        let bucket = TokenBucket::new(chat.config.rate_limit, std::time::Instant::now());
+        Self {
+            chat,
+            socket,
+            bucket,
+            membership: None,
+            events: None,
+            replaced: CancellationToken::new(),
+            last_heard: Instant::now(),
+        }
+    }
+
+    async fn run(mut self) {
+        let shutdown = self.chat.ctx.shutdown_token();
+        let keepalive = self.chat.config.keepalive();
+        let mut ping = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let join_deadline = tokio::time::sleep(JOIN_TIMEOUT);
+        tokio::pin!(join_deadline);
+        loop {
+            let step = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => Step::Stopping,
+                () = self.replaced.cancelled() => Step::Replaced,
+                () = &mut join_deadline, if self.membership.is_none() => Step::JoinTimeout,
+                _ = ping.tick() => Step::Ping,
+                event = next_event(&mut self.events) => Step::Event(event),
+                frame = self.socket.recv() => Step::Frame(frame),
+            };
+            let next = match step {
+                Step::Stopping => Next::Close(close::STOPPING, "The chat has stopped."),
+                Step::Replaced => Next::Close(
+                    close::REPLACED,
+                    "This chat was opened again in another tab or window.",
+                ),
+                Step::JoinTimeout => Next::Close(close::JOIN_TIMEOUT, "No join in time."),
+                Step::Ping => {
+                    if self.last_heard.elapsed() > keepalive * MISSED_PINGS {
+                        Next::Drop
+                    } else {
+                        self.send(Message::Ping(Default::default())).await
+                    }
+                }
+                Step::Event(Ok(event)) => self.send(Message::Text(event.json.clone())).await,
+                Step::Event(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    Next::Close(close::TOO_SLOW, "You fell behind the room; reconnecting.")
+                }
+                Step::Event(Err(broadcast::error::RecvError::Closed)) => {
+                    Next::Close(close::STOPPING, "The chat has stopped.")
+                }
+                Step::Frame(frame) => {
+                    self.last_heard = Instant::now();
+                    self.frame(frame).await
+                }
+            };
+            match next {
+                Next::Continue => {}
+                Next::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code,
+                        reason: Utf8Bytes::from_static(reason),
+                    };
+                    let _ = self.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+                Next::Drop => break,
+            }
+        }
+        // Leaving before the socket goes lets everyone else see the departure at once.
+        drop(self.membership.take());
+    }
+
+    /// Handles one frame from the page.
+    async fn frame(&mut self, frame: Option<Result<Message, onionhost_sdk::axum::Error>>) -> Next {
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => {
+                let err = ActionError::BadRequest("requests are JSON text frames".into());
+                return self.reply(&err.to_message()).await;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Next::Continue,
+            // A close, an error (a frame over the size limit among them), or the end.
+            Some(Ok(Message::Close(_)) | Err(_)) | None => return Next::Drop,
+        };
+        if !self.bucket.try_take(std::time::Instant::now()) {
+            return self.reply(&ActionError::RateLimited.to_message()).await;
+        }
+        let request = match parse_request(text.as_str()) {
+            Ok(request) => request,
+            Err(reason) => {
+                return self
+                    .reply(&ActionError::BadRequest(reason).to_message())
+                    .await;
+            }
+        };
+        let result = match (request, &self.membership) {
+            (ClientRequest::Join { name, resume }, None) => return self.join(name, resume).await,
+            (ClientRequest::Join { .. }, Some(_)) => Err(ActionError::AlreadyJoined),
+            (ClientRequest::Leave {}, Some(_)) => {
+                return Next::Close(close::LEFT, "You left the chat.");
+            }
+            (ClientRequest::Send { text }, Some(membership)) => membership.say(&text),
+            (ClientRequest::Rename { name }, Some(membership)) => membership.rename(&name),
+            (_, None) => Err(ActionError::NotJoined),
+        };
+        match result {
+            Ok(()) => Next::Continue,
+            Err(err) => self.reply(&err.to_message()).await,
+        }
+    }
+
+    async fn join(&mut self, name: Option<String>, resume: Option<String>) -> Next {
+        let request = JoinRequest {
+            name,
+            resume,
+            resumable: true,
+        };
+        let joined = match self.chat.room.join(request) {
+            Ok(joined) => joined,
+            Err(err) => {
+                let _ = self.reply(&err.to_message()).await;
+                return Next::Close(close::ROOM_FULL, "The room is full.");
+            }
+        };
+        let Joined {
+            membership,
+            events,
+            name,
+            members,
+            resume,
+            name_refused,
+        } = joined;
+        self.replaced = membership.replaced();
+        self.membership = Some(membership);
+        self.events = Some(events);
+        let welcome = ServerMessage::Welcome {
+            you: name,
+            resume: resume.unwrap_or_default(),
+            members,
+            title: self.chat.config.title.clone(),
+            max_message_bytes: self.chat.config.max_message_bytes,
+        };
+        if let Next::Drop = self.reply(&welcome).await {
+            return Next::Drop;
+        }
+        match name_refused {
+            Some(err) => self.reply(&err.to_message()).await,
+            None => Next::Continue,
+        }
+    }
+
+    async fn reply(&mut self, message: &ServerMessage) -> Next {
+        self.send(Message::Text(Utf8Bytes::from(message.to_json())))
+            .await
+    }
+
+    /// Writes a frame; a peer that cannot take it in time is dropped.
+    async fn send(&mut self, message: Message) -> Next {
+        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(message)).await {
+            Ok(Ok(())) => Next::Continue,
+            Ok(Err(_)) | Err(_) => Next::Drop,
+        }
+    }
+}
+
+/// The next room event, or never before the join.
+async fn next_event(
+    events: &mut Option<broadcast::Receiver<Arc<RoomEvent>>>,
+) -> Result<Arc<RoomEvent>, broadcast::error::RecvError> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(name.clone(), value.parse().expect("header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn same_origin_requests_are_accepted() {
+        let uri = Uri::from_static("/ws");
+        assert!(same_origin(&headers(&[]), &uri));
+        assert!(same_origin(
+            &headers(&[
+                (header::HOST, "abc.onion"),
+                (header::ORIGIN, "http://abc.onion")
+            ]),
+            &uri
+        ));
+        assert!(same_origin(
+            &headers(&[
+                (header::HOST, "127.0.0.1:8080"),
+                (header::ORIGIN, "http://127.0.0.1:8080")
+            ]),
+            &uri
+        ));
+    }
+
+    #[test]
+    fn cross_site_requests_are_refused() {
+        let uri = Uri::from_static("/ws");
+        for origin in [
+            "http://evil.example",
+            "null",
+            "http://abc.onion.evil",
+            "abc.onion",
+        ] {
+            assert!(
+                !same_origin(
+                    &headers(&[(header::HOST, "abc.onion"), (header::ORIGIN, origin)]),
+                    &uri
+                ),
+                "{origin}"
+            );
+        }
+        assert!(!same_origin(
+            &headers(&[(header::ORIGIN, "http://abc.onion")]),
+            &uri
+        ));
+    }
+}
