@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod console;
 mod modes;
+mod plugin;
 mod supervisor;
 mod transport;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use futures::future::BoxFuture;
-use onionhost_sdk::{ModeError, ModeFactory, TabContext, axum};
+use onionhost_sdk::{DynMode, ModeError, ModeFactory, TabContext, axum};
 use tokio_util::sync::CancellationToken;
 
 use crate::transport::Connection;
@@ -73,7 +73,7 @@ pub(crate) struct Registry {
 impl Registry {
     /// Chat, share and receive.
     pub(crate) fn builtin() -> Self {
-        Self::with(vec![])
+        Self::with(vec![Box::new(DynMode::<onionhost_chat::ChatMode>::new())])
     }
 
     /// A registry of the given modes (tests use it to add modes of their own).
