@@ -149,6 +149,7 @@ async fn run_tab(
         )
     };
     let section = tab.section.clone();
+    let tab_ctx = ctx.clone();
     let service = std::panic::catch_unwind(AssertUnwindSafe(|| factory.build(section, ctx)))
         .map_err(|panic| {
             anyhow!(
@@ -178,9 +179,14 @@ async fn run_tab(
             },
         }
     }
-    // Requests in flight finish before the tab's address goes away.
+    // Requests in flight, and upgraded connections saying goodbye, finish before the tab's
+    // address goes away; the grace period bounds both.
     connections.close();
     connections.wait().await;
+    tokio::select! {
+        () = tab_ctx.guarded_tasks_ended() => {}
+        () = shared.force_close.cancelled() => {}
+    }
     drop(incoming);
     Ok(())
 }

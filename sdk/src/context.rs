@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::TabEvent;
 
@@ -19,7 +21,14 @@ pub struct TabContext {
     shutdown: CancellationToken,
     events: Arc<EventFn>,
     stop: Arc<StopFn>,
+    tasks: TaskTracker,
 }
+
+/// Held by a task that outlives its HTTP exchange (a WebSocket after the upgrade); the host
+/// waits for every guard to be dropped, up to its grace period, before the tab ends. Get one
+/// with [`TabContext::task_guard`].
+#[derive(Debug)]
+pub struct TaskGuard(#[allow(dead_code)] TaskTrackerToken);
 
 impl TabContext {
     /// Makes a context. The host (or [`crate::testing`]) calls this, not modes.
@@ -37,6 +46,7 @@ impl TabContext {
             shutdown,
             events: Arc::new(events),
             stop: Arc::new(stop),
+            tasks: TaskTracker::new(),
         }
     }
 
@@ -59,6 +69,20 @@ impl TabContext {
     /// A token cancelled when the tab stops, for code that wants to own one.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// A guard for a task the host cannot see: an upgraded connection (WebSocket) leaves the
+    /// HTTP server's hands, so without a guard the host could stop before the task has said
+    /// goodbye to its visitor. Take it before the upgrade and hold it until the task ends.
+    pub fn task_guard(&self) -> TaskGuard {
+        TaskGuard(self.tasks.token())
+    }
+
+    /// Resolves when no [`TaskGuard`] is held any more. The host calls it once the tab is
+    /// stopping.
+    pub async fn guarded_tasks_ended(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// Reports an event to the host's console.

@@ -10,7 +10,7 @@ pub mod plugin;
 pub mod testing;
 
 pub use axum;
-pub use context::TabContext;
+pub use context::{TabContext, TaskGuard};
 pub use error::{BuildError, ConfigError, ModeError};
 pub use event::{Direction, TabEvent, TransferOutcome};
 pub use factory::{DynMode, ModeFactory};

@@ -68,12 +68,14 @@ pub(crate) async fn upgrade(
         );
     };
     let max = chat.config.max_frame_bytes();
+    let guard = chat.ctx.task_guard();
     ws.max_message_size(max)
         .max_frame_size(max)
         .max_write_buffer_size(WRITE_BUFFER + max)
         .on_upgrade(move |socket| async move {
             Connection::new(chat, socket).run().await;
             drop(permit);
+            drop(guard);
         })
 }
 
