@@ -50,6 +50,19 @@ pub struct HeaderPrefix {
 ///
 /// The function pointers are `Option`s so that a host reading a damaged header finds a null
 /// pointer, not undefined behaviour; the export macro always fills them.
+///
+/// # Contract
+///
+/// - Every entry point may be called from any host thread, and never unwinds: the plugin
+///   catches its panics (a panic in a handler becomes a 500, one while building a tab becomes a
+///   [`CreateError::Build`]).
+/// - A tab handle is valid from `create_tab` until `release_tab`; the host calls nothing with
+///   it after that. Tabs are independent: two handles of one library share no state but the
+///   plugin's runtime.
+/// - The plugin never calls a host callback from inside an entry point except
+///   [`ErrorSink::write`] (during `check_config`/`create_tab`) and the [`HostCallbacks`] of a tab
+///   while that tab is built; callbacks never call back into the plugin.
+/// - The library is never unloaded: its runtime's threads run until the process exits.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct PluginHeader {
@@ -61,6 +74,11 @@ pub struct PluginHeader {
     pub panic_unwind: u8,
     /// Padding, always zero.
     pub reserved: [u8; 7],
+    /// Parses and validates a config section (`[tab.<NAME>]` as a TOML document) without
+    /// building anything, so that `onionhost check` can report a plugin's config errors with
+    /// their file and line. Returns 0 when the section is valid; otherwise writes why to
+    /// `error` and returns non-zero. Needs no runtime and starts none.
+    pub check_config: Option<unsafe extern "C" fn(config_toml: Bytes, error: ErrorSink) -> c_int>,
     /// Builds one tab. Returns its handle, or null after reporting why to
     /// [`TabArgs::error`].
     pub create_tab: Option<unsafe extern "C" fn(args: *const TabArgs) -> *mut c_void>,
@@ -115,8 +133,8 @@ pub struct HostCallbacks {
     pub on_stop_request: BytesFn,
 }
 
-/// Where `create_tab` writes why it failed, once, as a [`CreateError`] in JSON. Valid only
-/// during the call.
+/// Where `check_config` or `create_tab` writes why it failed, once, as a [`CreateError`] in
+/// JSON. Valid only during the call.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorSink {
@@ -140,7 +158,7 @@ pub struct TabArgs {
     pub error: ErrorSink,
 }
 
-/// Why `create_tab` failed, as the JSON written to [`TabArgs::error`].
+/// Why `check_config` or `create_tab` failed, as the JSON written to an [`ErrorSink`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CreateError {

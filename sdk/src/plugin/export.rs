@@ -11,17 +11,19 @@ use std::ffi::c_void;
 use std::os::fd::FromRawFd as _;
 use std::os::raw::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use axum::Router;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
 use super::abi::{
-    ABI_VERSION, Bytes, CreateError, HeaderPrefix, HostCallbacks, MAGIC, PluginHeader, TabArgs,
-    make_text_field,
+    ABI_VERSION, Bytes, CreateError, ErrorSink, HeaderPrefix, HostCallbacks, MAGIC, PluginHeader,
+    TabArgs, make_text_field,
 };
-use crate::{DynMode, Mode, ModeError, ModeFactory as _, SDK_VERSION, TabContext, TabEvent};
+use crate::{
+    ConfigError, DynMode, Mode, ModeError, ModeFactory as _, SDK_VERSION, TabContext, TabEvent,
+};
 
 /// The header of a plugin exporting mode `M`; `panic_unwind` is `cfg!(panic = "unwind")` in the
 /// plugin crate.
@@ -36,6 +38,7 @@ pub const fn header<M: Mode>(panic_unwind: bool) -> PluginHeader {
         },
         panic_unwind: panic_unwind as u8,
         reserved: [0; 7],
+        check_config: Some(check_config::<M> as unsafe extern "C" fn(Bytes, ErrorSink) -> c_int),
         create_tab: Some(create_tab::<M> as unsafe extern "C" fn(*const TabArgs) -> *mut c_void),
         serve_connection: Some(
             serve_connection as unsafe extern "C" fn(*mut c_void, c_int) -> c_int,
@@ -46,9 +49,30 @@ pub const fn header<M: Mode>(panic_unwind: bool) -> PluginHeader {
     }
 }
 
-/// The plugin's own runtime, shared by every tab of this library.
+/// Runs `f`, turning a panic into `fallback`: nothing may unwind out of an `extern "C"`
+/// function into the host (it would abort the process, or worse with another std).
+fn contained<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => value,
+        Err(payload) => {
+            // The payload's own `Drop` could panic again, outside any catch: leak it instead.
+            std::mem::forget(payload);
+            fallback
+        }
+    }
+}
+
+/// The plugin's own runtime, shared by every tab of this library and never dropped: it lives
+/// in a static of a library the host never unloads, so its threads run until the process ends.
 fn runtime() -> Result<&'static Runtime, std::io::Error> {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    static STARTING: Mutex<()> = Mutex::new(());
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    // One runtime only, even when two first tabs are built at once: a second one would have to
+    // be dropped, which tokio refuses on some threads.
+    let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime);
     }
@@ -56,7 +80,6 @@ fn runtime() -> Result<&'static Runtime, std::io::Error> {
         .enable_all()
         .thread_name("onionhost-plugin")
         .build()?;
-    // Two first tabs built at once may both get here; the loser's runtime is simply dropped.
     Ok(RUNTIME.get_or_init(|| runtime))
 }
 
@@ -116,50 +139,111 @@ unsafe fn text(bytes: Bytes) -> String {
     String::from_utf8_lossy(slice).into_owned()
 }
 
+/// Writes `error` to the host's sink.
+///
+/// # Safety
+/// `sink` must be valid for the current call (ABI contract).
+unsafe fn report_error(sink: ErrorSink, error: &CreateError) {
+    if let Ok(json) = serde_json::to_vec(error) {
+        // SAFETY: guaranteed by the caller; the bytes are valid for the call.
+        unsafe { (sink.write)(sink.user_data, json.as_ptr(), json.len()) };
+    }
+}
+
+/// `check_config` of mode `M`.
+unsafe extern "C" fn check_config<M: Mode>(config_toml: Bytes, error: ErrorSink) -> c_int {
+    contained(-1, || {
+        // SAFETY: the host's buffer is valid for this call (ABI contract).
+        let config = unsafe { text(config_toml) };
+        let checked = catch_unwind(AssertUnwindSafe(|| {
+            parse_section(&config)
+                .and_then(|section| DynMode::<M>::new().check(section).map_err(config_error))
+        }));
+        let problem = match checked {
+            Ok(Ok(())) => return 0,
+            Ok(Err(problem)) => problem,
+            Err(panic) => {
+                let message = format!(
+                    "the mode panicked while checking its config: {}",
+                    panic_message(&*panic)
+                );
+                std::mem::forget(panic);
+                CreateError::Build { message }
+            }
+        };
+        // SAFETY: the sink is valid for this call (ABI contract).
+        unsafe { report_error(error, &problem) };
+        1
+    })
+}
+
 /// `create_tab` of mode `M`.
 unsafe extern "C" fn create_tab<M: Mode>(args: *const TabArgs) -> *mut c_void {
-    if args.is_null() {
-        return std::ptr::null_mut();
-    }
-    // SAFETY: the host passes a valid `TabArgs` that outlives this call (ABI contract).
-    let args = unsafe { &*args };
-    let built = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the host's buffers are valid for this call (ABI contract).
-        let (name, config) = unsafe { (text(args.tab_name), text(args.config_toml)) };
-        build_tab::<M>(&name, &config, args.callbacks)
-    }));
-    let error = match built {
-        Ok(Ok(tab)) => return Box::into_raw(Box::new(tab)).cast(),
-        Ok(Err(error)) => error,
-        Err(panic) => CreateError::Build {
-            message: format!(
-                "the mode panicked while starting: {}",
-                panic_message(&*panic)
-            ),
-        },
-    };
-    if let Ok(json) = serde_json::to_vec(&error) {
+    contained(std::ptr::null_mut(), || {
+        // SAFETY: the host passes a valid `TabArgs` that outlives this call, or null (ABI
+        // contract).
+        let Some(args) = (unsafe { args.as_ref() }) else {
+            return std::ptr::null_mut();
+        };
+        // Made before anything can fail, so that every failure path can cut it off: a task the
+        // failed build spawned may still hold the context, and must not reach the host's
+        // callbacks once `create_tab` has returned null.
+        let slot = Arc::new(CallbackSlot(RwLock::new(Some(args.callbacks))));
+        let stopping = CancellationToken::new();
+        let built = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the host's buffers are valid for this call (ABI contract).
+            let (name, config) = unsafe { (text(args.tab_name), text(args.config_toml)) };
+            build_tab::<M>(&name, &config, Arc::clone(&slot), stopping.clone())
+        }));
+        let error = match built {
+            Ok(Ok(tab)) => return Box::into_raw(Box::new(tab)).cast(),
+            Ok(Err(error)) => error,
+            Err(panic) => {
+                let message = format!(
+                    "the mode panicked while starting: {}",
+                    panic_message(&*panic)
+                );
+                std::mem::forget(panic);
+                CreateError::Build { message }
+            }
+        };
+        // Cut the callbacks off first, then tell the tasks the failed build spawned to stop.
+        slot.clear();
+        stopping.cancel();
         // SAFETY: the sink is valid for this call (ABI contract).
-        unsafe { (args.error.write)(args.error.user_data, json.as_ptr(), json.len()) };
+        unsafe { report_error(args.error, &error) };
+        std::ptr::null_mut()
+    })
+}
+
+/// Parses the TOML text the host passed as a section.
+fn parse_section(config: &str) -> Result<toml::Value, CreateError> {
+    toml::from_str::<toml::Table>(config)
+        .map(toml::Value::Table)
+        .map_err(|err| CreateError::Config {
+            key: Vec::new(),
+            message: err.message().to_owned(),
+        })
+}
+
+fn config_error(err: ConfigError) -> CreateError {
+    CreateError::Config {
+        key: err.key,
+        message: err.message,
     }
-    std::ptr::null_mut()
 }
 
 /// Parses the section, builds the instance inside the plugin's runtime, hardens its router.
 fn build_tab<M: Mode>(
     name: &str,
     config: &str,
-    callbacks: HostCallbacks,
+    slot: Arc<CallbackSlot>,
+    stopping: CancellationToken,
 ) -> Result<Tab, CreateError> {
-    let section = toml::from_str::<toml::Table>(config).map_err(|err| CreateError::Config {
-        key: Vec::new(),
-        message: err.message().to_owned(),
-    })?;
+    let section = parse_section(config)?;
     let runtime = runtime().map_err(|err| CreateError::Build {
         message: format!("cannot start the plugin's async runtime: {err}"),
     })?;
-    let slot = Arc::new(CallbackSlot(RwLock::new(Some(callbacks))));
-    let stopping = CancellationToken::new();
     let ctx = {
         let events = Arc::clone(&slot);
         let stops = Arc::clone(&slot);
@@ -173,7 +257,7 @@ fn build_tab<M: Mode>(
     // `Mode::build` and `router` may spawn tasks or start timers: they run in our runtime.
     let built = {
         let _entered = runtime.enter();
-        DynMode::<M>::new().build(toml::Value::Table(section), ctx)
+        DynMode::<M>::new().build(section, ctx)
     };
     match built {
         Ok(router) => Ok(Tab {
@@ -182,20 +266,10 @@ fn build_tab<M: Mode>(
             force_close: CancellationToken::new(),
             callbacks: slot,
         }),
-        Err(err) => {
-            // A task the failed build spawned may still hold the context: cut it off.
-            stopping.cancel();
-            slot.clear();
-            Err(match err {
-                ModeError::Config(err) => CreateError::Config {
-                    key: err.key,
-                    message: err.message,
-                },
-                ModeError::Build(err) => CreateError::Build {
-                    message: error_chain(&err),
-                },
-            })
-        }
+        Err(ModeError::Config(err)) => Err(config_error(err)),
+        Err(ModeError::Build(err)) => Err(CreateError::Build {
+            message: error_chain(&err),
+        }),
     }
 }
 
@@ -233,45 +307,50 @@ unsafe extern "C" fn serve_connection(handle: *mut c_void, fd: c_int) -> c_int {
         return -1;
     }
     // SAFETY: the host transfers ownership of `fd`, an open connected stream socket, with this
-    // call (ABI contract); from here on dropping `socket` closes it.
+    // call (ABI contract); from here on dropping `socket` closes it, on every path.
     let socket = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
-    // SAFETY: the host passes a live handle (ABI contract).
-    let Some(tab) = (unsafe { tab(handle) }) else {
-        return -1;
-    };
-    let spawned = catch_unwind(AssertUnwindSafe(|| -> std::io::Result<()> {
-        socket.set_nonblocking(true)?;
-        let runtime = runtime()?;
-        let router = tab.router.clone();
-        let stopping = tab.stopping.clone();
-        let force_close = tab.force_close.clone();
-        runtime.spawn(async move {
-            match tokio::net::UnixStream::from_std(socket) {
-                Ok(io) => crate::http::serve_connection(io, router, stopping, force_close).await,
-                Err(err) => tracing::debug!("cannot serve a connection from the host: {err}"),
-            }
-        });
-        Ok(())
-    }));
-    match spawned {
-        Ok(Ok(())) => 0,
-        _ => -1,
-    }
+    contained(-1, move || {
+        // SAFETY: the host passes a live handle (ABI contract).
+        let Some(tab) = (unsafe { tab(handle) }) else {
+            return -1;
+        };
+        let spawned = (|| -> std::io::Result<()> {
+            socket.set_nonblocking(true)?;
+            let runtime = runtime()?;
+            let router = tab.router.clone();
+            let stopping = tab.stopping.clone();
+            let force_close = tab.force_close.clone();
+            runtime.spawn(async move {
+                match tokio::net::UnixStream::from_std(socket) {
+                    Ok(io) => {
+                        crate::http::serve_connection(io, router, stopping, force_close).await;
+                    }
+                    Err(err) => tracing::debug!("cannot serve a connection from the host: {err}"),
+                }
+            });
+            Ok(())
+        })();
+        if spawned.is_ok() { 0 } else { -1 }
+    })
 }
 
 unsafe extern "C" fn stop_tab(handle: *mut c_void) {
-    // SAFETY: the host passes a live handle (ABI contract).
-    if let Some(tab) = unsafe { tab(handle) } {
-        tab.stopping.cancel();
-    }
+    contained((), || {
+        // SAFETY: the host passes a live handle (ABI contract).
+        if let Some(tab) = unsafe { tab(handle) } {
+            tab.stopping.cancel();
+        }
+    });
 }
 
 unsafe extern "C" fn force_close_tab(handle: *mut c_void) {
-    // SAFETY: the host passes a live handle (ABI contract).
-    if let Some(tab) = unsafe { tab(handle) } {
-        tab.stopping.cancel();
-        tab.force_close.cancel();
-    }
+    contained((), || {
+        // SAFETY: the host passes a live handle (ABI contract).
+        if let Some(tab) = unsafe { tab(handle) } {
+            tab.stopping.cancel();
+            tab.force_close.cancel();
+        }
+    });
 }
 
 unsafe extern "C" fn release_tab(handle: *mut c_void) {
@@ -281,14 +360,17 @@ unsafe extern "C" fn release_tab(handle: *mut c_void) {
     // SAFETY: the handle came from `Box::into_raw` in `create_tab` and the host releases it
     // once, after its last use (ABI contract).
     let tab = unsafe { Box::from_raw(handle.cast::<Tab>()) };
-    let _ = catch_unwind(AssertUnwindSafe(move || {
+    contained((), move || {
+        // Waits for callbacks in flight on other threads; none reaches the host afterwards,
+        // not even from tasks that react to the stop below.
+        tab.callbacks.clear();
         tab.stopping.cancel();
         tab.force_close.cancel();
-        tab.callbacks.clear();
-        // The instance's `Drop` may touch tokio (abort a task): run it in our runtime.
+        // The instance's `Drop` may touch tokio (abort a task): run it in our runtime. Its
+        // connections still in flight hold clones of the router and end on `force_close`.
         let _entered = runtime().ok().map(Runtime::enter);
         drop(tab);
-    }));
+    });
 }
 
 #[cfg(test)]
@@ -296,6 +378,234 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    use std::io::{Read as _, Write as _};
+    use std::os::fd::IntoRawFd as _;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use axum::routing::get;
+    use serde::Deserialize;
+
+    use crate::BuildError;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct EchoConfig {
+        #[serde(default)]
+        fail: bool,
+        #[serde(default)]
+        panic: bool,
+    }
+
+    /// Answers `/` with its tab's name, `/panic` with a panic; may fail or panic when built,
+    /// after spawning a task that reports an event late.
+    struct Echo(String);
+
+    impl Mode for Echo {
+        const NAME: &'static str = "echo";
+        type Config = EchoConfig;
+        fn build(config: EchoConfig, ctx: TabContext) -> Result<Self, BuildError> {
+            let late = ctx.clone();
+            tokio::spawn(async move {
+                late.shutdown().await;
+                late.report(TabEvent::Notice {
+                    message: "late".into(),
+                });
+                LATE_DONE.lock().unwrap().push(late.tab_name().to_owned());
+            });
+            assert!(!config.panic, "asked to panic");
+            if config.fail {
+                return Err(BuildError::Other("asked to fail".into()));
+            }
+            ctx.report(TabEvent::Notice {
+                message: "built".into(),
+            });
+            Ok(Self(ctx.tab_name().to_owned()))
+        }
+        fn router(&self) -> Router {
+            let name = self.0.clone();
+            Router::new()
+                .route("/", get(move || async move { name }))
+                .route("/panic", get(panics))
+        }
+    }
+
+    /// The tabs whose late task has tried to report after its tab stopped.
+    static LATE_DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    /// Waits until the late task of `tab` has run.
+    fn wait_late(tab: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !LATE_DONE.lock().unwrap().iter().any(|done| done == tab) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{tab}'s task never ran"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    async fn panics() -> &'static str {
+        panic!("handler panic")
+    }
+
+    /// What the host side of a test saw.
+    #[derive(Default)]
+    struct Seen {
+        events: Mutex<Vec<String>>,
+        error: Mutex<Vec<u8>>,
+    }
+
+    unsafe extern "C" fn on_event(user_data: *mut c_void, ptr: *const u8, len: usize) {
+        // SAFETY: the test passes a live `Seen` and valid bytes.
+        let (seen, bytes) = unsafe {
+            (
+                &*user_data.cast::<Seen>(),
+                std::slice::from_raw_parts(ptr, len),
+            )
+        };
+        let event = String::from_utf8_lossy(bytes).into_owned();
+        seen.events.lock().unwrap().push(event);
+    }
+
+    unsafe extern "C" fn on_error(user_data: *mut c_void, ptr: *const u8, len: usize) {
+        // SAFETY: as above.
+        let (seen, bytes) = unsafe {
+            (
+                &*user_data.cast::<Seen>(),
+                std::slice::from_raw_parts(ptr, len),
+            )
+        };
+        seen.error.lock().unwrap().extend_from_slice(bytes);
+    }
+
+    fn create(header: &PluginHeader, name: &str, config: &str, seen: &Seen) -> *mut c_void {
+        let user_data = std::ptr::from_ref(seen).cast_mut().cast();
+        let args = TabArgs {
+            tab_name: Bytes::new(name.as_bytes()),
+            config_toml: Bytes::new(config.as_bytes()),
+            callbacks: HostCallbacks {
+                user_data,
+                on_event,
+                on_stop_request: on_event,
+            },
+            error: ErrorSink {
+                user_data,
+                write: on_error,
+            },
+        };
+        // SAFETY: `args` and `seen` outlive the call.
+        unsafe { header.create_tab.unwrap()(&raw const args) }
+    }
+
+    fn get_over(header: &PluginHeader, tab: *mut c_void, path: &str) -> String {
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        // SAFETY: a live handle; the descriptor's ownership moves to the plugin.
+        let status = unsafe { header.serve_connection.unwrap()(tab, theirs.into_raw_fd()) };
+        assert_eq!(status, 0);
+        ours.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            ours,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        ours.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    #[test]
+    fn a_tab_serves_contains_panics_and_reports_through_callbacks() {
+        let header = header::<Echo>(true);
+        let seen = Seen::default();
+        let tab = create(&header, "one", "", &seen);
+        assert!(!tab.is_null(), "{:?}", seen.error.lock().unwrap());
+        let ok = get_over(&header, tab, "/");
+        assert!(
+            ok.starts_with("HTTP/1.1 200") && ok.ends_with("one"),
+            "{ok}"
+        );
+        assert!(ok.contains("content-security-policy"), "hardened: {ok}");
+        let panicked = get_over(&header, tab, "/panic");
+        assert!(panicked.starts_with("HTTP/1.1 500"), "{panicked}");
+        assert!(get_over(&header, tab, "/").ends_with("one"));
+        assert!(
+            seen.events.lock().unwrap()[0].contains("built"),
+            "events arrive as JSON"
+        );
+        // SAFETY: the handle is live and not used afterwards.
+        unsafe { header.release_tab.unwrap()(tab) };
+        // After release, the late task's event never reaches the (soon freed) host side.
+        wait_late("one");
+        assert!(
+            !seen
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e.contains("late"))
+        );
+    }
+
+    #[test]
+    fn a_failed_or_panicking_build_reports_why_and_never_calls_back_later() {
+        let header = header::<Echo>(true);
+        for (name, config, expected) in [
+            (
+                "fails",
+                "fail = true",
+                r#"{"kind":"build","message":"asked to fail"}"#,
+            ),
+            (
+                "panics",
+                "panic = true",
+                "the mode panicked while starting: asked to panic",
+            ),
+        ] {
+            let seen = Seen::default();
+            assert!(create(&header, name, config, &seen).is_null());
+            let error = String::from_utf8(seen.error.lock().unwrap().clone()).unwrap();
+            assert!(error.contains(expected), "{config}: {error}");
+            // The spawned task outlives the failed build; the host must not hear from it.
+            wait_late(name);
+            assert!(
+                seen.events.lock().unwrap().is_empty(),
+                "{config}: {:?}",
+                seen.events.lock().unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_is_a_config_error() {
+        let seen = Seen::default();
+        assert!(create(&header::<Echo>(true), "x", "colour = 1", &seen).is_null());
+        let error: CreateError = serde_json::from_slice(&seen.error.lock().unwrap()).unwrap();
+        assert!(matches!(error, CreateError::Config { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn check_config_names_the_key_without_building() {
+        let header = header::<Echo>(true);
+        let check = header.check_config.unwrap();
+        let seen = Seen::default();
+        let sink = ErrorSink {
+            user_data: std::ptr::from_ref(&seen).cast_mut().cast(),
+            write: on_error,
+        };
+        // SAFETY: the buffers and the sink outlive the calls.
+        unsafe {
+            assert_eq!(check(Bytes::new(b"fail = true"), sink), 0);
+            assert_ne!(check(Bytes::new(b"fail = 3"), sink), 0);
+        }
+        let error: CreateError = serde_json::from_slice(&seen.error.lock().unwrap()).unwrap();
+        assert!(
+            matches!(&error, CreateError::Config { key, .. } if key == &["fail"]),
+            "{error:?}"
+        );
+    }
 
     #[test]
     fn error_chains_name_every_cause() {
