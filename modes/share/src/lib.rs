@@ -1,1 +1,121 @@
-//! The share mode of onionhost.
+#![doc = include_str!("../README.md")]
+
+mod body;
+mod config;
+mod html;
+mod index;
+mod range;
+mod routes;
+mod zip;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use onionhost_sdk::axum::Router;
+use onionhost_sdk::axum::routing::get;
+use onionhost_sdk::{BuildError, ConfigError, Mode, TabContext, TabEvent};
+use tokio::sync::Semaphore;
+
+pub use config::ShareConfig;
+
+use index::Index;
+use zip::ZipLayout;
+
+/// The share mode: files and folders for download (`mode = "share"`).
+pub struct ShareMode {
+    share: Arc<Share>,
+}
+
+/// Everything one share tab's handlers use. Two tabs never share any of it.
+pub(crate) struct Share {
+    config: ShareConfig,
+    index: Index,
+    zip: ZipLayout,
+    zip_name: String,
+    ctx: TabContext,
+    /// Bounds downloads running at once.
+    downloads: Arc<Semaphore>,
+    next_transfer: AtomicU64,
+    stop_requested: AtomicBool,
+}
+
+impl Share {
+    /// Called when a whole file or the whole zip has been sent: stops the tab if asked to.
+    fn whole_download_finished(&self) {
+        if self.config.stop_after_first_download && !self.stop_requested.swap(true, Ordering::SeqCst)
+        {
+            self.ctx.request_stop(
+                "the first download is complete (stop_after_first_download is on; \
+                 use --keep-sharing or stop_after_first_download = false to keep sharing)",
+            );
+        }
+    }
+}
+
+impl Mode for ShareMode {
+    const NAME: &'static str = "share";
+
+    type Config = ShareConfig;
+
+    fn validate(config: &ShareConfig) -> Result<(), ConfigError> {
+        config.validate()
+    }
+
+    fn build(config: ShareConfig, ctx: TabContext) -> Result<Self, BuildError> {
+        let index = Index::build(&config.paths)?;
+        let zip = ZipLayout::new(&index);
+        let zip_name = match &config.zip_name {
+            Some(name) => name.clone(),
+            None => match &index.nodes[0].kind {
+                index::Kind::Dir { children, .. } if children.len() == 1 => {
+                    format!("{}.zip", index.nodes[children[0]].name)
+                }
+                _ => "onionhost-share.zip".to_owned(),
+            },
+        };
+        let (bytes, files) = index.totals();
+        ctx.report(TabEvent::Notice {
+            message: format!(
+                "sharing {files} file(s), {} in all ({} as a zip)",
+                html::size(bytes),
+                html::size(zip.len())
+            ),
+        });
+        if index.skipped > 0 {
+            ctx.report(TabEvent::Notice {
+                message: format!(
+                    "{} symbolic link(s) or special file(s) inside the shared folders are not shared",
+                    index.skipped
+                ),
+            });
+        }
+        let downloads = Arc::new(Semaphore::new(config.max_concurrent_downloads));
+        Ok(Self {
+            share: Arc::new(Share {
+                config,
+                index,
+                zip,
+                zip_name,
+                ctx,
+                downloads,
+                next_transfer: AtomicU64::new(0),
+                stop_requested: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    fn router(&self) -> Router {
+        Router::new()
+            .route("/", get(routes::index))
+            .route("/share.css", get(routes::style))
+            .route("/download", get(routes::download))
+            .route("/files", get(routes::index))
+            .route("/files/", get(routes::index))
+            .route("/files/{*path}", get(routes::files))
+            .fallback(routes::not_found)
+            .with_state(Arc::clone(&self.share))
+    }
+}

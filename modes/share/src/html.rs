@@ -1,0 +1,196 @@
+//! The pages: the list of shared items and each folder's listing. Every name is shown as
+//! text: markup escaped, control and bidirectional-override characters shown as `⟨U+XXXX⟩`
+//! so that a name cannot disguise itself (`txt.exe` reversed to look like `exe.txt`), and
+//! each name isolated with `<bdi>`.
+
+use std::fmt::Write as _;
+
+use crate::index::{Index, Kind, node_url};
+
+/// `text` made safe between tags and inside quoted attributes.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Characters that reorder or hide text: shown by their code point instead.
+fn is_disguising(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+/// A file name as HTML text.
+pub(crate) fn name(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_disguising(c) {
+            let _ = write!(shown, "⟨U+{:04X}⟩", u32::from(c));
+        } else {
+            shown.push(c);
+        }
+    }
+    format!("<bdi>{}</bdi>", escape(&shown))
+}
+
+/// `1.5 MiB`, `12 bytes`.
+pub(crate) fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return if bytes == 1 {
+            "1 byte".to_owned()
+        } else {
+            format!("{bytes} bytes")
+        };
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+fn files(count: u64) -> String {
+    if count == 1 {
+        "1 file".to_owned()
+    } else {
+        format!("{count} files")
+    }
+}
+
+fn head(title: &str) -> String {
+    let title = escape(title);
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n<link rel=\"stylesheet\" href=\"/share.css\">\n</head>\n\
+         <body>\n<header><h1>{title}</h1></header>\n<main>\n"
+    )
+}
+
+const FOOT: &str = "</main>\n</body>\n</html>\n";
+
+/// The listing of folder `dir` (0 is the list of shared items, with "download all").
+pub(crate) fn listing(
+    title: &str,
+    index: &Index,
+    dir: usize,
+    zip_name: &str,
+    zip_len: u64,
+) -> String {
+    let mut page = head(title);
+    let node = &index.nodes[dir];
+    let Kind::Dir {
+        children,
+        total_size,
+        files: count,
+    } = &node.kind
+    else {
+        return page + FOOT;
+    };
+    if dir == 0 {
+        let _ = write!(
+            page,
+            "<p class=\"summary\">{}, {} in all.</p>\n\
+             <p class=\"all\"><a class=\"button\" href=\"/download\">Download all</a> \
+             <span class=\"hint\">{} ({}), a zip of everything below</span></p>\n",
+            files(*count),
+            size(*total_size),
+            name(zip_name),
+            size(zip_len),
+        );
+    } else {
+        page.push_str("<nav class=\"crumbs\"><a href=\"/\">All shared files</a>");
+        let mut at = String::from("/files");
+        for segment in node.rel.split('/') {
+            at.push('/');
+            at.push_str(&crate::index::percent_encode(segment));
+            let _ = write!(
+                page,
+                " / <a href=\"{}/\">{}</a>",
+                escape(&at),
+                name(segment)
+            );
+        }
+        let _ = write!(
+            page,
+            "</nav>\n<p class=\"summary\">{}, {} in this folder.</p>\n",
+            files(*count),
+            size(*total_size)
+        );
+    }
+    if children.is_empty() {
+        page.push_str("<p class=\"empty\">This folder is empty.</p>\n");
+        return page + FOOT;
+    }
+    page.push_str(
+        "<table>\n<thead><tr><th>Name</th><th class=\"size\">Size</th></tr></thead>\n<tbody>\n",
+    );
+    for &child in children {
+        let child = &index.nodes[child];
+        let url = escape(&node_url(child));
+        let (class, detail) = match &child.kind {
+            Kind::File(file) => ("file", size(file.size)),
+            Kind::Dir {
+                total_size, files: n, ..
+            } => ("dir", format!("{}, {}", files(*n), size(*total_size))),
+        };
+        let slash = if class == "dir" { "/" } else { "" };
+        let _ = writeln!(
+            page,
+            "<tr class=\"{class}\"><td><a href=\"{url}\">{}{slash}</a></td>\
+             <td class=\"size\">{detail}</td></tr>",
+            name(&child.name)
+        );
+    }
+    page.push_str("</tbody>\n</table>\n");
+    page + FOOT
+}
+
+/// A short page with a sentence and a link home, for errors.
+pub(crate) fn message(title: &str, text: &str) -> String {
+    format!(
+        "{}<p class=\"message\">{}</p>\n<p><a href=\"/\">All shared files</a></p>\n{FOOT}",
+        head(title),
+        escape(text)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_are_text() {
+        assert_eq!(
+            name("<img src=x onerror=alert(1)>\"'&"),
+            "<bdi>&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;</bdi>"
+        );
+        assert_eq!(
+            name("a\u{202e}txt.exe\nb"),
+            "<bdi>a⟨U+202E⟩txt.exe⟨U+000A⟩b</bdi>"
+        );
+        assert_eq!(name("ünï 日本"), "<bdi>ünï 日本</bdi>");
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(size(0), "0 bytes");
+        assert_eq!(size(1), "1 byte");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+}

@@ -1,0 +1,481 @@
+//! The shared tree: every file and folder of the share, walked once when the tab is built,
+//! and the only place a request path is ever resolved against.
+//!
+//! A request can reach exactly the nodes listed here, nothing else: the visitor's path is
+//! looked up name by name among a folder's children, never joined to a path on disk.
+//! Symbolic links inside shared folders are not followed and not shared (a link could point
+//! anywhere); the paths the user listed are taken as given, links included, because the
+//! user chose them. Files are opened by the path recorded here and checked to be the same
+//! file (device, inode, size, modification time) as when the share started.
+
+use std::collections::HashSet;
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use onionhost_sdk::BuildError;
+
+/// The most files and folders one share may hold.
+const MAX_NODES: usize = 1_000_000;
+/// The deepest folder nesting that is walked.
+const MAX_DEPTH: usize = 256;
+
+/// One file or folder of the share.
+#[derive(Debug)]
+pub(crate) struct Node {
+    /// The name shown and used in URLs and in the zip, unique among its siblings.
+    pub(crate) name: String,
+    /// The path from the top of the share, names joined by `/` (empty for the root).
+    pub(crate) rel: String,
+    /// Modification time: seconds since the Unix epoch and nanoseconds.
+    pub(crate) mtime: (i64, u32),
+    /// A file or a folder.
+    pub(crate) kind: Kind,
+}
+
+/// What a node is.
+#[derive(Debug)]
+pub(crate) enum Kind {
+    /// A folder, with its children sorted by name.
+    Dir {
+        /// Indexes of the children in [`Index::nodes`], sorted by name.
+        children: Vec<usize>,
+        /// Bytes in all the files below.
+        total_size: u64,
+        /// Files below, at any depth.
+        files: u64,
+    },
+    /// A file.
+    File(FileInfo),
+}
+
+/// Where a shared file is and what it was when the share started.
+#[derive(Debug)]
+pub(crate) struct FileInfo {
+    pub(crate) path: PathBuf,
+    pub(crate) size: u64,
+    dev: u64,
+    ino: u64,
+    /// Whether any execute bit is set (kept in the zip).
+    pub(crate) executable: bool,
+}
+
+/// Every node of the share, in depth-first order with siblings sorted by name; node 0 is the
+/// root, a folder whose children are the shared items.
+#[derive(Debug)]
+pub(crate) struct Index {
+    pub(crate) nodes: Vec<Node>,
+    /// Symbolic links and special files (sockets, pipes, devices) found and left out.
+    pub(crate) skipped: usize,
+}
+
+/// Why a request path does not name a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// The path is malformed or tries to leave the share (`..`, `%2f`, NUL...).
+    Refused,
+    /// No such file or folder in the share.
+    NotFound,
+}
+
+impl Index {
+    /// Walks the paths the user shared.
+    pub(crate) fn build(paths: &[PathBuf]) -> Result<Self, BuildError> {
+        let mut index = Self {
+            nodes: vec![Node {
+                name: String::new(),
+                rel: String::new(),
+                mtime: (0, 0),
+                kind: Kind::Dir {
+                    children: Vec::new(),
+                    total_size: 0,
+                    files: 0,
+                },
+            }],
+            skipped: 0,
+        };
+        let mut taken = HashSet::new();
+        let mut items = Vec::new();
+        for path in paths {
+            let meta = std::fs::metadata(path)
+                .map_err(|err| BuildError::io(format!("read {}", path.display()), err))?;
+            let base = path
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_owned()))
+                .or_else(|| path.file_name().map(|n| n.to_owned()));
+            let base = base.map_or_else(|| "shared".to_owned(), |n| display_name(&n));
+            let name = unique_name(&base, meta.is_dir(), &mut taken);
+            items.push((name, path.clone(), meta));
+        }
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut children = Vec::with_capacity(items.len());
+        for (name, path, meta) in items {
+            children.push(index.add(name, "", &path, &meta, 1)?);
+        }
+        index.finish_dir(0, children);
+        Ok(index)
+    }
+
+    /// Adds the file or folder at `path` (already stat'ed) and, for a folder, everything in it.
+    fn add(
+        &mut self,
+        name: String,
+        parent_rel: &str,
+        path: &Path,
+        meta: &Metadata,
+        depth: usize,
+    ) -> Result<usize, BuildError> {
+        if self.nodes.len() >= MAX_NODES {
+            return Err(BuildError::Other(format!(
+                "the share holds more than {MAX_NODES} files and folders; share fewer"
+            )));
+        }
+        let rel = if parent_rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{parent_rel}/{name}")
+        };
+        let id = self.nodes.len();
+        let mtime = (meta.mtime(), u32::try_from(meta.mtime_nsec()).unwrap_or(0));
+        if meta.is_file() {
+            self.nodes.push(Node {
+                name,
+                rel,
+                mtime,
+                kind: Kind::File(FileInfo {
+                    path: path.to_owned(),
+                    size: meta.len(),
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                    executable: meta.mode() & 0o111 != 0,
+                }),
+            });
+            return Ok(id);
+        }
+        if depth > MAX_DEPTH {
+            return Err(BuildError::Other(format!(
+                "{} is nested more than {MAX_DEPTH} folders deep",
+                path.display()
+            )));
+        }
+        self.nodes.push(Node {
+            name,
+            rel: rel.clone(),
+            mtime,
+            kind: Kind::Dir {
+                children: Vec::new(),
+                total_size: 0,
+                files: 0,
+            },
+        });
+        let read = |err| BuildError::io(format!("read the folder {}", path.display()), err);
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(read)? {
+            let entry = entry.map_err(read)?;
+            let meta = std::fs::symlink_metadata(entry.path()).map_err(read)?;
+            if meta.is_file() || meta.is_dir() {
+                entries.push((entry.file_name(), meta));
+            } else {
+                self.skipped += 1;
+            }
+        }
+        // Sorting by the name on disk first makes the de-duplicated names deterministic.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut taken = HashSet::new();
+        let mut named: Vec<_> = entries
+            .into_iter()
+            .map(|(os_name, meta)| {
+                let name = unique_name(&display_name(&os_name), meta.is_dir(), &mut taken);
+                (name, os_name, meta)
+            })
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut children = Vec::with_capacity(named.len());
+        for (name, os_name, meta) in named {
+            children.push(self.add(name, &rel, &path.join(os_name), &meta, depth + 1)?);
+        }
+        self.finish_dir(id, children);
+        Ok(id)
+    }
+
+    /// Records a folder's children and their totals.
+    fn finish_dir(&mut self, id: usize, new_children: Vec<usize>) {
+        let (mut size, mut count) = (0u64, 0u64);
+        for &child in &new_children {
+            match &self.nodes[child].kind {
+                Kind::File(file) => {
+                    size += file.size;
+                    count += 1;
+                }
+                Kind::Dir {
+                    total_size, files, ..
+                } => {
+                    size += total_size;
+                    count += files;
+                }
+            }
+        }
+        if let Kind::Dir {
+            children,
+            total_size,
+            files,
+        } = &mut self.nodes[id].kind
+        {
+            *children = new_children;
+            *total_size = size;
+            *files = count;
+        }
+    }
+
+    /// The root folder's totals: bytes and files.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        match &self.nodes[0].kind {
+            Kind::Dir {
+                total_size, files, ..
+            } => (*total_size, *files),
+            Kind::File(file) => (file.size, 1),
+        }
+    }
+
+    /// Resolves the part of a request path after `/files/`, still percent-encoded.
+    ///
+    /// Each segment is decoded on its own and looked up among the current folder's children;
+    /// a segment that decodes to `.`, `..`, or contains `/`, `\` or NUL is refused, as is an
+    /// empty segment anywhere but at the end (a folder's trailing slash).
+    pub(crate) fn resolve(&self, raw: &str) -> Result<usize, Lookup> {
+        let mut node = 0;
+        let segments: Vec<&str> = raw.split('/').collect();
+        for (i, segment) in segments.iter().enumerate() {
+            if segment.is_empty() {
+                if i + 1 == segments.len() && i > 0 {
+                    break;
+                }
+                return Err(Lookup::Refused);
+            }
+            let name = percent_decode(segment).ok_or(Lookup::Refused)?;
+            if name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+                return Err(Lookup::Refused);
+            }
+            let Kind::Dir { children, .. } = &self.nodes[node].kind else {
+                return Err(Lookup::NotFound);
+            };
+            let found = children
+                .binary_search_by(|&child| self.nodes[child].name.as_str().cmp(&name))
+                .map_err(|_| Lookup::NotFound)?;
+            node = children[found];
+        }
+        Ok(node)
+    }
+}
+
+impl FileInfo {
+    /// Opens the file, checking that it is still the file that was shared, unchanged.
+    pub(crate) fn open(&self, mtime: (i64, u32)) -> io::Result<File> {
+        let file = File::open(&self.path)?;
+        let meta = file.metadata()?;
+        let same = meta.is_file()
+            && meta.dev() == self.dev
+            && meta.ino() == self.ino
+            && meta.len() == self.size
+            && (meta.mtime(), u32::try_from(meta.mtime_nsec()).unwrap_or(0)) == mtime;
+        if same {
+            Ok(file)
+        } else {
+            Err(io::Error::other(ChangedSinceShared))
+        }
+    }
+}
+
+/// The error of [`FileInfo::open`] when the file on disk is no longer the one shared.
+#[derive(Debug, thiserror::Error)]
+#[error("the file changed since the share started")]
+pub(crate) struct ChangedSinceShared;
+
+/// The name shown for a name on disk: invalid UTF-8 replaced, and `\` (a separator for some
+/// unzip programs) replaced by `_` so that no name can be read as a path.
+fn display_name(name: &std::ffi::OsStr) -> String {
+    name.to_string_lossy().replace('\\', "_")
+}
+
+/// `name`, or `name (2)`, `name (3)`... (before a file's extension), whichever is not taken.
+fn unique_name(name: &str, is_dir: bool, taken: &mut HashSet<String>) -> String {
+    if taken.insert(name.to_owned()) {
+        return name.to_owned();
+    }
+    let (stem, ext) = match name.rfind('.') {
+        Some(dot) if dot > 0 && !is_dir => name.split_at(dot),
+        _ => (name, ""),
+    };
+    (2u64..)
+        .map(|n| format!("{stem} ({n}){ext}"))
+        .find(|candidate| taken.insert(candidate.clone()))
+        .unwrap_or_else(|| name.to_owned())
+}
+
+/// Decodes `%XX` escapes; `None` when an escape is malformed or the result is not UTF-8.
+pub(crate) fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Encodes one path segment for a URL: everything but unreserved characters as `%XX`.
+pub(crate) fn percent_encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for &byte in segment.as_bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The URL of a node: `/files/` and its path, each segment encoded; folders end with `/`.
+pub(crate) fn node_url(node: &Node) -> String {
+    let mut url = String::from("/files");
+    for segment in node.rel.split('/') {
+        url.push('/');
+        url.push_str(&percent_encode(segment));
+    }
+    if matches!(node.kind, Kind::Dir { .. }) {
+        url.push('/');
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn tree() -> (tempfile::TempDir, Index) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("docs/inner")).unwrap();
+        std::fs::write(root.join("docs/a.txt"), "a").unwrap();
+        std::fs::write(root.join("docs/inner/b.txt"), "bb").unwrap();
+        std::fs::write(root.join("loose.txt"), "ccc").unwrap();
+        std::fs::create_dir(root.join("other")).unwrap();
+        std::fs::write(root.join("other/loose.txt"), "dddd").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("docs/link")).unwrap();
+        let index = Index::build(&[
+            root.join("docs"),
+            root.join("loose.txt"),
+            root.join("other/loose.txt"),
+        ])
+        .unwrap();
+        (dir, index)
+    }
+
+    fn rel(index: &Index, raw: &str) -> Result<String, Lookup> {
+        index.resolve(raw).map(|id| index.nodes[id].rel.clone())
+    }
+
+    #[test]
+    fn loose_files_beside_a_folder_are_all_shared_and_same_names_made_unique() {
+        let (_dir, index) = tree();
+        let names: Vec<&str> = index.nodes.iter().map(|n| n.rel.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "",
+                "docs",
+                "docs/a.txt",
+                "docs/inner",
+                "docs/inner/b.txt",
+                "loose (2).txt",
+                "loose.txt"
+            ]
+        );
+        assert_eq!(index.totals(), (10, 4));
+        assert_eq!(index.skipped, 1, "the symlink is left out");
+    }
+
+    #[test]
+    fn paths_resolve_only_inside_the_share() {
+        let (_dir, index) = tree();
+        assert_eq!(rel(&index, "docs/inner/b.txt").unwrap(), "docs/inner/b.txt");
+        assert_eq!(rel(&index, "docs/").unwrap(), "docs");
+        assert_eq!(rel(&index, "loose%20%282%29.txt").unwrap(), "loose (2).txt");
+        for refused in [
+            "..",
+            "docs/../loose.txt",
+            "%2e%2e",
+            "docs/%2E%2E/loose.txt",
+            "docs%2fa.txt",
+            "docs%2Fa.txt",
+            "docs%5ca.txt",
+            "/etc/passwd",
+            "docs//a.txt",
+            "docs/./a.txt",
+            "a%00b",
+            "%zz",
+            "%",
+            "%ff",
+            "",
+        ] {
+            assert_eq!(rel(&index, refused), Err(Lookup::Refused), "{refused}");
+        }
+        for missing in ["nope", "docs/link", "loose.txt/x", "docs/A.txt"] {
+            assert_eq!(rel(&index, missing), Err(Lookup::NotFound), "{missing}");
+        }
+    }
+
+    #[test]
+    fn urls_round_trip_through_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "plain.txt",
+            "sp ace & <b>\"q\"'.txt",
+            "ünïcödé 日本.txt",
+            "new\nline.txt",
+            "bidi\u{202e}txt.exe",
+            "100%.txt",
+            "back\\slash.txt",
+        ];
+        for name in names {
+            std::fs::write(dir.path().join(name), name).unwrap();
+        }
+        let index = Index::build(&[dir.path().to_owned()]).unwrap();
+        assert_eq!(index.nodes.len(), names.len() + 2);
+        for node in &index.nodes[1..] {
+            let url = node_url(node);
+            let raw = url.strip_prefix("/files/").unwrap();
+            assert!(raw.is_ascii(), "{url}");
+            assert_eq!(index.nodes[index.resolve(raw).unwrap()].rel, node.rel);
+        }
+        assert!(index.nodes.iter().any(|n| n.name == "back_slash.txt"));
+    }
+
+    #[test]
+    fn a_changed_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "one").unwrap();
+        let index = Index::build(std::slice::from_ref(&path)).unwrap();
+        let node = &index.nodes[1];
+        let Kind::File(file) = &node.kind else {
+            panic!("not a file")
+        };
+        file.open(node.mtime).unwrap();
+        std::fs::write(&path, "three").unwrap();
+        assert!(file.open(node.mtime).is_err());
+    }
+}
