@@ -251,25 +251,13 @@ pub(crate) fn parse(
             );
             continue;
         }
-        match (&raw_tab.plugin, registry.get(&mode)) {
-            (Some(_), _) => {
-                // A plugin's section is checked by the plugin when its tab starts.
+        let checked = match (&raw_tab.plugin, registry.get(&mode)) {
+            // The plugin checks its own section now (loading its library), so that its errors
+            // get a file and a line too; a library that cannot be loaded fails only its tab.
+            (Some(path), _) => {
+                crate::plugin::check_section(&mode, path, Path::new(file).parent(), &section)
             }
-            (None, Some(factory)) => {
-                if let Err(err) = factory.check(section.clone()) {
-                    let mut key: Vec<&str> = vec![&mode];
-                    key.extend(err.key.iter().map(String::as_str));
-                    let shown = if err.key.is_empty() {
-                        mode.clone()
-                    } else {
-                        format!("{mode}.{}", err.key.join("."))
-                    };
-                    error(
-                        &key,
-                        format!("tab {:?}, `{shown}`: {}", raw_tab.name, err.message),
-                    );
-                }
-            }
+            (None, Some(factory)) => factory.check(section.clone()),
             (None, None) => {
                 error(
                     &["mode"],
@@ -278,7 +266,21 @@ pub(crate) fn parse(
                         registry.names().collect::<Vec<_>>().join(", ")
                     ),
                 );
+                Ok(())
             }
+        };
+        if let Err(err) = checked {
+            let mut key: Vec<&str> = vec![&mode];
+            key.extend(err.key.iter().map(String::as_str));
+            let shown = if err.key.is_empty() {
+                mode.clone()
+            } else {
+                format!("{mode}.{}", err.key.join("."))
+            };
+            error(
+                &key,
+                format!("tab {:?}, `{shown}`: {}", raw_tab.name, err.message),
+            );
         }
         tabs.push(TabConfig {
             name: raw_tab.name,

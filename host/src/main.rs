@@ -88,6 +88,7 @@ fn host_config(
         Command::Run { config, common } => (config::load(&config, registry)?, common),
         Command::Check { config } => {
             let config = config::load(&config, registry)?;
+            plugin::check_libraries(&config)?;
             eprintln!("config is valid: {} tab(s)", config.tabs.len());
             return Ok(None);
         }

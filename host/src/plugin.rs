@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 use onionhost_sdk::{ConfigError, ModeError, TabContext};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::TabConfig;
+use crate::config::{HostConfig, TabConfig};
 use crate::modes::{TabFactory, TabService};
 use crate::transport::Connection;
 
@@ -36,21 +36,85 @@ pub(crate) fn load(
     path: &Path,
     config_dir: Option<&Path>,
 ) -> anyhow::Result<Arc<dyn TabFactory>> {
+    let plugin = open(&tab.mode, path, config_dir)?;
+    Ok(Arc::new(PluginFactory(Arc::new(plugin))))
+}
+
+/// Loads the library at `path` and checks that it is the plugin of mode `mode`.
+fn open(mode: &str, path: &Path, config_dir: Option<&Path>) -> anyhow::Result<Plugin> {
     let path = resolve(path, config_dir);
     let plugin = library::open(&path)
         .with_context(|| format!("cannot load the plugin {}", path.display()))?;
-    if plugin.mode != tab.mode {
+    if plugin.mode != mode {
         bail!(
-            "the plugin {} is the `{}` mode, but the tab says mode = {:?}: write mode = {:?} \
+            "the plugin {} is the `{}` mode, but the tab says mode = {mode:?}: write mode = {:?} \
              and put its settings under [tab.{}]",
             plugin.path.display(),
             plugin.mode,
-            tab.mode,
             plugin.mode,
             plugin.mode
         );
     }
-    Ok(Arc::new(PluginFactory(Arc::new(plugin))))
+    Ok(plugin)
+}
+
+/// Checks a plugin tab's section with the plugin's own `check_config`, when the config is read.
+///
+/// This loads the library (for good, like every plugin: it is the library the tab will run),
+/// so that a wrong key in a plugin's section is reported with its file and line, and stops
+/// the host before anything starts, exactly like one in a built-in mode's section. A library
+/// that cannot be loaded is not a config error here: `run` starts the other tabs and fails
+/// this one with the reason, and `check` reports it through [`check_libraries`].
+pub(crate) fn check_section(
+    mode: &str,
+    path: &Path,
+    config_dir: Option<&Path>,
+    section: &toml::Value,
+) -> Result<(), ConfigError> {
+    let Ok(plugin) = open(mode, path, config_dir) else {
+        return Ok(());
+    };
+    let text = section_text(section)?;
+    tab::check_config(plugin.functions, &text).map_err(|err| match err {
+        ModeError::Config(err) => err,
+        ModeError::Build(err) => ConfigError::section(err.to_string()),
+    })
+}
+
+/// Loads the library of every plugin tab of `config`; the error lists those that cannot be.
+///
+/// `onionhost check` calls it so that a missing or incompatible plugin is reported before the
+/// user runs the config (`run` only fails those tabs, and starts the others).
+pub(crate) fn check_libraries(config: &HostConfig) -> anyhow::Result<()> {
+    let config_dir = config.source.as_deref().and_then(Path::parent);
+    let problems: Vec<String> = config
+        .tabs
+        .iter()
+        .filter_map(|tab| {
+            let path = tab.plugin.as_deref()?;
+            open(&tab.mode, path, config_dir)
+                .err()
+                .map(|err| format!("tab {:?}: {err:#}", tab.name))
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "{}\n(`onionhost run` would start the other tabs and report these as failed)",
+            problems.join("\n")
+        )
+    }
+}
+
+/// A tab's section as the TOML document a plugin parses.
+fn section_text(section: &toml::Value) -> Result<String, ConfigError> {
+    match section {
+        toml::Value::Table(table) => toml::to_string(table).map_err(|err| {
+            ConfigError::section(format!("cannot pass the section to the plugin: {err}"))
+        }),
+        _ => Err(ConfigError::section("the mode's section must be a table")),
+    }
 }
 
 /// `path` as written in the config, relative to the config file's folder.
@@ -70,12 +134,7 @@ impl TabFactory for PluginFactory {
         section: toml::Value,
         ctx: TabContext,
     ) -> Result<Arc<dyn TabService>, ModeError> {
-        let config_toml = match &section {
-            toml::Value::Table(table) => toml::to_string(table).map_err(|err| {
-                ConfigError::section(format!("cannot pass the section to the plugin: {err}"))
-            })?,
-            _ => return Err(ConfigError::section("the mode's section must be a table").into()),
-        };
+        let config_toml = section_text(&section)?;
         let shutdown = ctx.shutdown_token();
         let tab = Arc::new(PluginTab::create(self.0.functions, &config_toml, ctx)?);
         // The plugin's own tasks watch its tab's shutdown signal: forward ours, also for a tab

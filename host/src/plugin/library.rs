@@ -12,12 +12,14 @@ use anyhow::{Context as _, anyhow, bail};
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use onionhost_sdk::SDK_VERSION;
 use onionhost_sdk::plugin::abi::{
-    ABI_VERSION, HEADER_SYMBOL, HeaderPrefix, MAGIC, PluginHeader, TabArgs, text_field,
+    ABI_VERSION, Bytes, ErrorSink, HEADER_SYMBOL, HeaderPrefix, MAGIC, PluginHeader, TabArgs,
+    text_field,
 };
 
 /// The entry points of a loaded plugin, checked to be present.
 #[derive(Clone, Copy)]
 pub(crate) struct Functions {
+    pub(crate) check_config: unsafe extern "C" fn(Bytes, ErrorSink) -> c_int,
     pub(crate) create_tab: unsafe extern "C" fn(*const TabArgs) -> *mut c_void,
     pub(crate) serve_connection: unsafe extern "C" fn(*mut c_void, c_int) -> c_int,
     pub(crate) stop_tab: unsafe extern "C" fn(*mut c_void),
@@ -70,8 +72,17 @@ pub(crate) fn open(path: &Path) -> anyhow::Result<Plugin> {
         bail!("it is not an onionhost plugin: its `{HEADER_SYMBOL}` is null");
     }
     // SAFETY: the symbol lives in a library that is never unloaded. Every plugin, of any ABI
-    // version, starts its header with the frozen `HeaderPrefix`; a library that merely exports
-    // the same name is refused by the magic check below. The read is unaligned-safe.
+    // version, starts its header with the frozen `HeaderPrefix`, which starts with the magic:
+    // read that first, so that a library merely exporting the same name (as something else) is
+    // refused after reading 8 bytes. The reads are unaligned-safe.
+    let magic = unsafe { prefix.cast::<[u8; 8]>().read_unaligned() };
+    if magic != MAGIC {
+        bail!(
+            "it is not an onionhost plugin: its `{HEADER_SYMBOL}` does not start with the plugin \
+             magic bytes"
+        );
+    }
+    // SAFETY: as above; the magic says the whole frozen prefix is there.
     let found = unsafe { prefix.read_unaligned() };
     check_prefix(&found)?;
     // SAFETY: the prefix says this is a plugin of our ABI version whose header is at least as
@@ -113,9 +124,46 @@ fn check_prefix(prefix: &HeaderPrefix) -> anyhow::Result<()> {
             size_of::<PluginHeader>()
         );
     }
+    if !sdk_compatible(sdk, SDK_VERSION) {
+        bail!(
+            "it was built with an incompatible sdk: expected onionhost-sdk {SDK_VERSION} or a \
+             compatible version ({}), found onionhost-sdk {sdk}; rebuild the plugin against \
+             onionhost-sdk {SDK_VERSION}",
+            compatible_range(SDK_VERSION)
+        );
+    }
     match text_field(&prefix.mode_name) {
         Some(name) if !name.is_empty() => Ok(()),
         _ => bail!("its plugin header has no readable mode name; rebuild the plugin"),
+    }
+}
+
+/// Whether a plugin built with sdk `theirs` may run in a host built with sdk `ours`.
+///
+/// The ABI version covers the header's layout and calls; the sdk version covers what travels
+/// through them as JSON or TOML (events, errors, config sections). Cargo's rule for compatible
+/// versions decides: the same major version, and for 0.x the same minor version.
+fn sdk_compatible(theirs: &str, ours: &str) -> bool {
+    match (major_minor(theirs), major_minor(ours)) {
+        (Some((0, their_minor)), Some((0, our_minor))) => their_minor == our_minor,
+        (Some((their_major, _)), Some((our_major, _))) => their_major == our_major,
+        _ => false,
+    }
+}
+
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.split(['.', '-', '+']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The compatible versions of `ours`, for messages ("0.1.x").
+fn compatible_range(ours: &str) -> String {
+    match major_minor(ours) {
+        Some((0, minor)) => format!("0.{minor}.x"),
+        Some((major, _)) => format!("{major}.x"),
+        None => ours.to_owned(),
     }
 }
 
@@ -129,6 +177,7 @@ fn check_header(header: &PluginHeader) -> anyhow::Result<Functions> {
     }
     let missing = || anyhow!("its plugin header lacks an entry point; rebuild the plugin");
     Ok(Functions {
+        check_config: header.check_config.ok_or_else(missing)?,
         create_tab: header.create_tab.ok_or_else(missing)?,
         serve_connection: header.serve_connection.ok_or_else(missing)?,
         stop_tab: header.stop_tab.ok_or_else(missing)?,
@@ -150,7 +199,7 @@ mod tests {
             magic: MAGIC,
             abi_version: ABI_VERSION,
             header_size: u32::try_from(size_of::<PluginHeader>()).unwrap(),
-            sdk_version: make_text_field("9.9.9"),
+            sdk_version: make_text_field(SDK_VERSION),
             mode_name: make_text_field("pastebin"),
         }
     }
@@ -164,6 +213,7 @@ mod tests {
     fn another_abi_is_refused_with_expected_found_and_fix() {
         let mut other = prefix();
         other.abi_version = 7;
+        other.sdk_version = make_text_field("9.9.9");
         let err = check_prefix(&other).unwrap_err().to_string();
         assert!(err.contains("expected ABI version 1"), "{err}");
         assert!(
@@ -176,6 +226,31 @@ mod tests {
             )),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_incompatible_sdk_is_refused_with_expected_found_and_fix() {
+        let mut other = prefix();
+        other.sdk_version = make_text_field("9.9.9");
+        let err = check_prefix(&other).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("expected onionhost-sdk {SDK_VERSION}")),
+            "{err}"
+        );
+        assert!(err.contains("found onionhost-sdk 9.9.9"), "{err}");
+        assert!(err.contains("rebuild the plugin"), "{err}");
+    }
+
+    #[test]
+    fn sdk_versions_follow_cargo_compatibility() {
+        assert!(sdk_compatible("0.1.0", "0.1.7"));
+        assert!(sdk_compatible("0.1.9-rc.1", "0.1.0"));
+        assert!(!sdk_compatible("0.2.0", "0.1.0"));
+        assert!(sdk_compatible("1.4.0", "1.0.2"));
+        assert!(!sdk_compatible("2.0.0", "1.0.0"));
+        assert!(!sdk_compatible("garbage", "0.1.0"));
+        assert_eq!(compatible_range("0.1.0"), "0.1.x");
+        assert_eq!(compatible_range("1.2.3"), "1.x");
     }
 
     #[test]
@@ -200,6 +275,7 @@ mod tests {
             prefix: prefix(),
             panic_unwind: 1,
             reserved: [0; 7],
+            check_config: None,
             create_tab: None,
             serve_connection: None,
             stop_tab: None,

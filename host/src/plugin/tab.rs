@@ -113,6 +113,24 @@ impl Drop for PluginTab {
     }
 }
 
+/// Asks the plugin to parse and validate `config_toml` (a tab's section as TOML text) without
+/// building anything.
+pub(crate) fn check_config(functions: Functions, config_toml: &str) -> Result<(), ModeError> {
+    let mut error = Vec::new();
+    let sink = ErrorSink {
+        user_data: (&raw mut error).cast(),
+        write: on_error,
+    };
+    // SAFETY: the buffer and the sink (and the `Vec` it points to) outlive the call; the plugin
+    // writes to the sink only during it (ABI contract).
+    let status = unsafe { (functions.check_config)(Bytes::new(config_toml.as_bytes()), sink) };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(create_error(&error))
+    }
+}
+
 /// Turns what a plugin wrote to the error sink into the host's error types.
 fn create_error(json: &[u8]) -> ModeError {
     match serde_json::from_slice::<CreateError>(json) {
@@ -159,8 +177,9 @@ unsafe extern "C" fn on_stop_request(user_data: *mut c_void, ptr: *const u8, len
 
 unsafe extern "C" fn on_error(user_data: *mut c_void, ptr: *const u8, len: usize) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `user_data` is the `Vec` on `create`'s stack, valid during `create_tab`, the
-        // only time the plugin may call this; the bytes are valid for the call.
+        // SAFETY: `user_data` is the `Vec` on the stack of `create` or `check_config`, valid
+        // during the plugin call, the only time the plugin may call this; the bytes are valid
+        // for the call.
         let (error, bytes) = unsafe { (&mut *user_data.cast::<Vec<u8>>(), borrowed(ptr, len)) };
         error.clear();
         error.extend_from_slice(&bytes[..bytes.len().min(MAX_MESSAGE)]);
