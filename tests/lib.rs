@@ -2,3 +2,4 @@
 //! prints, stop it. The tests themselves live in `e2e/`, one module per area.
 
 pub mod host;
+pub mod testnet;

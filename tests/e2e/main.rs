@@ -4,3 +4,4 @@
 mod chat;
 mod config;
 mod host;
+mod testnet;
