@@ -73,7 +73,10 @@ pub(crate) struct Registry {
 impl Registry {
     /// Chat, share and receive.
     pub(crate) fn builtin() -> Self {
-        Self::with(vec![Box::new(DynMode::<onionhost_chat::ChatMode>::new())])
+        Self::with(vec![
+            Box::new(DynMode::<onionhost_chat::ChatMode>::new()),
+            Box::new(DynMode::<onionhost_receive::ReceiveMode>::new()),
+        ])
     }
 
     /// A registry of the given modes (tests use it to add modes of their own).

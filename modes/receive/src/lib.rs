@@ -1,1 +1,111 @@
-//! The receive mode of onionhost.
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod names;
+mod page;
+mod store;
+mod upload;
+
+#[cfg(test)]
+mod tests;
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use onionhost_sdk::axum::Router;
+use onionhost_sdk::axum::extract::DefaultBodyLimit;
+use onionhost_sdk::axum::routing::{get, post};
+use onionhost_sdk::{BuildError, ConfigError, Mode, TabContext, TabEvent};
+use tokio::sync::Semaphore;
+
+pub use config::{ByteSize, DEFAULT_DIR, ReceiveConfig};
+
+use store::Budget;
+
+/// The receive mode: visitors upload files and text messages into a folder
+/// (`mode = "receive"`).
+pub struct ReceiveMode {
+    receive: Arc<Receive>,
+}
+
+/// Everything one receive tab's handlers share. Two tabs never share any of it.
+struct Receive {
+    config: ReceiveConfig,
+    /// The folder uploads go to, `~` expanded.
+    dir: PathBuf,
+    /// Bytes accepted by this tab, against `max_total_size`.
+    budget: Budget,
+    /// Uploads in progress, against `max_concurrent_uploads`.
+    slots: Arc<Semaphore>,
+    /// Numbers uploads for the console.
+    next_id: AtomicU64,
+    ctx: TabContext,
+}
+
+impl Mode for ReceiveMode {
+    const NAME: &'static str = "receive";
+
+    type Config = ReceiveConfig;
+
+    fn validate(config: &ReceiveConfig) -> Result<(), ConfigError> {
+        config.validate()
+    }
+
+    fn build(config: ReceiveConfig, ctx: TabContext) -> Result<Self, BuildError> {
+        let dir = config.upload_dir().map_err(BuildError::Other)?;
+        // Only the folders this creates get 0700; an existing folder keeps the mode its owner
+        // gave it (each upload's own folder is 0700 anyway).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|err| {
+                BuildError::io(format!("create the upload folder {}", dir.display()), err)
+            })?;
+        if !dir.is_dir() {
+            return Err(BuildError::Other(format!(
+                "{} is not a folder: set `dir` to a folder for uploads",
+                dir.display()
+            )));
+        }
+        let mut accepts = Vec::new();
+        if !config.disable_files {
+            accepts.push(format!(
+                "files (at most {} per upload, {} in all)",
+                config.max_upload_size, config.max_total_size
+            ));
+        }
+        if !config.disable_text {
+            accepts.push("text messages".to_owned());
+        }
+        ctx.report(TabEvent::Notice {
+            message: format!("Receiving {} into {}", accepts.join(" and "), dir.display()),
+        });
+        Ok(Self {
+            receive: Arc::new(Receive {
+                budget: Budget::new(config.max_total_size.0),
+                slots: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
+                next_id: AtomicU64::new(1),
+                dir,
+                config,
+                ctx,
+            }),
+        })
+    }
+
+    fn router(&self) -> Router {
+        Router::new()
+            .route("/", get(page::index))
+            .route("/receive.js", get(page::script))
+            .route("/receive.css", get(page::style))
+            // The upload streams to disk under limits of its own, checked as it arrives.
+            .route(
+                "/upload",
+                post(upload::upload).layer(DefaultBodyLimit::disable()),
+            )
+            .fallback(page::not_found)
+            .with_state(Arc::clone(&self.receive))
+    }
+}

@@ -1,0 +1,382 @@
+//! The `[tab.receive]` config section: its keys, their defaults and the ranges they must fall in.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use onionhost_sdk::ConfigError;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// The receive mode's own config section, `[tab.receive]`. Every key has a default, so a
+/// receive tab needs no section at all.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiveConfig {
+    /// Where uploads are saved, one folder per upload. `~/` stands for the home folder.
+    /// Default: `~/onionhost-received`. Created (mode 0700) if missing.
+    pub dir: Option<PathBuf>,
+    /// The most one upload (all its files and its message together) may weigh.
+    pub max_upload_size: ByteSize,
+    /// The most this tab accepts in all, over every upload, while it runs.
+    pub max_total_size: ByteSize,
+    /// Uploads are refused, or stopped, when the disk holding `dir` would have less free.
+    pub min_free_space: ByteSize,
+    /// The most files one upload may carry.
+    pub max_files_per_upload: usize,
+    /// Refuse files: visitors may only send a text message.
+    pub disable_files: bool,
+    /// Refuse text messages: visitors may only send files.
+    pub disable_text: bool,
+    /// The largest text message, in bytes of UTF-8.
+    pub max_text_size: ByteSize,
+    /// Show the names of received files on the console.
+    pub show_file_names_in_console: bool,
+    /// How many uploads may be in progress at once; more are refused with "busy". Visitors of
+    /// an onion service have no address to tell them apart, so this bound is per tab.
+    pub max_concurrent_uploads: usize,
+    /// An upload that sends nothing for this long is abandoned (and removed), so that a
+    /// stalled or malicious visitor cannot hold an upload slot for ever.
+    pub upload_idle_timeout_seconds: u64,
+}
+
+/// The largest text message that may be configured (16 MiB).
+const MAX_TEXT_SIZE: u64 = 16 * 1024 * 1024;
+/// The most files per upload that may be configured.
+const MAX_FILES_PER_UPLOAD: usize = 100_000;
+/// The most concurrent uploads that may be configured.
+const MAX_CONCURRENT_UPLOADS: usize = 1024;
+
+/// The default folder, under the home folder.
+pub const DEFAULT_DIR: &str = "~/onionhost-received";
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+impl Default for ReceiveConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            max_upload_size: ByteSize(10 * GIB),
+            max_total_size: ByteSize(50 * GIB),
+            min_free_space: ByteSize(GIB),
+            max_files_per_upload: 1000,
+            disable_files: false,
+            disable_text: false,
+            max_text_size: ByteSize(64 * 1024),
+            show_file_names_in_console: false,
+            max_concurrent_uploads: 4,
+            upload_idle_timeout_seconds: 120,
+        }
+    }
+}
+
+impl ReceiveConfig {
+    /// Checks every value against its range; the error names the key and the allowed range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(dir) = &self.dir {
+            if dir.as_os_str().is_empty() {
+                return Err(ConfigError::at(
+                    "dir",
+                    "must not be empty; leave it out for the default folder",
+                ));
+            }
+            let dir = self
+                .upload_dir()
+                .map_err(|err| ConfigError::at("dir", err))?;
+            if dir.exists() && !dir.is_dir() {
+                return Err(ConfigError::at(
+                    "dir",
+                    format!("{} exists and is not a folder", dir.display()),
+                ));
+            }
+        }
+        if self.max_upload_size.0 == 0 {
+            return Err(ConfigError::at(
+                "max_upload_size",
+                "must be at least 1 byte",
+            ));
+        }
+        if self.max_total_size.0 == 0 {
+            return Err(ConfigError::at("max_total_size", "must be at least 1 byte"));
+        }
+        if self.max_text_size.0 == 0 || self.max_text_size.0 > MAX_TEXT_SIZE {
+            return Err(ConfigError::at(
+                "max_text_size",
+                format!(
+                    "must be between 1 byte and 16 MiB, not {}",
+                    self.max_text_size
+                ),
+            ));
+        }
+        check_range(
+            "max_files_per_upload",
+            self.max_files_per_upload,
+            1,
+            MAX_FILES_PER_UPLOAD,
+        )?;
+        check_range(
+            "max_concurrent_uploads",
+            self.max_concurrent_uploads,
+            1,
+            MAX_CONCURRENT_UPLOADS,
+        )?;
+        check_range(
+            "upload_idle_timeout_seconds",
+            self.upload_idle_timeout_seconds,
+            1,
+            3600,
+        )?;
+        if self.disable_files && self.disable_text {
+            return Err(ConfigError::at(
+                "disable_text",
+                "files are disabled too, so the tab would accept nothing: enable one of them",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The folder uploads go to, with `~/` expanded.
+    pub fn upload_dir(&self) -> Result<PathBuf, String> {
+        let dir = self
+            .dir
+            .as_deref()
+            .unwrap_or_else(|| Path::new(DEFAULT_DIR));
+        let Ok(rest) = dir.strip_prefix("~") else {
+            return Ok(dir.to_path_buf());
+        };
+        let home = std::env::var_os("HOME")
+            .filter(|home| !home.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "{} starts with ~ but HOME is not set: give the folder's full path",
+                    dir.display()
+                )
+            })?;
+        Ok(PathBuf::from(home).join(rest))
+    }
+
+    /// [`ReceiveConfig::upload_idle_timeout_seconds`] as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.upload_idle_timeout_seconds)
+    }
+}
+
+fn check_range<T>(key: &str, value: T, min: T, max: T) -> Result<(), ConfigError>
+where
+    T: PartialOrd + fmt::Display,
+{
+    if value < min || value > max {
+        return Err(ConfigError::at(
+            key,
+            format!("must be between {min} and {max}, not {value}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A number of bytes, written in the config as an integer (`1048576`) or as a string with a
+/// unit (`"1 MiB"`, `"2.5 GB"`). Units: B, KB, MB, GB, TB (powers of 1000) and KiB, MiB, GiB,
+/// TiB (powers of 1024), in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `"2 GiB"`, `"500MB"`, `"1024"`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let unit = unit.trim();
+        let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" => 1000,
+            "mb" => 1000 * 1000,
+            "gb" => 1000 * 1000 * 1000,
+            "tb" => 1000 * 1000 * 1000 * 1000,
+            "kib" => 1024,
+            "mib" => 1024 * 1024,
+            "gib" => GIB,
+            "tib" => GIB * 1024,
+            _ => {
+                return Err(format!(
+                    "unknown unit {unit:?} in {text:?}: use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
+                ));
+            }
+        };
+        let bad = || format!("{text:?} is not a size: write a number of bytes or e.g. \"2 GiB\"");
+        if number.is_empty() {
+            return Err(bad());
+        }
+        if let Ok(whole) = number.parse::<u64>() {
+            return whole
+                .checked_mul(multiplier)
+                .map(ByteSize)
+                .ok_or_else(|| format!("{text:?} is too large"));
+        }
+        let value: f64 = number.parse().map_err(|_| bad())?;
+        #[allow(clippy::cast_precision_loss)]
+        let bytes = value * multiplier as f64;
+        #[allow(clippy::cast_precision_loss)]
+        if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+            return Err(format!("{text:?} is too large"));
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Ok(ByteSize(bytes.round() as u64))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&human_bytes(self.0))
+    }
+}
+
+/// `n` bytes for people: `512 B`, `1.5 KiB`, `10 GiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.1}");
+    let text = text.strip_suffix(".0").unwrap_or(&text);
+    format!("{text} {}", UNITS[unit])
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of bytes or a string such as \"2 GiB\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn parse(toml: &str) -> Result<ReceiveConfig, ConfigError> {
+        let value = toml::Value::Table(toml::from_str(toml).unwrap());
+        onionhost_sdk::factory::parse_config::<crate::ReceiveMode>(value)
+    }
+
+    #[test]
+    fn an_empty_section_gives_the_defaults() {
+        assert_eq!(parse("").unwrap(), ReceiveConfig::default());
+        ReceiveConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn sizes_are_integers_or_strings_with_units() {
+        for (text, bytes) in [
+            ("0", 0),
+            ("1024", 1024),
+            ("1 KiB", 1024),
+            ("1kib", 1024),
+            ("2 GiB", 2 * GIB),
+            ("1.5 MiB", 1024 * 1024 * 3 / 2),
+            ("500 MB", 500_000_000),
+            ("3 B", 3),
+            ("1 TB", 1_000_000_000_000),
+        ] {
+            assert_eq!(ByteSize::parse(text).unwrap(), ByteSize(bytes), "{text}");
+        }
+        for bad in [
+            "",
+            "GiB",
+            "1 GB GB",
+            "1 gigabyte",
+            "-1",
+            "1e3",
+            "1..2 MB",
+            "99999999999 TiB",
+        ] {
+            assert!(ByteSize::parse(bad).is_err(), "{bad}");
+        }
+        let config = parse("max_upload_size = 2048\nmax_total_size = \"3 GiB\"").unwrap();
+        assert_eq!(config.max_upload_size, ByteSize(2048));
+        assert_eq!(config.max_total_size, ByteSize(3 * GIB));
+    }
+
+    #[test]
+    fn bad_sizes_name_the_key() {
+        for (toml, key) in [
+            ("max_upload_size = \"lots\"", "max_upload_size"),
+            ("max_total_size = -5", "max_total_size"),
+            ("min_free_space = \"1 XB\"", "min_free_space"),
+            ("max_upload_size = 0", "max_upload_size"),
+            ("max_total_size = 0", "max_total_size"),
+            ("max_text_size = 0", "max_text_size"),
+            ("max_text_size = \"17 MiB\"", "max_text_size"),
+            ("max_files_per_upload = 0", "max_files_per_upload"),
+            ("max_concurrent_uploads = 0", "max_concurrent_uploads"),
+            (
+                "upload_idle_timeout_seconds = 0",
+                "upload_idle_timeout_seconds",
+            ),
+            ("disable_files = true\ndisable_text = true", "disable_text"),
+            ("dir = \"\"", "dir"),
+            (
+                "show_file_names_in_console = 1",
+                "show_file_names_in_console",
+            ),
+        ] {
+            let err = parse(toml).unwrap_err();
+            assert_eq!(err.key.join("."), key, "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err = parse("max_size = 3").unwrap_err();
+        assert!(err.message.contains("max_size"), "{err}");
+    }
+
+    #[test]
+    fn a_dir_that_is_a_file_is_refused() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let toml = format!("dir = {:?}", file.path().to_str().unwrap());
+        assert_eq!(parse(&toml).unwrap_err().key, ["dir"]);
+    }
+
+    #[test]
+    fn the_default_dir_is_under_home() {
+        let dir = ReceiveConfig::default().upload_dir().unwrap();
+        assert!(dir.ends_with("onionhost-received"), "{}", dir.display());
+        assert!(!dir.starts_with("~"));
+    }
+
+    #[test]
+    fn human_sizes_read_well() {
+        assert_eq!(human_bytes(5), "5 B");
+        assert_eq!(human_bytes(1024), "1 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(10 * GIB), "10 GiB");
+    }
+}

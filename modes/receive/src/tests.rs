@@ -1,0 +1,612 @@
+//! Router tests of the receive mode, in memory: the form, uploads, every limit, cleanup.
+
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::SinkExt;
+use http_body_util::BodyExt;
+use onionhost_sdk::axum::body::{Body, Bytes};
+use onionhost_sdk::axum::http::{Request, StatusCode, header};
+use onionhost_sdk::testing::TestTab;
+use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
+use tower::ServiceExt;
+
+use crate::ReceiveMode;
+
+const BOUNDARY: &str = "----onionhost-test-boundary";
+
+/// One part of a multipart body.
+enum Part<'a> {
+    File(&'a str, &'a [u8]),
+    Text(&'a str),
+}
+
+fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match part {
+            Part::File(name, data) => {
+                body.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n\
+                         Content-Type: application/octet-stream\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(data);
+            }
+            Part::Text(text) => {
+                body.extend_from_slice(b"Content-Disposition: form-data; name=\"text\"\r\n\r\n");
+                body.extend_from_slice(text.as_bytes());
+            }
+        }
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+struct Tab {
+    tab: TestTab,
+    dir: tempfile::TempDir,
+}
+
+impl Tab {
+    fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // The test machine's disk may be nearly full: only the free-space test sets a floor.
+        let floor = if extra.contains("min_free_space") {
+            ""
+        } else {
+            "min_free_space = 0"
+        };
+        let section = format!("dir = {:?}\n{floor}\n{extra}", dir.path().to_str().unwrap());
+        let tab = TestTab::build::<ReceiveMode>(&section).unwrap();
+        Self { tab, dir }
+    }
+
+    async fn send(&self, body: Vec<u8>, json: bool) -> (StatusCode, String) {
+        let mut request = Request::post("/upload").header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        );
+        if json {
+            request = request.header(header::ACCEPT, "application/json");
+        }
+        let response = self
+            .tab
+            .router
+            .clone()
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .tab
+            .router
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// Every upload folder, sorted.
+    fn folders(&self) -> Vec<PathBuf> {
+        let mut folders: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        folders.sort();
+        folders
+    }
+
+    /// The only upload folder.
+    fn folder(&self) -> PathBuf {
+        let folders = self.folders();
+        assert_eq!(folders.len(), 1, "{folders:?}");
+        folders[0].clone()
+    }
+
+    fn assert_empty(&self) {
+        assert_eq!(self.folders(), Vec::<PathBuf>::new());
+    }
+}
+
+fn names_in(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn the_form_works_without_javascript_and_scripts_are_files() {
+    let tab = Tab::new("");
+    let (status, page) = tab.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("action=\"/upload\""), "{page}");
+    assert!(page.contains("enctype=\"multipart/form-data\""));
+    assert!(page.contains("name=\"files\" multiple"));
+    assert!(page.contains("name=\"text\""));
+    assert!(!page.contains("<script>"), "no inline script");
+    assert!(!page.contains("style="), "no inline style");
+    let (status, js) = tab.get("/receive.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(js.contains("upload.addEventListener(\"progress\""));
+    assert_eq!(tab.get("/receive.css").await.0, StatusCode::OK);
+    assert_eq!(tab.get("/nope").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_form_leaves_out_what_is_disabled() {
+    let page = Tab::new("disable_text = true").get("/").await.1;
+    assert!(!page.contains("name=\"text\""));
+    let page = Tab::new("disable_files = true").get("/").await.1;
+    assert!(!page.contains("name=\"files\""));
+}
+
+#[tokio::test]
+async fn files_and_a_message_are_saved_byte_exact_in_a_private_folder() {
+    let tab = Tab::new("");
+    let binary: Vec<u8> = (0..=255u8).cycle().take(3 * 1024 * 1024 + 7).collect();
+    let body = multipart(&[
+        Part::File("a.bin", &binary),
+        Part::File("b.txt", b"hello\r\n--not a boundary\r\n"),
+        Part::File("empty.txt", b""),
+        Part::Text("hi there"),
+    ]);
+    let (status, page) = tab.send(body, false).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("3 files received"), "{page}");
+    let folder = tab.folder();
+    assert_eq!(mode(&folder), 0o700);
+    assert_eq!(
+        names_in(&folder),
+        ["a.bin", "b.txt", "empty.txt", "message.txt"]
+    );
+    assert_eq!(std::fs::read(folder.join("a.bin")).unwrap(), binary);
+    assert_eq!(
+        std::fs::read(folder.join("b.txt")).unwrap(),
+        b"hello\r\n--not a boundary\r\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(folder.join("message.txt")).unwrap(),
+        "hi there"
+    );
+    for name in names_in(&folder) {
+        assert_eq!(mode(&folder.join(name)), 0o600);
+    }
+}
+
+#[tokio::test]
+async fn the_script_gets_json() {
+    let tab = Tab::new("");
+    let (status, body) = tab
+        .send(
+            multipart(&[Part::File("x.txt", b"abc"), Part::Text("m")]),
+            true,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(value["ok"], true);
+    assert_eq!(value["files"][0]["name"], "x.txt");
+    assert_eq!(value["files"][0]["size"], 3);
+    assert_eq!(value["message"], true);
+}
+
+#[tokio::test]
+async fn empty_browser_parts_are_ignored_and_an_empty_form_is_refused() {
+    let tab = Tab::new("");
+    let (status, body) = tab
+        .send(multipart(&[Part::File("", b""), Part::Text("")]), true)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("\"empty\""), "{body}");
+    tab.assert_empty();
+    let (status, _) = tab
+        .send(
+            multipart(&[Part::File("", b""), Part::Text("only text")]),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(names_in(&tab.folder()), ["message.txt"]);
+}
+
+#[tokio::test]
+async fn hostile_names_are_cleaned_on_disk_and_escaped_in_the_page() {
+    let tab = Tab::new("");
+    let body = multipart(&[
+        Part::File("../../x", b"1"),
+        Part::File("..\\..\\y", b"2"),
+        Part::File("/etc/passwd", b"3"),
+        Part::File("<img src=x onerror=alert(1)>.html", b"4"),
+        Part::File("..", b"5"),
+        Part::File("Résumé 履歴書.pdf", b"6"),
+    ]);
+    let (status, page) = tab.send(body, false).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(!page.contains("<img"), "{page}");
+    assert!(page.contains("_img src=x onerror=alert(1)_.html"), "{page}");
+    let folder = tab.folder();
+    assert_eq!(
+        names_in(&folder),
+        [
+            "Résumé 履歴書.pdf",
+            "_img src=x onerror=alert(1)_.html",
+            "file",
+            "passwd",
+            "x",
+            "y"
+        ]
+    );
+    // Nothing escaped the tab's folder.
+    assert_eq!(tab.folders().len(), 1);
+}
+
+#[tokio::test]
+async fn the_same_name_twice_keeps_both() {
+    let tab = Tab::new("");
+    let body = multipart(&[
+        Part::File("same.txt", b"first"),
+        Part::File("same.txt", b"second"),
+        Part::File("message.txt", b"a file"),
+        Part::Text("a message"),
+    ]);
+    let (status, page) = tab.send(body, false).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let folder = tab.folder();
+    assert_eq!(
+        names_in(&folder),
+        ["message (1).txt", "message.txt", "same (1).txt", "same.txt"]
+    );
+    assert_eq!(std::fs::read(folder.join("same.txt")).unwrap(), b"first");
+    assert_eq!(
+        std::fs::read(folder.join("same (1).txt")).unwrap(),
+        b"second"
+    );
+    assert!(page.contains("same (1).txt"));
+}
+
+#[tokio::test]
+async fn concurrent_uploads_get_their_own_folders() {
+    let tab = Tab::new("");
+    let uploads = (0..4).map(|i| {
+        let content = format!("upload {i}");
+        let body = multipart(&[Part::File("same.txt", content.as_bytes())]);
+        tab.send(body, false)
+    });
+    for (status, _) in futures::future::join_all(uploads).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    let mut contents: Vec<String> = tab
+        .folders()
+        .iter()
+        .map(|f| std::fs::read_to_string(f.join("same.txt")).unwrap())
+        .collect();
+    contents.sort();
+    assert_eq!(contents, ["upload 0", "upload 1", "upload 2", "upload 3"]);
+}
+
+async fn assert_refused(tab: &Tab, body: Vec<u8>, status: StatusCode, code: &str) {
+    let (got, answer) = tab.send(body.clone(), true).await;
+    assert_eq!(got, status, "{answer}");
+    let value: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(value["ok"], false);
+    assert_eq!(value["error"], code, "{answer}");
+    let (got, page) = tab.send(body, false).await;
+    assert_eq!(got, status);
+    assert!(page.contains(code), "the page names the limit: {page}");
+    tab.assert_empty();
+}
+
+#[tokio::test]
+async fn every_limit_refuses_with_413_naming_it_and_leaves_nothing() {
+    let tab = Tab::new("max_upload_size = 100");
+    let body = multipart(&[Part::File("a", &[1; 60]), Part::File("b", &[2; 41])]);
+    assert_refused(&tab, body, StatusCode::PAYLOAD_TOO_LARGE, "max_upload_size").await;
+    let (status, _) = tab
+        .send(
+            multipart(&[Part::File("a", &[1; 60]), Part::File("b", &[2; 40])]),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "exactly the limit is fine");
+
+    let tab = Tab::new("max_total_size = 100");
+    let (status, _) = tab
+        .send(multipart(&[Part::File("a", &[1; 70])]), false)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let before = tab.folders();
+    let (status, body) = tab
+        .send(multipart(&[Part::File("b", &[1; 31])]), true)
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(body.contains("max_total_size"), "{body}");
+    assert_eq!(
+        tab.folders(),
+        before,
+        "nothing of the refused upload is left"
+    );
+    // A refused upload gives its bytes back: what fits still fits.
+    let (status, _) = tab
+        .send(multipart(&[Part::File("c", &[1; 30])]), false)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let tab = Tab::new("min_free_space = \"1000 TiB\"");
+    let body = multipart(&[Part::File("a", b"x")]);
+    assert_refused(&tab, body, StatusCode::PAYLOAD_TOO_LARGE, "min_free_space").await;
+
+    let tab = Tab::new("max_files_per_upload = 2");
+    let body = multipart(&[
+        Part::File("a", b"1"),
+        Part::File("b", b"2"),
+        Part::File("c", b"3"),
+    ]);
+    assert_refused(
+        &tab,
+        body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "max_files_per_upload",
+    )
+    .await;
+
+    let tab = Tab::new("max_text_size = 10");
+    let body = multipart(&[Part::File("a", b"1"), Part::Text("eleven char")]);
+    assert_refused(&tab, body, StatusCode::PAYLOAD_TOO_LARGE, "max_text_size").await;
+}
+
+#[tokio::test]
+async fn disabled_files_and_text_are_refused_by_the_server() {
+    let tab = Tab::new("disable_files = true");
+    let body = multipart(&[Part::File("a", b"1"), Part::Text("hi")]);
+    assert_refused(&tab, body, StatusCode::FORBIDDEN, "files_disabled").await;
+    let (status, _) = tab
+        .send(multipart(&[Part::File("", b""), Part::Text("hi")]), false)
+        .await;
+    assert_eq!(status, StatusCode::OK, "an empty file input is not a file");
+
+    let tab = Tab::new("disable_text = true");
+    let body = multipart(&[Part::File("a", b"1"), Part::Text("hi")]);
+    assert_refused(&tab, body, StatusCode::FORBIDDEN, "text_disabled").await;
+    let (status, _) = tab
+        .send(multipart(&[Part::File("a", b"1"), Part::Text("")]), false)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an empty text field is not a message"
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_are_refused() {
+    let tab = Tab::new("");
+    let response = tab
+        .tab
+        .router
+        .clone()
+        .oneshot(
+            Request::post("/upload")
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from("hello"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Cut off in the middle of a part.
+    let mut body = multipart(&[Part::File("a", &[1; 1000])]);
+    body.truncate(300);
+    let (status, _) = tab.send(body, false).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // An unknown field.
+    let body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--{BOUNDARY}--\r\n"
+    );
+    let (status, _) = tab.send(body.into_bytes(), false).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    tab.assert_empty();
+}
+
+#[tokio::test]
+async fn a_part_header_that_never_ends_is_refused_before_it_fills_memory() {
+    let tab = Tab::new("");
+    let (mut sender, receiver) =
+        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let request = Request::post("/upload")
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from_stream(receiver))
+        .unwrap();
+    let handler = tokio::spawn(tab.tab.router.clone().oneshot(request));
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a\"\r\nX-Pad: "
+    );
+    sender.send(Ok(Bytes::from(head))).await.unwrap();
+    let mut sent = 0;
+    while sent < 64 * 1024 * 1024 {
+        if sender
+            .send(Ok(Bytes::from(vec![b'a'; 64 * 1024])))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        sent += 64 * 1024;
+    }
+    assert!(
+        sent < 4 * 1024 * 1024,
+        "the server kept reading {sent} bytes of header"
+    );
+    let response = handler.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    tab.assert_empty();
+}
+
+#[tokio::test]
+async fn console_events_report_progress_and_the_folder_but_no_names() {
+    let tab = Tab::new("");
+    let (status, _) = tab
+        .send(multipart(&[Part::File("secret-name.txt", b"abc")]), false)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let folder = tab.folder().display().to_string();
+    let events = tab.tab.events();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            TabEvent::TransferStarted {
+                direction: Direction::Upload,
+                label: None,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            TabEvent::TransferFinished { bytes: 3, outcome: TransferOutcome::Completed, saved_to: Some(s), .. } if *s == folder
+        )),
+        "{events:?}"
+    );
+    assert!(!format!("{events:?}").contains("secret-name"), "{events:?}");
+
+    let tab = Tab::new("show_file_names_in_console = true");
+    tab.send(multipart(&[Part::File("shown.txt", b"abc")]), false)
+        .await;
+    assert!(format!("{:?}", tab.tab.events()).contains("shown.txt"));
+}
+
+#[tokio::test]
+async fn too_many_uploads_at_once_are_turned_away() {
+    let tab = Tab::new("max_concurrent_uploads = 1");
+    let (mut sender, receiver) =
+        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let router = tab.tab.router.clone();
+    let request = Request::post("/upload")
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from_stream(receiver))
+        .unwrap();
+    let first = tokio::spawn(router.oneshot(request));
+    let mut body = multipart(&[Part::File("slow", b"0123456789")]);
+    // Cut inside the file's data, so that the upload has started writing.
+    let rest = body.split_off(body.len() - 40);
+    sender.send(Ok(Bytes::from(body))).await.unwrap();
+    wait_until(|| tab.folders().len() == 1).await;
+    let (status, _) = tab.send(multipart(&[Part::File("b", b"1")]), false).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    sender.send(Ok(Bytes::from(rest))).await.unwrap();
+    drop(sender);
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+    let (status, _) = tab.send(multipart(&[Part::File("c", b"1")]), false).await;
+    assert_eq!(status, StatusCode::OK, "the slot is free again");
+}
+
+async fn wait_until(mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "condition not met in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_upload_dropped_half_way_leaves_nothing_and_frees_its_budget() {
+    let tab = Tab::new("max_total_size = 2000");
+    let (mut sender, receiver) =
+        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let request = Request::post("/upload")
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from_stream(receiver))
+        .unwrap();
+    let handler = tokio::spawn(tab.tab.router.clone().oneshot(request));
+    let mut body = multipart(&[
+        Part::File("done", &[1; 500]),
+        Part::File("half", &[2; 1000]),
+    ]);
+    body.truncate(1200);
+    sender.send(Ok(Bytes::from(body))).await.unwrap();
+    // Both the complete first file and the second one's temporary file exist...
+    wait_until(|| {
+        tab.folders()
+            .first()
+            .is_some_and(|f| std::fs::read_dir(f).unwrap().count() == 2)
+    })
+    .await;
+    // ...until the connection goes away and hyper drops the handler.
+    handler.abort();
+    let _ = handler.await;
+    wait_until(|| tab.folders().is_empty()).await;
+    assert!(tab.tab.events().iter().any(|e| matches!(
+        e,
+        TabEvent::TransferFinished {
+            outcome: TransferOutcome::Cancelled,
+            ..
+        }
+    )));
+    let (status, _) = tab
+        .send(multipart(&[Part::File("all", &[3; 2000])]), false)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the cancelled upload gave its bytes back"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_upload_is_abandoned() {
+    let tab = Tab::new("upload_idle_timeout_seconds = 1");
+    let (mut sender, receiver) =
+        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let request = Request::post("/upload")
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from_stream(receiver))
+        .unwrap();
+    let handler = tokio::spawn(tab.tab.router.clone().oneshot(request));
+    let mut body = multipart(&[Part::File("slow", &[1; 100])]);
+    body.truncate(150);
+    sender.send(Ok(Bytes::from(body))).await.unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(20), handler)
+        .await
+        .expect("the stalled upload was not abandoned")
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    tab.assert_empty();
+    drop(sender);
+}
