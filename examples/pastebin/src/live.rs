@@ -1,0 +1,79 @@
+//! `GET /p/{id}/live`: a WebSocket telling a paste's page how many people view it right now.
+
+use std::sync::Arc;
+
+use onionhost_sdk::axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use onionhost_sdk::axum::extract::{Path, State};
+use onionhost_sdk::axum::http::StatusCode;
+use onionhost_sdk::axum::response::{IntoResponse, Response};
+use onionhost_sdk::http::plain_error;
+
+use crate::store::Paste;
+
+/// The most live views of one paste at once.
+const MAX_VIEWERS: usize = 200;
+
+/// The largest message a viewer may send (they have nothing to say; anything else is refused).
+const MAX_INCOMING: usize = 1024;
+
+/// Upgrades to a WebSocket that receives the viewer count, as decimal text, on every change.
+pub(crate) async fn viewers(
+    State(state): State<Arc<crate::State>>,
+    Path(id): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // A paste to burn has no live view: its page does not show it until it is destroyed.
+    let Some(paste) = state.store.get(&id).filter(|paste| !paste.burn_after_reading) else {
+        return plain_error(StatusCode::NOT_FOUND, "No such paste.");
+    };
+    let mut joined = false;
+    paste.viewers.send_if_modified(|count| {
+        joined = *count < MAX_VIEWERS;
+        if joined {
+            *count += 1;
+        }
+        joined
+    });
+    if !joined {
+        return plain_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many people are viewing this paste live.",
+        );
+    }
+    let ctx = state.ctx.clone();
+    upgrade
+        .max_message_size(MAX_INCOMING)
+        .on_upgrade(move |socket| async move {
+            watch(socket, &paste, ctx).await;
+            paste.viewers.send_modify(|count| *count -= 1);
+        })
+        .into_response()
+}
+
+/// Sends the count until the viewer leaves or the tab stops.
+async fn watch(mut socket: WebSocket, paste: &Paste, ctx: onionhost_sdk::TabContext) {
+    let mut count = paste.viewers.subscribe();
+    count.mark_changed();
+    loop {
+        tokio::select! {
+            changed = count.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let now = count.borrow_and_update().to_string();
+                if socket.send(Message::Text(now.into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                // A close, an error, or a message nobody asked for ends the view.
+                _ => return,
+            },
+            () = ctx.shutdown() => {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+        }
+    }
+}

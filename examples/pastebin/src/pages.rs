@@ -1,0 +1,359 @@
+//! The pastebin's HTTP routes: the form, creating a paste, showing it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use onionhost_sdk::axum::Form;
+use onionhost_sdk::axum::extract::{Path, State};
+use onionhost_sdk::axum::http::{StatusCode, header};
+use onionhost_sdk::axum::response::{Html, IntoResponse, Redirect, Response};
+use onionhost_sdk::http::plain_error;
+use serde::Deserialize;
+
+use crate::store::{self, StoreError};
+
+/// The form of `POST /paste`.
+#[derive(Deserialize)]
+pub(crate) struct NewPaste {
+    text: String,
+    /// Minutes to keep the paste; one of the form's choices. Missing: the longest.
+    keep: Option<u64>,
+    /// `on` when the paste is to be burned after reading.
+    burn: Option<String>,
+}
+
+/// The start of every page: a title and no inline script or style (the host's CSP).
+fn page(title: &str, script: bool, body: &str) -> Html<String> {
+    let script = if script {
+        "<script src=\"/live.js\" defer></script>"
+    } else {
+        ""
+    };
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title>{script}\
+         </head><body><h1>{title}</h1>{body}</body></html>",
+        title = escape(title),
+    ))
+}
+
+/// How a number of minutes reads on the form.
+fn duration_label(minutes: u64) -> String {
+    match minutes {
+        1 => "1 minute".to_owned(),
+        m if m % (24 * 60) == 0 && m / (24 * 60) == 1 => "1 day".to_owned(),
+        m if m % 60 == 0 && m / 60 == 1 => "1 hour".to_owned(),
+        m if m % 60 == 0 => format!("{} hours", m / 60),
+        m => format!("{m} minutes"),
+    }
+}
+
+/// `GET /`: the form.
+pub(crate) async fn index(State(state): State<Arc<crate::State>>) -> Html<String> {
+    let config = &state.config;
+    let choices: String = config
+        .expiry_choices()
+        .into_iter()
+        .map(|minutes| {
+            let selected = if minutes == config.keep_minutes {
+                " selected"
+            } else {
+                ""
+            };
+            format!(
+                "<option value=\"{minutes}\"{selected}>{}</option>",
+                duration_label(minutes)
+            )
+        })
+        .collect();
+    page(
+        &config.title,
+        false,
+        &format!(
+            "<form method=\"post\" action=\"/paste\">\
+             <textarea name=\"text\" rows=\"16\" cols=\"80\" maxlength=\"{max}\" required>\
+             </textarea><br>\
+             <label>Delete after <select name=\"keep\">{choices}</select></label> \
+             <label><input type=\"checkbox\" name=\"burn\"> Burn after reading \
+             (the first person to open it is the only one to see it)</label><br>\
+             <button type=\"submit\">Paste</button></form>\
+             <p>Pastes are kept in memory only, up to {max} bytes each, {count} of {limit} \
+             stored now. Anyone with a paste's link can read it.</p>",
+            max = config.max_paste_bytes,
+            count = state.store.len(),
+            limit = config.max_pastes,
+        ),
+    )
+}
+
+/// `POST /paste`: stores the text and sends the visitor to its page.
+pub(crate) async fn create(
+    State(state): State<Arc<crate::State>>,
+    Form(form): Form<NewPaste>,
+) -> Response {
+    let config = &state.config;
+    if form.text.is_empty() {
+        return plain_error(StatusCode::BAD_REQUEST, "The paste is empty.");
+    }
+    if form.text.len() > config.max_paste_bytes {
+        return plain_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "The paste is too long: at most {} bytes.",
+                config.max_paste_bytes
+            ),
+        );
+    }
+    let keep = form.keep.unwrap_or(config.keep_minutes);
+    if !config.expiry_choices().contains(&keep) {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            "Choose how long to keep the paste from the form's list.",
+        );
+    }
+    let paste = store::NewPaste {
+        text: form.text,
+        keep: Duration::from_secs(keep * 60),
+        burn_after_reading: form.burn.is_some_and(|burn| burn == "on"),
+    };
+    match state.store.add(paste) {
+        Ok(id) => Redirect::to(&format!("/p/{id}")).into_response(),
+        Err(StoreError::Full) => plain_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The pastebin is full. Try again when older pastes have expired.",
+        ),
+        Err(StoreError::TooFast) => plain_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many pastes were made in the last minute. Try again in a minute.",
+        ),
+    }
+}
+
+/// `GET /p/{id}`: the paste with its live viewer count; for a paste to burn, a button that
+/// reveals (and destroys) it, so that a link preview or a prefetch does not burn it.
+pub(crate) async fn show(
+    State(state): State<Arc<crate::State>>,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(paste) = state.store.get(&id) else {
+        return not_found();
+    };
+    let id = escape(&id);
+    if paste.burn_after_reading {
+        return page(
+            &state.config.title,
+            false,
+            &format!(
+                "<p>This paste will be destroyed once you read it: nobody, you included, can \
+                 open it again.</p><form method=\"post\" action=\"/p/{id}/read\">\
+                 <button type=\"submit\">Read and destroy</button></form>"
+            ),
+        )
+        .into_response();
+    }
+    page(
+        &state.config.title,
+        true,
+        &format!(
+            "<pre id=\"paste\">{text}</pre><p><a href=\"/p/{id}/raw\">raw</a> · expires in \
+             {left} · <span id=\"viewers\" data-live=\"/p/{id}/live\"></span></p>",
+            text = escape(&paste.text),
+            left = duration_label(minutes_left(&paste)),
+        ),
+    )
+    .into_response()
+}
+
+/// `POST /p/{id}/read`: reveals a paste to burn, and deletes it.
+pub(crate) async fn read(
+    State(state): State<Arc<crate::State>>,
+    Path(id): Path<String>,
+) -> Response {
+    match state.store.get(&id) {
+        Some(paste) if !paste.burn_after_reading => {
+            return Redirect::to(&format!("/p/{id}")).into_response();
+        }
+        Some(_) => {}
+        None => return not_found(),
+    }
+    let Some(paste) = state.store.take(&id) else {
+        return not_found();
+    };
+    page(
+        &state.config.title,
+        false,
+        &format!(
+            "<pre id=\"paste\">{}</pre><p>This paste is now destroyed: copy it before you \
+             leave this page.</p>",
+            escape(&paste.text)
+        ),
+    )
+    .into_response()
+}
+
+/// `GET /p/{id}/raw`: the paste as plain text (not for a paste to burn: open its page).
+pub(crate) async fn raw(State(state): State<Arc<crate::State>>, Path(id): Path<String>) -> Response {
+    match state.store.get(&id) {
+        Some(paste) if !paste.burn_after_reading => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            paste.text.to_string(),
+        )
+            .into_response(),
+        Some(_) => plain_error(
+            StatusCode::NOT_FOUND,
+            "This paste is burned after reading: open its page to read it.",
+        ),
+        None => not_found(),
+    }
+}
+
+/// Whole minutes until `paste` expires, at least one.
+fn minutes_left(paste: &store::Paste) -> u64 {
+    let left = paste.expires.saturating_duration_since(std::time::Instant::now());
+    left.as_secs().div_ceil(60).max(1)
+}
+
+/// `GET /live.js`: the script of the live viewer count (no inline script: the host's
+/// Content-Security-Policy forbids it).
+pub(crate) async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../assets/live.js"),
+    )
+}
+
+fn not_found() -> Response {
+    plain_error(
+        StatusCode::NOT_FOUND,
+        "No such paste: it never existed, or it has expired.",
+    )
+}
+
+/// Escapes text for HTML content and attribute values.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use onionhost_sdk::axum::body::Body;
+    use onionhost_sdk::axum::http::Request;
+    use onionhost_sdk::testing::TestTab;
+    use tower::ServiceExt as _;
+
+    use crate::Pastebin;
+
+    async fn send(tab: &TestTab, request: Request<Body>) -> (u16, String, String) {
+        let response = tab.router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = onionhost_sdk::axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, location, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn encode(text: &str) -> String {
+        text.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    fn post(path: &str, body: String) -> Request<Body> {
+        Request::post(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("request")
+    }
+
+    fn paste(text: &str) -> Request<Body> {
+        post("/paste", format!("text={}", encode(text)))
+    }
+
+    fn get(path: &str) -> Request<Body> {
+        Request::get(path).body(Body::empty()).expect("request")
+    }
+
+    #[tokio::test]
+    async fn a_paste_is_stored_escaped_and_bounded() {
+        let tab = TestTab::build::<Pastebin>("max_paste_bytes = 16").expect("build");
+        let (status, location, _) = send(&tab, paste("<b>hi</b>")).await;
+        assert_eq!(status, 303);
+        let (status, _, page) = send(&tab, get(&location)).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("&lt;b&gt;hi&lt;/b&gt;"), "{page}");
+        assert!(page.contains("expires in 1 hour"), "{page}");
+        let (_, _, text) = send(&tab, get(&format!("{location}/raw"))).await;
+        assert_eq!(text, "<b>hi</b>");
+        let (status, _, _) = send(&tab, paste("seventeen bytes!!")).await;
+        assert_eq!(status, 413);
+        assert_eq!(send(&tab, paste("")).await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn a_burned_paste_is_shown_once_after_a_click() {
+        let tab = TestTab::build::<Pastebin>("").expect("build");
+        let body = format!("text={}&burn=on", encode("secret"));
+        let (_, location, _) = send(&tab, post("/paste", body)).await;
+        // Opening the link (or a preview fetching it) does not reveal or burn it.
+        let (status, _, page) = send(&tab, get(&location)).await;
+        assert_eq!(status, 200);
+        assert!(!page.contains("secret") && page.contains("Read and destroy"), "{page}");
+        assert_eq!(send(&tab, get(&format!("{location}/raw"))).await.0, 404);
+        let read = format!("{location}/read");
+        let (status, _, page) = send(&tab, post(&read, String::new())).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("secret"), "{page}");
+        assert_eq!(send(&tab, post(&read, String::new())).await.0, 404);
+        assert_eq!(send(&tab, get(&location)).await.0, 404);
+    }
+
+    #[tokio::test]
+    async fn expiry_is_one_of_the_offered_choices() {
+        let tab = TestTab::build::<Pastebin>("keep_minutes = 90").expect("build");
+        let (_, _, form) = send(&tab, get("/")).await;
+        assert!(form.contains("<option value=\"90\" selected>90 minutes</option>"), "{form}");
+        let ok = "text=x&keep=5".to_owned();
+        assert_eq!(send(&tab, post("/paste", ok)).await.0, 303);
+        let too_long = format!("text=x&keep={}", 24 * 60);
+        assert_eq!(send(&tab, post("/paste", too_long)).await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn creation_is_rate_limited_and_counted() {
+        let tab = TestTab::build::<Pastebin>("max_pastes_per_minute = 1").expect("build");
+        assert_eq!(send(&tab, paste("one")).await.0, 303);
+        assert_eq!(send(&tab, paste("two")).await.0, 429);
+        let (_, _, form) = send(&tab, get("/")).await;
+        assert!(form.contains("1 of 100 stored"), "{form}");
+    }
+
+    #[tokio::test]
+    async fn two_tabs_share_nothing() {
+        let one = TestTab::build::<Pastebin>("").expect("build");
+        let two = TestTab::build::<Pastebin>("").expect("build");
+        let (_, location, _) = send(&one, paste("mine")).await;
+        assert_eq!(send(&two, get(&location)).await.0, 404);
+    }
+
+    #[test]
+    fn bad_config_names_the_key() {
+        let err = TestTab::build::<Pastebin>("max_paste_bytes = 0").err().expect("refused");
+        assert!(err.to_string().starts_with("`max_paste_bytes`"), "{err}");
+        let err = TestTab::build::<Pastebin>("colour = 1").err().expect("refused");
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+}
