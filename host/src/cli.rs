@@ -20,6 +20,10 @@ pub(crate) struct CommonArgs {
     /// are not anonymous and nothing is reachable from other machines).
     #[arg(long, global = true)]
     pub(crate) local_only: bool,
+    /// Use another Tor network than the public one: a TOML file with `authorities` and
+    /// `fallbacks`, as in the config's `[tor]` section (it replaces those keys).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) tor_network: Option<PathBuf>,
 }
 
 /// Options of the one-tab commands (`chat`, `share`, `receive`).

@@ -7,7 +7,9 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -57,10 +59,335 @@ pub(crate) struct OnionTabOptions {
 pub(crate) struct HostConfig {
     /// The tabs, in file order.
     pub(crate) tabs: Vec<TabConfig>,
-    /// The `[tor]` section, as written (the onion transport checks it).
-    pub(crate) tor: toml::Table,
+    /// The `[tor]` section.
+    pub(crate) tor: TorConfig,
     /// The file it came from, for messages.
     pub(crate) source: Option<PathBuf>,
+}
+
+/// How long Tor may take to connect before the host gives up, unless `[tor]` says otherwise.
+pub(crate) const DEFAULT_BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The checked `[tor]` section: where Arti keeps its files, and which Tor network to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TorConfig {
+    /// Arti's state directory; `None`: a private temporary one, removed on exit.
+    pub(crate) state_dir: Option<PathBuf>,
+    /// Arti's cache directory; `None`: a private temporary one, removed on exit.
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// Where persistent tabs keep their keys; `None`: under the user's data directory.
+    pub(crate) keys_dir: Option<PathBuf>,
+    /// How long connecting to Tor may take before the host gives up.
+    pub(crate) bootstrap_timeout: Duration,
+    /// Another Tor network than the public one (a private or test network).
+    pub(crate) network: Option<TorNetwork>,
+}
+
+impl Default for TorConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: None,
+            cache_dir: None,
+            keys_dir: None,
+            bootstrap_timeout: DEFAULT_BOOTSTRAP_TIMEOUT,
+            network: None,
+        }
+    }
+}
+
+/// The directory authorities and fallback directories of a Tor network other than the
+/// public one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TorNetwork {
+    /// The authorities: at least one.
+    pub(crate) authorities: Vec<Authority>,
+    /// The first relays Arti asks for the directory: at least one.
+    pub(crate) fallbacks: Vec<Fallback>,
+}
+
+/// One directory authority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Authority {
+    /// Its v3 identity: the RSA fingerprint of its authority identity key.
+    pub(crate) v3ident: [u8; 20],
+    /// Its directory port.
+    pub(crate) address: SocketAddr,
+}
+
+/// One fallback directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fallback {
+    /// Its RSA identity fingerprint.
+    pub(crate) rsa_identity: [u8; 20],
+    /// Its ed25519 identity.
+    pub(crate) ed_identity: [u8; 32],
+    /// Its OR port.
+    pub(crate) orport: SocketAddr,
+}
+
+/// The `[tor]` section as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTor {
+    #[serde(default)]
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    cache_dir: Option<PathBuf>,
+    #[serde(default)]
+    keys_dir: Option<PathBuf>,
+    #[serde(default)]
+    bootstrap_timeout: Option<String>,
+    #[serde(default)]
+    authorities: Option<Vec<RawAuthority>>,
+    #[serde(default)]
+    fallbacks: Option<Vec<RawFallback>>,
+}
+
+/// A `--tor-network` file as written: only the network.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    #[serde(default)]
+    authorities: Option<Vec<RawAuthority>>,
+    #[serde(default)]
+    fallbacks: Option<Vec<RawFallback>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthority {
+    v3ident: String,
+    address: SocketAddr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFallback {
+    rsa_identity: String,
+    ed_identity: String,
+    orport: SocketAddr,
+}
+
+/// A path into a TOML document, for finding a line.
+#[derive(Debug, Clone)]
+enum Part {
+    Key(String),
+    Index(usize),
+}
+
+/// A problem found in `[tor]` or a network file: where, and what.
+type Problem = (Vec<Part>, String);
+
+/// Deserializes `value` into `T`, naming the offending key on error.
+fn deserialize_at<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T, Problem> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let mut path: Vec<Part> = err
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(Part::Key(key.clone())),
+                serde_path_to_error::Segment::Seq { index } => Some(Part::Index(*index)),
+                _ => None,
+            })
+            .collect();
+        let message = err.into_inner().message().trim_end().to_owned();
+        // An unknown key is reported at its table; point at the key itself.
+        if let Some(rest) = message.strip_prefix("unknown field `")
+            && let Some((key, _)) = rest.split_once('`')
+            && !matches!(path.last(), Some(Part::Key(last)) if last == key)
+        {
+            path.push(Part::Key(key.to_owned()));
+        }
+        let shown = shown_path(&path);
+        let message = if shown.is_empty() {
+            message
+        } else {
+            format!("`{shown}`: {message}")
+        };
+        (path, message)
+    })
+}
+
+/// `authorities[0].v3ident`.
+fn shown_path(path: &[Part]) -> String {
+    let mut shown = String::new();
+    for part in path {
+        match part {
+            Part::Key(key) => {
+                if !shown.is_empty() {
+                    shown.push('.');
+                }
+                shown.push_str(key);
+            }
+            Part::Index(i) => shown.push_str(&format!("[{i}]")),
+        }
+    }
+    shown
+}
+
+/// Parses a hex fingerprint of `N` bytes (spaces allowed, as tor prints them).
+fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = data_encoding::HEXUPPER_PERMISSIVE
+        .decode(clean.to_ascii_uppercase().as_bytes())
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+/// Checks the authorities and fallbacks of a network, as written in `[tor]` or a network file.
+fn check_network(
+    authorities: Option<Vec<RawAuthority>>,
+    fallbacks: Option<Vec<RawFallback>>,
+    problems: &mut Vec<Problem>,
+) -> Option<TorNetwork> {
+    let key = |name: &str, index: usize, field: &str| {
+        vec![
+            Part::Key(name.to_owned()),
+            Part::Index(index),
+            Part::Key(field.to_owned()),
+        ]
+    };
+    match (authorities, fallbacks) {
+        (None, None) => None,
+        (Some(_), None) => {
+            problems.push((
+                vec![Part::Key("authorities".into())],
+                "`authorities` without `fallbacks`: list the network's fallback directories too (its authorities will do)".into(),
+            ));
+            None
+        }
+        (None, Some(_)) => {
+            problems.push((
+                vec![Part::Key("fallbacks".into())],
+                "`fallbacks` without `authorities`: a network other than the public one needs both"
+                    .into(),
+            ));
+            None
+        }
+        (Some(authorities), Some(fallbacks)) => {
+            let before = problems.len();
+            if authorities.is_empty() {
+                problems.push((
+                    vec![Part::Key("authorities".into())],
+                    "`authorities` is empty: list at least one, or leave both `authorities` and `fallbacks` out for the public Tor network".into(),
+                ));
+            }
+            if fallbacks.is_empty() {
+                problems.push((
+                    vec![Part::Key("fallbacks".into())],
+                    "`fallbacks` is empty: list at least one".into(),
+                ));
+            }
+            let mut network = TorNetwork {
+                authorities: Vec::new(),
+                fallbacks: Vec::new(),
+            };
+            for (i, raw) in authorities.into_iter().enumerate() {
+                match hex_bytes::<20>(&raw.v3ident) {
+                    Some(v3ident) => network.authorities.push(Authority {
+                        v3ident,
+                        address: raw.address,
+                    }),
+                    None => problems.push((
+                        key("authorities", i, "v3ident"),
+                        format!("`authorities[{i}].v3ident` must be 40 hex digits (the authority's v3 identity fingerprint)"),
+                    )),
+                }
+            }
+            for (i, raw) in fallbacks.into_iter().enumerate() {
+                let rsa = hex_bytes::<20>(&raw.rsa_identity);
+                if rsa.is_none() {
+                    problems.push((
+                        key("fallbacks", i, "rsa_identity"),
+                        format!("`fallbacks[{i}].rsa_identity` must be 40 hex digits (the relay's RSA fingerprint)"),
+                    ));
+                }
+                let ed = data_encoding::BASE64_NOPAD
+                    .decode(raw.ed_identity.trim_end_matches('=').as_bytes())
+                    .ok()
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+                if ed.is_none() {
+                    problems.push((
+                        key("fallbacks", i, "ed_identity"),
+                        format!("`fallbacks[{i}].ed_identity` must be the base64 of the relay's 32-byte ed25519 identity"),
+                    ));
+                }
+                if let (Some(rsa_identity), Some(ed_identity)) = (rsa, ed) {
+                    network.fallbacks.push(Fallback {
+                        rsa_identity,
+                        ed_identity,
+                        orport: raw.orport,
+                    });
+                }
+            }
+            (problems.len() == before).then_some(network)
+        }
+    }
+}
+
+/// Checks the `[tor]` section.
+fn check_tor(table: toml::Table) -> Result<TorConfig, Vec<Problem>> {
+    let raw: RawTor = deserialize_at(toml::Value::Table(table)).map_err(|p| vec![p])?;
+    let mut problems = Vec::new();
+    let mut tor = TorConfig {
+        state_dir: raw.state_dir,
+        cache_dir: raw.cache_dir,
+        keys_dir: raw.keys_dir,
+        ..TorConfig::default()
+    };
+    if let Some(text) = raw.bootstrap_timeout {
+        match humantime::parse_duration(&text) {
+            Ok(timeout) if timeout >= Duration::from_secs(1) => tor.bootstrap_timeout = timeout,
+            _ => problems.push((
+                vec![Part::Key("bootstrap_timeout".into())],
+                format!("`bootstrap_timeout` = {text:?} is not a duration of at least 1 s: write e.g. \"3 min\" or \"90s\""),
+            )),
+        }
+    }
+    tor.network = check_network(raw.authorities, raw.fallbacks, &mut problems);
+    if problems.is_empty() {
+        Ok(tor)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Reads a `--tor-network` file: `authorities` and `fallbacks`, as in `[tor]`.
+pub(crate) fn load_network(path: &Path) -> Result<TorNetwork, ConfigErrors> {
+    let file = path.display().to_string();
+    let fail = |errors| ConfigErrors {
+        file: file.clone(),
+        errors,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        fail(vec![(
+            None,
+            format!("cannot read the Tor network file: {err}"),
+        )])
+    })?;
+    let value: toml::Value = toml::from_str(&text).map_err(|err| {
+        let line = err.span().map(|span| line_of(&text, span.start));
+        fail(vec![(line, err.message().trim_end().to_owned())])
+    })?;
+    let spans = Spans::new(&text);
+    let at = |problems: Vec<Problem>| {
+        fail(
+            problems
+                .into_iter()
+                .map(|(path, message)| (spans.line_at(&[], &path), message))
+                .collect(),
+        )
+    };
+    let raw: RawNetwork = deserialize_at(value).map_err(|p| at(vec![p]))?;
+    let mut problems = Vec::new();
+    match check_network(raw.authorities, raw.fallbacks, &mut problems) {
+        Some(network) => Ok(network),
+        None if problems.is_empty() => Err(fail(vec![(
+            None,
+            "no network in this file: it needs `authorities` and `fallbacks`".into(),
+        )])),
+        None => Err(at(problems)),
+    }
 }
 
 /// Everything wrong with a config file.
@@ -138,6 +465,19 @@ pub(crate) fn load(path: &Path, registry: &Registry) -> Result<HostConfig, Confi
         errors: vec![(None, format!("cannot read the config file: {err}"))],
     })?;
     let mut config = parse(&text, &file, registry)?;
+    // Relative directories in `[tor]` are relative to the config file, not to wherever the
+    // host happens to be started.
+    if let Some(base) = path.parent() {
+        for dir in [
+            &mut config.tor.state_dir,
+            &mut config.tor.cache_dir,
+            &mut config.tor.keys_dir,
+        ] {
+            if let Some(relative) = dir.as_mut().filter(|d| d.is_relative()) {
+                *relative = base.join(&*relative);
+            }
+        }
+    }
     config.source = Some(path.to_owned());
     Ok(config)
 }
@@ -161,6 +501,15 @@ pub(crate) fn parse(
         }
     };
     let spans = Spans::new(text);
+    let tor = match check_tor(raw.tor) {
+        Ok(tor) => tor,
+        Err(problems) => {
+            for (path, message) in problems {
+                errors.push((spans.line_at(&["tor"], &path), format!("[tor] {message}")));
+            }
+            TorConfig::default()
+        }
+    };
     if raw.tab.is_empty() {
         errors.push((
             None,
@@ -168,6 +517,7 @@ pub(crate) fn parse(
         ));
     }
     let mut names = HashSet::new();
+    let mut nicknames = HashSet::new();
     let mut ports = HashSet::new();
     let mut tabs = Vec::new();
     for (index, table) in raw.tab.into_iter().enumerate() {
@@ -228,6 +578,21 @@ pub(crate) fn parse(
                     "two tabs are named {:?}: give each tab its own name",
                     raw_tab.name
                 ),
+            );
+        } else if !nicknames.insert(raw_tab.name.to_ascii_lowercase()) {
+            // Each tab's onion service is named after the tab, and those names are lowercase.
+            error(
+                &["name"],
+                format!(
+                    "tab name {:?} differs from another tab's only in upper/lower case: give each tab its own name",
+                    raw_tab.name
+                ),
+            );
+        }
+        if raw_tab.intro_rate_per_second == Some(0) {
+            error(
+                &["intro_rate_per_second"],
+                "`intro_rate_per_second` must be at least 1: leave it out for the default".into(),
             );
         }
         if let Some(port) = raw_tab.port {
@@ -300,7 +665,7 @@ pub(crate) fn parse(
     if errors.is_empty() {
         Ok(HostConfig {
             tabs,
-            tor: raw.tor,
+            tor,
             source: None,
         })
     } else {
@@ -366,6 +731,47 @@ impl Spans {
             }
         }
         best.map(|offset| line_of(&self.text, offset))
+    }
+}
+
+impl Spans {
+    /// The 1-based line of `prefix...path...` (or of the deepest part of it that exists),
+    /// through tables, arrays and inline tables.
+    fn line_at(&self, prefix: &[&str], path: &[Part]) -> Option<usize> {
+        let doc = self.doc.as_ref()?;
+        let mut item = doc.as_item().clone();
+        let mut best = None;
+        let parts = prefix
+            .iter()
+            .map(|key| Part::Key((*key).to_owned()))
+            .chain(path.iter().cloned());
+        for part in parts {
+            let next = match (&part, &item) {
+                (Part::Key(key), item) => {
+                    let Some(table) = item.as_table_like() else {
+                        break;
+                    };
+                    let Some((found, next)) = table.get_key_value(key) else {
+                        break;
+                    };
+                    best = found.span().or_else(|| next.span()).or(best);
+                    next.clone()
+                }
+                (Part::Index(i), toml_edit::Item::ArrayOfTables(tables)) => {
+                    let Some(table) = tables.get(*i) else { break };
+                    best = table.span().or(best);
+                    toml_edit::Item::Table(table.clone())
+                }
+                (Part::Index(i), toml_edit::Item::Value(toml_edit::Value::Array(array))) => {
+                    let Some(value) = array.get(*i) else { break };
+                    best = value.span().or(best);
+                    toml_edit::Item::Value(value.clone())
+                }
+                _ => break,
+            };
+            item = next;
+        }
+        best.map(|span| line_of(&self.text, span.start))
     }
 }
 
@@ -441,6 +847,109 @@ mod tests {
     fn syntax_error_names_line() {
         let err = errors("[[tab]]\nname = \"a\nmode = \"chat\"\n");
         assert!(err.starts_with("test.toml:2:"), "{err}");
+    }
+
+    const TAB: &str = "[[tab]]\nname = \"a\"\nmode = \"chat\"\n";
+
+    #[test]
+    fn tor_section_parses() {
+        let text = format!(
+            "[tor]\nstate_dir = \"/var/lib/x\"\nbootstrap_timeout = \"90s\"\n\
+             authorities = [ {{ v3ident = \"{ident}\", address = \"127.0.0.1:7000\" }} ]\n\
+             fallbacks = [ {{ rsa_identity = \"{ident}\", ed_identity = \"{ed}\", orport = \"127.0.0.1:5000\" }} ]\n{TAB}",
+            ident = "AB".repeat(20),
+            ed = data_encoding::BASE64_NOPAD.encode(&[7u8; 32]),
+        );
+        let config = parse(&text, "test.toml", &Registry::builtin()).unwrap();
+        assert_eq!(config.tor.state_dir, Some(PathBuf::from("/var/lib/x")));
+        assert_eq!(config.tor.bootstrap_timeout, Duration::from_secs(90));
+        let network = config.tor.network.unwrap();
+        assert_eq!(network.authorities[0].v3ident, [0xab; 20]);
+        assert_eq!(network.fallbacks[0].ed_identity, [7; 32]);
+        assert_eq!(network.fallbacks[0].orport.port(), 5000);
+    }
+
+    #[test]
+    fn no_tor_section_means_the_public_network() {
+        let config = parse(TAB, "test.toml", &Registry::builtin()).unwrap();
+        assert_eq!(config.tor, TorConfig::default());
+        assert_eq!(config.tor.bootstrap_timeout, DEFAULT_BOOTSTRAP_TIMEOUT);
+    }
+
+    #[test]
+    fn unknown_tor_key_names_line_and_key() {
+        let err = errors(&format!(
+            "{TAB}\n[tor]\nstate_dir = \"/x\"\nsocks_port = 9050\n"
+        ));
+        assert!(
+            err.starts_with("test.toml:7: [tor] `socks_port`: unknown field"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_tor_values_name_their_lines() {
+        let text = format!(
+            "{TAB}[tor]\nbootstrap_timeout = \"soon\"\nauthorities = [\n  {{ v3ident = \"xyz\", address = \"127.0.0.1:1\" }},\n]\nfallbacks = []\n"
+        );
+        let err = errors(&text);
+        assert!(
+            err.contains("test.toml:5: [tor] `bootstrap_timeout`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("test.toml:7: [tor] `authorities[0].v3ident` must be 40 hex"),
+            "{err}"
+        );
+        assert!(
+            err.contains("test.toml:9: [tor] `fallbacks` is empty"),
+            "{err}"
+        );
+        let err = errors(&format!(
+            "{TAB}[tor]\nauthorities = [ {{ v3ident = \"00\", address = \"nowhere\" }} ]\n"
+        ));
+        assert!(
+            err.contains("test.toml:5: [tor] `authorities[0].address`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn authorities_need_fallbacks() {
+        let text = format!(
+            "{TAB}[tor]\nauthorities = [ {{ v3ident = \"{}\", address = \"127.0.0.1:1\" }} ]\n",
+            "00".repeat(20)
+        );
+        assert!(errors(&text).contains("`authorities` without `fallbacks`"));
+    }
+
+    #[test]
+    fn network_file_loads_and_refuses_other_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("net.toml");
+        let good = format!(
+            "authorities = [ {{ v3ident = \"{ident}\", address = \"127.0.0.1:7000\" }} ]\n\
+             fallbacks = [ {{ rsa_identity = \"{ident}\", ed_identity = \"{ed}\", orport = \"127.0.0.1:5000\" }} ]\n",
+            ident = "01".repeat(20),
+            ed = data_encoding::BASE64.encode(&[9u8; 32]),
+        );
+        std::fs::write(&path, &good).unwrap();
+        let network = load_network(&path).unwrap();
+        assert_eq!(network.fallbacks[0].ed_identity, [9; 32]);
+        std::fs::write(&path, format!("{good}state_dir = \"/x\"\n")).unwrap();
+        let err = load_network(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("net.toml:3: `state_dir`: unknown field"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tab_names_must_differ_in_more_than_case() {
+        let err = errors(
+            "[[tab]]\nname = \"a\"\nmode = \"chat\"\n[[tab]]\nname = \"A\"\nmode = \"chat\"\n",
+        );
+        assert!(err.contains("test.toml:5: tab name \"A\" differs"), "{err}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use config::{HostConfig, OnionTabOptions, TabConfig};
 use console::Console;
 use modes::Registry;
 use transport::Transport;
+use transport::onion::{OnionTransport, TorDirs};
 
 /// Exit status for a config or usage error: nothing was started.
 const EXIT_CONFIG: u8 = 2;
@@ -35,6 +36,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let config = match with_tor_network(config, &common) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     match run(config, &common, &registry) {
         Ok(code) => code,
         Err(err) => {
@@ -42,6 +50,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Applies `--tor-network FILE`: its authorities and fallbacks replace the config's.
+fn with_tor_network(mut config: HostConfig, common: &CommonArgs) -> anyhow::Result<HostConfig> {
+    if let Some(path) = &common.tor_network {
+        config.tor.network = Some(config::load_network(path)?);
+    }
+    Ok(config)
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the default of `info` for onionhost, `warn` for
@@ -127,6 +143,9 @@ fn host_config(
 
 /// Runs the tabs until they end or a signal comes.
 fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::Result<ExitCode> {
+    // Arti's temporary folder is removed only after the runtime (and so every Arti task that
+    // might still write to it) has stopped: it is declared first, so it is dropped last.
+    let mut tor_dirs: Option<TorDirs> = None;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -134,18 +153,37 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
     runtime.block_on(async {
         let console = Console::default();
         let transport = if common.local_only {
-            console.host("--local-only: serving on 127.0.0.1 without Tor; visitors are not anonymous");
+            console
+                .host("--local-only: serving on 127.0.0.1 without Tor; visitors are not anonymous");
             Transport::Local
         } else {
-            // Fail closed: without an onion transport, nothing is served.
-            anyhow::bail!("onion services are not available in this build yet: use --local-only for development");
+            let dirs = tor_dirs.insert(TorDirs::new(&config.tor)?);
+            // Ctrl-C while connecting still ends the host, and still removes Arti's files.
+            let starting = OnionTransport::start(&config.tor, dirs, &console);
+            tokio::select! {
+                transport = starting => Transport::Onion(transport?),
+                () = stop_signal() => {
+                    console.host("stopped while connecting to Tor");
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
         };
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone()));
         let tabs = config.tabs.len();
         let summary = supervisor::run(config, registry, transport, console, shutdown).await;
-        Ok(if summary.failed == tabs && tabs > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        Ok(if summary.failed == tabs && tabs > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
     })
+}
+
+/// Returns on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let shutdown = CancellationToken::new();
+    watch_signals(shutdown).await;
 }
 
 /// Cancels `shutdown` on Ctrl-C or SIGTERM.

@@ -11,6 +11,7 @@ use crate::config::TabConfig;
 use crate::console::Console;
 
 pub(crate) mod local;
+pub(crate) mod onion;
 
 /// A visitor's connection: any byte stream.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -27,6 +28,8 @@ pub(crate) type Incoming = BoxStream<'static, Connection>;
 pub(crate) enum Transport {
     /// Loopback TCP, no Tor.
     Local,
+    /// Each tab its own onion service.
+    Onion(onion::OnionTransport),
 }
 
 impl Transport {
@@ -38,6 +41,7 @@ impl Transport {
     ) -> anyhow::Result<Incoming> {
         match self {
             Self::Local => local::open(tab, console).await,
+            Self::Onion(onion) => onion.open(tab, console).await,
         }
     }
 }

@@ -1,0 +1,70 @@
+//! The onion transport: every tab is its own Tor onion service, published by the Arti client
+//! embedded in the host, and served straight on the onion service's streams.
+//!
+//! One Tor client per host ([`client`]), bootstrapped once before any tab starts. Each tab
+//! gets its own identity key and so its own address ([`keys`]), private (restricted discovery
+//! with a client key the host prints) unless `public`, ephemeral (keys in memory only) unless
+//! `persistent`. [`service`] launches it and turns its streams into connections.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use super::Incoming;
+use crate::config::{TabConfig, TorConfig};
+use crate::console::Console;
+
+mod client;
+mod keys;
+mod service;
+
+pub(crate) use client::TorDirs;
+
+/// The onion transport: the host's Tor client, and where persistent tabs keep their keys.
+pub(crate) struct OnionTransport {
+    client: client::Client,
+    keys_dir: Option<PathBuf>,
+}
+
+impl OnionTransport {
+    /// Connects to Tor (showing progress, giving up after `[tor] bootstrap_timeout`). Arti's
+    /// files go in `dirs`, which the caller removes after the runtime has shut down.
+    pub(crate) async fn start(
+        tor: &TorConfig,
+        dirs: &TorDirs,
+        console: &Console,
+    ) -> anyhow::Result<Self> {
+        let config = client::client_config(tor, dirs)?;
+        let client = client::bootstrap(config, tor.bootstrap_timeout, console).await?;
+        Ok(Self {
+            client,
+            keys_dir: tor.keys_dir.clone(),
+        })
+    }
+
+    /// Publishes `tab` as its own onion service.
+    pub(crate) async fn open(
+        &self,
+        tab: &TabConfig,
+        console: &Console,
+    ) -> anyhow::Result<Incoming> {
+        let private = !tab.onion.public;
+        let keys = if tab.onion.persistent {
+            let dir = match &self.keys_dir {
+                Some(dir) => dir.clone(),
+                None => keys::default_keys_dir()?,
+            }
+            .join(&tab.name);
+            let keys = keys::TabKeys::load_or_create(&dir, private)
+                .context("cannot use the tab's persistent keys")?;
+            console.tab(
+                &tab.name,
+                &format!("persistent: keys kept in {}", dir.display()),
+            );
+            keys
+        } else {
+            keys::TabKeys::generate(private)?
+        };
+        service::launch(&self.client, &tab.name, &tab.onion, &keys, console)
+    }
+}

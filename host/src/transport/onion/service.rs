@@ -1,0 +1,394 @@
+//! One tab's onion service: its Arti configuration, its launch, the console lines about it,
+//! and its streams handed to the tab as connections.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow};
+use futures::{Stream, StreamExt as _};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tor_cell::relaycell::msg::{Connected, End, EndReason};
+use tor_hscrypto::pk::HsClientDescEncKey;
+use tor_hsservice::config::restricted_discovery::HsClientNickname;
+use tor_hsservice::config::{OnionServiceConfig, OnionServiceConfigBuilder, TokenBucketConfig};
+use tor_hsservice::status::{OnionServiceStatus, State};
+use tor_hsservice::{HsNickname, RunningOnionService, StreamRequest};
+use tor_proto::stream::IncomingStreamRequest;
+
+use super::client::Client;
+use super::keys::TabKeys;
+use crate::config::OnionTabOptions;
+use crate::console::Console;
+use crate::transport::{Connection, Incoming};
+
+/// The only port a tab answers on: plain HTTP, as onion services need no TLS.
+const HTTP_PORT: u16 = 80;
+
+/// Streams one visitor circuit may have open at once. A browser opens a handful; more is
+/// someone trying to exhaust the tab, and Arti closes that circuit.
+const MAX_STREAMS_PER_CIRCUIT: u32 = 64;
+
+/// Accepted streams waiting for the tab to take them.
+const QUEUE: usize = 32;
+
+/// Introduction rate limit of a public tab without `intro_rate_per_second` (C tor's defaults:
+/// 25 per second, bursts of 200).
+const PUBLIC_INTRO_RATE: u32 = 25;
+
+/// How many introductions above the rate an introduction point lets through in a burst, as a
+/// multiple of the rate.
+const BURST_FACTOR: u32 = 8;
+
+/// Whether a tab asks for proof of work under load unless its config says: public tabs do.
+pub(crate) fn proof_of_work(options: &OnionTabOptions) -> bool {
+    options.proof_of_work.unwrap_or(options.public)
+}
+
+/// The onion service nickname of tab `name`: Arti's nicknames are lowercase, and the config
+/// refuses tab names that differ only in case.
+pub(crate) fn nickname(name: &str) -> anyhow::Result<HsNickname> {
+    let lower = name.to_ascii_lowercase();
+    let lower = if lower.starts_with('-') {
+        format!("tab{lower}")
+    } else {
+        lower
+    };
+    HsNickname::new(lower)
+        .map_err(|err| anyhow!("tab name {name:?} cannot name an onion service: {err}"))
+}
+
+/// Arti's configuration of the onion service of tab `name`. `client` is the key the host
+/// made for its visitors (private tabs).
+pub(crate) fn service_config(
+    name: &str,
+    options: &OnionTabOptions,
+    client: Option<HsClientDescEncKey>,
+) -> anyhow::Result<OnionServiceConfig> {
+    let mut builder = OnionServiceConfigBuilder::default();
+    builder
+        .nickname(nickname(name)?)
+        .max_concurrent_streams_per_circuit(MAX_STREAMS_PER_CIRCUIT)
+        .enable_pow(proof_of_work(options));
+    let rate = options
+        .intro_rate_per_second
+        .or(options.public.then_some(PUBLIC_INTRO_RATE));
+    if let Some(rate) = rate {
+        builder.rate_limit_at_intro(Some(TokenBucketConfig::new(
+            rate,
+            rate.saturating_mul(BURST_FACTOR),
+        )));
+    }
+    if !options.public {
+        let client = client.context("a private tab needs a client key")?;
+        let discovery = builder.restricted_discovery();
+        discovery.enabled(true);
+        let keys = discovery.static_keys().access();
+        keys.push((
+            HsClientNickname::from_str("host").map_err(|e| anyhow!("{e}"))?,
+            client,
+        ));
+        for (i, written) in options.authorized_clients.iter().enumerate() {
+            let key = parse_client_key(written).with_context(|| {
+                format!("`authorized_clients[{i}]` is not an x25519 public key: write `descriptor:x25519:<52 base32 characters>` or the bare key")
+            })?;
+            let nick =
+                HsClientNickname::from_str(&format!("client{i}")).map_err(|e| anyhow!("{e}"))?;
+            keys.push((nick, key));
+        }
+    }
+    builder
+        .build()
+        .with_context(|| format!("the onion service settings of tab {name:?} are invalid"))
+}
+
+/// A client's public key as people write it: `descriptor:x25519:<base32>`, or the bare key.
+pub(crate) fn parse_client_key(written: &str) -> Option<HsClientDescEncKey> {
+    let written = written.trim();
+    let full = if written.contains(':') {
+        written.to_owned()
+    } else {
+        format!("descriptor:x25519:{written}")
+    };
+    HsClientDescEncKey::from_str(&full).ok()
+}
+
+/// Launches the onion service of tab `name` and returns its connections. The console says
+/// how publication goes and prints the address (and the private key) once it is reachable.
+/// Dropping the returned stream takes the service down.
+pub(crate) fn launch(
+    client: &Client,
+    name: &str,
+    options: &OnionTabOptions,
+    keys: &TabKeys,
+    console: &Console,
+) -> anyhow::Result<Incoming> {
+    let config = service_config(name, options, keys.client_public())?;
+    let address = keys.onion_address()?;
+    let (service, rend_requests) = client
+        .launch_onion_service_with_hsid(config, keys.identity_keypair()?)
+        .context("cannot launch the onion service")?
+        .context("the onion service is disabled")?;
+    let stop = CancellationToken::new();
+    let announcement = Announcement {
+        tab: name.to_owned(),
+        address,
+        private_key: keys
+            .client_private_base32()
+            .map(|key| key.as_str().to_owned())
+            .map(zeroize::Zeroizing::new),
+        console: console.clone(),
+    };
+    tokio::spawn(watch_status(
+        service.status_events(),
+        announcement,
+        stop.clone(),
+    ));
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    tokio::spawn(serve_streams(
+        service,
+        tor_hsservice::handle_rend_requests(rend_requests),
+        sender,
+        stop.clone(),
+    ));
+    let guard = stop.drop_guard();
+    let incoming = futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
+        let connection = receiver.recv().await?;
+        Some((connection, (receiver, guard)))
+    });
+    Ok(incoming.boxed())
+}
+
+/// What the console says about a tab once its service is reachable.
+struct Announcement {
+    tab: String,
+    address: String,
+    private_key: Option<zeroize::Zeroizing<String>>,
+    console: Console,
+}
+
+impl Announcement {
+    /// The lines that tell a user how visitors reach the tab. Stdout is the user interface,
+    /// so the private key belongs here (and nowhere else).
+    fn lines(&self) -> Vec<String> {
+        let mut lines = vec![format!("serving at http://{}/", self.address)];
+        if let Some(key) = &self.private_key {
+            let host = self.address.trim_end_matches(".onion");
+            lines.push(format!(
+                "private key (give it to each visitor; Tor Browser asks for it): {}",
+                key.as_str()
+            ));
+            lines.push(format!(
+                "C tor ClientOnionAuthDir line: {host}:descriptor:x25519:{}",
+                key.as_str()
+            ));
+        }
+        lines
+    }
+}
+
+/// Shows publication progress, then the address once the service is reachable, then
+/// trouble if it stops being reachable.
+async fn watch_status(
+    mut events: impl Stream<Item = OnionServiceStatus> + Unpin,
+    announcement: Announcement,
+    stop: CancellationToken,
+) {
+    let tab = announcement.tab.as_str();
+    let console = &announcement.console;
+    console.tab(tab, "publishing the onion service");
+    let mut announced = false;
+    let mut last: Option<State> = None;
+    loop {
+        let status = tokio::select! {
+            () = stop.cancelled() => return,
+            status = events.next() => match status {
+                Some(status) => status,
+                None => return,
+            },
+        };
+        let state = status.state();
+        if last == Some(state) {
+            continue;
+        }
+        last = Some(state);
+        if state.is_fully_reachable() {
+            if announced {
+                console.tab(tab, "onion service reachable again");
+            } else {
+                announced = true;
+                for line in announcement.lines() {
+                    console.tab(tab, &line);
+                }
+            }
+            continue;
+        }
+        if let Some(problem) = status.current_problem() {
+            // Arti's errors name relays and may name the service: debug level only.
+            tracing::debug!(tab, ?problem, "onion service problem");
+        }
+        let message = match state {
+            State::Bootstrapping => {
+                "onion service: choosing introduction points and publishing its descriptor"
+            }
+            State::DegradedUnreachable => {
+                "onion service: could not publish its descriptor everywhere yet; retrying"
+            }
+            State::Recovering => "onion service: recovering from a network problem",
+            State::Broken => {
+                "onion service: not working right now (Tor keeps trying); visitors may not reach this tab"
+            }
+            State::Shutdown => "onion service: shut down",
+            _ => continue,
+        };
+        console.tab(tab, message);
+    }
+}
+
+/// Accepts the tab's streams and hands them over, until `stop` or the service ends. Owns the
+/// service: when this returns, the service is taken down.
+async fn serve_streams(
+    service: Arc<RunningOnionService>,
+    requests: impl Stream<Item = StreamRequest> + Send + 'static,
+    sender: mpsc::Sender<Connection>,
+    stop: CancellationToken,
+) {
+    let mut requests = Box::pin(requests);
+    loop {
+        let request = tokio::select! {
+            () = stop.cancelled() => break,
+            () = sender.closed() => break,
+            request = requests.next() => match request {
+                Some(request) => request,
+                None => break,
+            },
+        };
+        // Accepting waits for the visitor's circuit; one slow visitor must not hold up others.
+        tokio::spawn(accept(request, sender.clone()));
+    }
+    drop(requests);
+    drop(service);
+}
+
+/// Accepts a request for port 80 as a connection to the tab; ends any other.
+async fn accept(request: StreamRequest, sender: mpsc::Sender<Connection>) {
+    let wanted = matches!(request.request(), IncomingStreamRequest::Begin(begin) if begin.port() == HTTP_PORT);
+    if !wanted {
+        // DONE is what other onion service implementations answer, so this says nothing
+        // about which software runs here.
+        if let Err(err) = request.reject(End::new_with_reason(EndReason::DONE)).await {
+            tracing::debug!("rejecting a stream failed: {err}");
+        }
+        return;
+    }
+    match request.accept(Connected::new_empty()).await {
+        Ok(stream) => {
+            // The tab is gone if this fails; the stream is dropped and closed.
+            let _ = sender.send(Box::new(stream) as Connection).await;
+        }
+        Err(err) => tracing::debug!("accepting a stream failed: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(public: bool) -> OnionTabOptions {
+        OnionTabOptions {
+            public,
+            ..OnionTabOptions::default()
+        }
+    }
+
+    #[test]
+    fn nicknames_are_lowercase_tab_names() {
+        assert_eq!(nickname("Chat_1").expect("valid").to_string(), "chat_1");
+        assert_eq!(nickname("-x").expect("valid").to_string(), "tab-x");
+    }
+
+    #[test]
+    fn private_by_default_with_the_host_key_and_extra_clients() {
+        let keys = TabKeys::generate(true).expect("keys");
+        let extra = TabKeys::generate(true).expect("keys");
+        let extra_public = extra.client_public().expect("client").to_string();
+        let bare = extra_public
+            .trim_start_matches("descriptor:x25519:")
+            .to_owned();
+        let mut opts = options(false);
+        opts.authorized_clients = vec![extra_public.clone(), bare.to_lowercase()];
+        let config = service_config("chat", &opts, keys.client_public()).expect("config");
+        let discovery = config.restricted_discovery();
+        assert!(*discovery.enabled());
+        let listed: Vec<String> = discovery
+            .static_keys()
+            .as_ref()
+            .values()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(listed.len(), 3);
+        assert!(listed.contains(&keys.client_public().expect("client").to_string()));
+        assert!(listed.contains(&extra_public));
+        assert!(
+            !config.enable_pow(),
+            "private tabs need no proof of work by default"
+        );
+        assert!(config.rate_limit_at_intro().is_none());
+    }
+
+    #[test]
+    fn public_tabs_have_no_client_list_and_defend_themselves() {
+        let config = service_config("share", &options(true), None).expect("config");
+        assert!(!*config.restricted_discovery().enabled());
+        assert!(config.enable_pow());
+        assert!(config.rate_limit_at_intro().is_some());
+        let mut opts = options(true);
+        opts.proof_of_work = Some(false);
+        opts.intro_rate_per_second = Some(5);
+        let config = service_config("share", &opts, None).expect("config");
+        assert!(!config.enable_pow());
+        assert_eq!(
+            config.rate_limit_at_intro(),
+            &Some(TokenBucketConfig::new(5, 40))
+        );
+    }
+
+    #[test]
+    fn a_bad_client_key_is_refused_without_echoing_much() {
+        let mut opts = options(false);
+        opts.authorized_clients = vec!["descriptor:x25519:tooshort".into()];
+        let keys = TabKeys::generate(true).expect("keys");
+        let err = format!(
+            "{:#}",
+            service_config("chat", &opts, keys.client_public()).expect_err("refused")
+        );
+        assert!(err.contains("authorized_clients[0]"), "{err}");
+        assert!(parse_client_key("descriptor:ed25519:AAAA").is_none());
+    }
+
+    #[test]
+    fn the_announcement_gives_the_address_and_both_key_forms() {
+        let keys = TabKeys::generate(true).expect("keys");
+        let announcement = Announcement {
+            tab: "chat".into(),
+            address: keys.onion_address().expect("address"),
+            private_key: keys
+                .client_private_base32()
+                .map(|k| zeroize::Zeroizing::new(k.as_str().to_owned())),
+            console: Console::default(),
+        };
+        let lines = announcement.lines();
+        let address = keys.onion_address().expect("address");
+        let key = keys.client_private_base32().expect("key");
+        assert_eq!(lines[0], format!("serving at http://{address}/"));
+        assert!(lines[1].ends_with(&format!(": {}", key.as_str())));
+        assert_eq!(
+            lines[2],
+            format!(
+                "C tor ClientOnionAuthDir line: {}:descriptor:x25519:{}",
+                address.trim_end_matches(".onion"),
+                key.as_str()
+            )
+        );
+    }
+}
