@@ -27,6 +27,10 @@ use tokio::sync::Semaphore;
 
 pub use config::{ChatConfig, RateLimitConfig};
 
+// Built as a `cdylib` with `--features plugin`, the chat mode is also a plugin.
+#[cfg(feature = "plugin")]
+onionhost_sdk::export_mode!(ChatMode);
+
 use room::Room;
 
 /// The chat mode: one ephemeral room per tab (`mode = "chat"`).
