@@ -76,6 +76,7 @@ impl Registry {
         Self::with(vec![
             Box::new(DynMode::<onionhost_chat::ChatMode>::new()),
             Box::new(DynMode::<onionhost_receive::ReceiveMode>::new()),
+            Box::new(DynMode::<onionhost_share::ShareMode>::new()),
         ])
     }
 

@@ -131,7 +131,10 @@ mod tests {
     fn missing_paths_name_the_key_and_the_path() {
         let err = parse("paths = [\"/nonexistent/onionhost-share-test\"]").unwrap_err();
         assert_eq!(err.key, ["paths"]);
-        assert!(err.message.contains("/nonexistent/onionhost-share-test"), "{err}");
+        assert!(
+            err.message.contains("/nonexistent/onionhost-share-test"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -174,7 +177,7 @@ mod tests {
             ("zip_name = \"\"", "zip_name"),
             ("title = \"a\\nb\"", "title"),
             ("max_concurrent_downloads = 0", "max_concurrent_downloads"),
-            ("unknown = 1", ""),
+            ("unknown = 1", "unknown"),
         ] {
             let err = parse(&format!("paths = [\"{dir_str}\"]\n{line}")).unwrap_err();
             assert_eq!(err.key.join("."), key, "{line}: {err}");

@@ -145,7 +145,9 @@ pub(crate) fn listing(
         let (class, detail) = match &child.kind {
             Kind::File(file) => ("file", size(file.size)),
             Kind::Dir {
-                total_size, files: n, ..
+                total_size,
+                files: n,
+                ..
             } => ("dir", format!("{}, {}", files(*n), size(*total_size))),
         };
         let slash = if class == "dir" { "/" } else { "" };

@@ -45,7 +45,8 @@ pub(crate) struct Share {
 impl Share {
     /// Called when a whole file or the whole zip has been sent: stops the tab if asked to.
     fn whole_download_finished(&self) {
-        if self.config.stop_after_first_download && !self.stop_requested.swap(true, Ordering::SeqCst)
+        if self.config.stop_after_first_download
+            && !self.stop_requested.swap(true, Ordering::SeqCst)
         {
             self.ctx.request_stop(
                 "the first download is complete (stop_after_first_download is on; \

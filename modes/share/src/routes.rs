@@ -5,6 +5,7 @@
 //! report no transfer).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use onionhost_sdk::axum::body::Body;
 use onionhost_sdk::axum::extract::State;
@@ -70,17 +71,17 @@ pub(crate) async fn download(
     let len = share.zip.len();
     let etag = share.zip.etag().to_owned();
     let decision = range::decide(&headers, len, &etag);
-    let mut response =
-        match head_response(decision, len, &etag, "application/zip", &share.zip_name) {
-            Ok(response) => response,
-            Err(refused) => return refused,
-        };
+    let mut response = match head_response(decision, len, &etag, "application/zip", &share.zip_name)
+    {
+        Ok(response) => response,
+        Err(refused) => return *refused,
+    };
     if method == Method::HEAD {
         return response;
     }
     let permit = match admit(&share) {
         Ok(permit) => permit,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (start, end) = bounds(decision, len);
     let label = share
@@ -100,7 +101,12 @@ pub(crate) async fn download(
     response
 }
 
-async fn send_file(share: &Arc<Share>, id: usize, method: &Method, headers: &HeaderMap) -> Response {
+async fn send_file(
+    share: &Arc<Share>,
+    id: usize,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
     let node = &share.index.nodes[id];
     let Kind::File(file) = &node.kind else {
         return message(share, StatusCode::NOT_FOUND, "No such shared file.");
@@ -108,22 +114,17 @@ async fn send_file(share: &Arc<Share>, id: usize, method: &Method, headers: &Hea
     let len = file.size;
     let etag = file_etag(node, len);
     let decision = range::decide(headers, len, &etag);
-    let mut response = match head_response(
-        decision,
-        len,
-        &etag,
-        "application/octet-stream",
-        &node.name,
-    ) {
-        Ok(response) => response,
-        Err(refused) => return refused,
-    };
+    let mut response =
+        match head_response(decision, len, &etag, "application/octet-stream", &node.name) {
+            Ok(response) => response,
+            Err(refused) => return *refused,
+        };
     if method == Method::HEAD {
         return response;
     }
     let permit = match admit(share) {
         Ok(permit) => permit,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let opened = {
         let share = Arc::clone(share);
@@ -205,7 +206,7 @@ fn head_response(
     etag: &str,
     content_type: &'static str,
     file_name: &str,
-) -> Result<Response, Response> {
+) -> Result<Response, Box<Response>> {
     let etag = HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"none\""));
     let (status, length, content_range) = match decision {
         Decision::Full => (StatusCode::OK, len, None),
@@ -225,7 +226,7 @@ fn head_response(
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
                 headers.insert(header::CONTENT_RANGE, value);
             }
-            return Err(response);
+            return Err(Box::new(response));
         }
     };
     let mut response = Response::new(Body::empty());
@@ -268,25 +269,27 @@ pub(crate) fn content_disposition(name: &str) -> String {
 }
 
 /// Whether a new download may start: not after the share stopped, and not beyond the limit.
-fn admit(share: &Arc<Share>) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
-    if share.ctx.is_shutting_down() {
-        return Err(message(
+fn admit(share: &Arc<Share>) -> Result<tokio::sync::OwnedSemaphorePermit, Box<Response>> {
+    if share.ctx.is_shutting_down() || share.stop_requested.load(Ordering::SeqCst) {
+        return Err(Box::new(message(
             share,
             StatusCode::SERVICE_UNAVAILABLE,
             "This share has stopped.",
-        ));
+        )));
     }
-    Arc::clone(&share.downloads).try_acquire_owned().map_err(|_| {
-        let mut response = message(
-            share,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Too many downloads are running; try again in a minute.",
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-        response
-    })
+    Arc::clone(&share.downloads)
+        .try_acquire_owned()
+        .map_err(|_| {
+            let mut response = message(
+                share,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many downloads are running; try again in a minute.",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            Box::new(response)
+        })
 }
 
 fn listing(share: &Share, dir: usize) -> String {

@@ -1,0 +1,510 @@
+//! Tests of the zip against an independent reader (the `zip` crate), of ranges over it, and of
+//! the router in memory (HEAD, Range, stop after the first download).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use http_body_util::BodyExt;
+use onionhost_sdk::axum::body::Body;
+use onionhost_sdk::axum::http::{Method, Request, StatusCode, header};
+use onionhost_sdk::testing::TestTab;
+use onionhost_sdk::{TabEvent, TransferOutcome};
+use tower::ServiceExt;
+
+use crate::ShareMode;
+use crate::index::Index;
+use crate::zip::{Sink, ZipLayout};
+
+/// Collects a range's bytes in memory.
+#[derive(Default)]
+struct VecSink(Vec<u8>);
+
+impl Sink for VecSink {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn copy_from(
+        &mut self,
+        file: &mut File,
+        len: u64,
+        crc: Option<&mut crc32fast::Hasher>,
+    ) -> io::Result<()> {
+        let before = self.0.len();
+        let n = (&mut *file).take(len).read_to_end(&mut self.0)?;
+        assert_eq!(n as u64, len, "short read");
+        if let Some(hasher) = crc {
+            hasher.update(&self.0[before..]);
+        }
+        Ok(())
+    }
+}
+
+fn range(layout: &ZipLayout, index: &Index, start: u64, end: u64) -> Vec<u8> {
+    let mut sink = VecSink::default();
+    layout.write_range(index, start, end, &mut sink).unwrap();
+    sink.0
+}
+
+/// Bytes that differ from file to file and from offset to offset.
+fn content(seed: usize, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| u8::try_from((i * 31 + seed * 7 + i / 251) % 256).unwrap())
+        .collect()
+}
+
+/// A share with a folder, nested folders, an empty folder, an empty file, a file larger than
+/// a chunk, loose files beside the folder, a Unicode name and two items of the same name.
+fn sample() -> (tempfile::TempDir, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let w = |rel: &str, data: Vec<u8>| {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    };
+    w("album/photo 1.jpg", content(1, 300_000));
+    w("album/deep/er/notes.txt", content(2, 1000));
+    w("album/ünïcödé 日本.txt", content(3, 77));
+    w("album/empty.bin", Vec::new());
+    std::fs::create_dir_all(root.join("album/nothing here")).unwrap();
+    w("readme.txt", content(4, 12));
+    w("b/readme.txt", content(5, 13));
+    w("big.bin", content(6, 600_001));
+    let paths = vec![
+        root.join("album"),
+        root.join("readme.txt"),
+        root.join("b/readme.txt"),
+        root.join("big.bin"),
+    ];
+    (dir, paths)
+}
+
+fn expected_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let r = |rel: &str| std::fs::read(root.join(rel)).unwrap();
+    BTreeMap::from([
+        ("album/photo 1.jpg".to_owned(), r("album/photo 1.jpg")),
+        (
+            "album/deep/er/notes.txt".into(),
+            r("album/deep/er/notes.txt"),
+        ),
+        ("album/ünïcödé 日本.txt".into(), r("album/ünïcödé 日本.txt")),
+        ("album/empty.bin".into(), r("album/empty.bin")),
+        ("readme.txt".into(), r("readme.txt")),
+        ("readme (2).txt".into(), r("b/readme.txt")),
+        ("big.bin".into(), r("big.bin")),
+    ])
+}
+
+/// Every file of a zip by name, and the folders.
+fn unzip(bytes: Vec<u8>) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
+    let mut archive = zip::ZipArchive::new(io::Cursor::new(bytes)).unwrap();
+    let mut files = BTreeMap::new();
+    let mut dirs = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).unwrap();
+        assert_eq!(entry.compression(), zip::CompressionMethod::Stored);
+        let name = entry.name().unwrap().into_owned();
+        if entry.is_dir() {
+            dirs.push(name);
+        } else {
+            let mut data = Vec::new();
+            // Reading to the end checks the CRC against the central directory.
+            entry.read_to_end(&mut data).unwrap();
+            files.insert(name, data);
+        }
+    }
+    (files, dirs)
+}
+
+#[test]
+fn the_zip_holds_every_file_byte_for_byte() {
+    let (dir, paths) = sample();
+    let index = Index::build(&paths).unwrap();
+    let layout = ZipLayout::new(&index);
+    let bytes = range(&layout, &index, 0, layout.len());
+    assert_eq!(
+        bytes.len() as u64,
+        layout.len(),
+        "the announced length is exact"
+    );
+    let (files, dirs) = unzip(bytes);
+    assert_eq!(files, expected_files(dir.path()));
+    assert_eq!(
+        dirs,
+        [
+            "album/",
+            "album/deep/",
+            "album/deep/er/",
+            "album/nothing here/"
+        ]
+    );
+}
+
+#[test]
+fn the_zip_is_the_same_every_time_and_any_range_of_it_is_exact() {
+    let (_dir, paths) = sample();
+    let index = Index::build(&paths).unwrap();
+    let full = {
+        let layout = ZipLayout::new(&index);
+        range(&layout, &index, 0, layout.len())
+    };
+    let layout = ZipLayout::new(&index);
+    assert_eq!(layout.etag(), ZipLayout::new(&index).etag());
+    let len = layout.len();
+    let mut cuts = vec![0, 1, 29, 30, 31, 100, 300_000, 300_100, len - 22, len - 1];
+    cuts.extend((0..len).step_by(40_009));
+    cuts.sort_unstable();
+    // Each range is produced by a fresh layout, which knows no CRC yet: the CRCs of entries
+    // the range starts inside or after must be computed from the files.
+    for &start in &cuts {
+        for end in [start + 1, start + 17, start + 70_000, len] {
+            let end = end.min(len);
+            let fresh = ZipLayout::new(&index);
+            assert_eq!(
+                range(&fresh, &index, start, end),
+                &full[usize::try_from(start).unwrap()..usize::try_from(end).unwrap()],
+                "{start}..{end}"
+            );
+        }
+    }
+    // Pieces cut at chunk-unfriendly places and glued together give the zip.
+    let mut glued = Vec::new();
+    let mut at = 0;
+    for step in [7, 100_003, 1, 250_000, 99_999].iter().cycle() {
+        if at >= len {
+            break;
+        }
+        let end = (at + step).min(len);
+        glued.extend(range(&layout, &index, at, end));
+        at = end;
+    }
+    assert_eq!(glued, full);
+}
+
+#[test]
+fn more_than_65535_entries_use_zip64() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..65_540 {
+        File::create(dir.path().join(format!("{i:05}"))).unwrap();
+    }
+    std::fs::write(dir.path().join("last"), b"the end").unwrap();
+    let index = Index::build(&[dir.path().to_owned()]).unwrap();
+    let layout = ZipLayout::new(&index);
+    let bytes = range(&layout, &index, 0, layout.len());
+    let mut archive = zip::ZipArchive::new(io::Cursor::new(bytes)).unwrap();
+    assert_eq!(archive.len(), 65_542);
+    let name = format!("{}/last", index.nodes[1].name);
+    let mut last = Vec::new();
+    archive
+        .by_name(&name)
+        .unwrap()
+        .read_to_end(&mut last)
+        .unwrap();
+    assert_eq!(last, b"the end");
+}
+
+/// Reads the virtual zip through `Read + Seek`, producing only the bytes asked for, so that
+/// a zip larger than memory can be checked by an independent reader.
+struct Virtual<'a> {
+    layout: &'a ZipLayout,
+    index: &'a Index,
+    pos: u64,
+}
+
+impl Read for Virtual<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let end = (self.pos + buf.len() as u64).min(self.layout.len());
+        if self.pos >= end {
+            return Ok(0);
+        }
+        let bytes = range(self.layout, self.index, self.pos, end);
+        buf[..bytes.len()].copy_from_slice(&bytes);
+        self.pos = end;
+        Ok(bytes.len())
+    }
+}
+
+impl Seek for Virtual<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.pos = match to {
+            SeekFrom::Start(n) => n,
+            SeekFrom::End(n) => self.layout.len().checked_add_signed(n).unwrap(),
+            SeekFrom::Current(n) => self.pos.checked_add_signed(n).unwrap(),
+        };
+        Ok(self.pos)
+    }
+}
+
+#[test]
+fn a_file_over_4_gib_and_entries_beyond_4_gib_use_zip64() {
+    let dir = tempfile::tempdir().unwrap();
+    // Sparse: takes no disk space. 4 GiB + 1 needs Zip64 sizes, and pushes the next entries
+    // beyond 4 GiB, which needs Zip64 offsets.
+    let huge = File::create(dir.path().join("a-huge.bin")).unwrap();
+    huge.set_len((4 << 30) + 1).unwrap();
+    drop(huge);
+    std::fs::write(dir.path().join("b-after.txt"), b"after the huge file").unwrap();
+    let index = Index::build(&[dir.path().to_owned()]).unwrap();
+    let layout = ZipLayout::new(&index);
+    // The huge file's CRC: zeros, so known without reading 4 GiB in a debug build.
+    layout.seed_crc_for_tests(1, zeros_crc((4 << 30) + 1));
+    let mut archive = zip::ZipArchive::new(Virtual {
+        layout: &layout,
+        index: &index,
+        pos: 0,
+    })
+    .unwrap();
+    let root = &index.nodes[1].name;
+    {
+        let huge = archive.by_name(&format!("{root}/a-huge.bin")).unwrap();
+        assert_eq!(huge.size(), (4 << 30) + 1);
+    }
+    let mut after = archive.by_name(&format!("{root}/b-after.txt")).unwrap();
+    assert!(after.header_start() > 4 << 30);
+    let mut data = Vec::new();
+    after.read_to_end(&mut data).unwrap();
+    assert_eq!(data, b"after the huge file");
+}
+
+/// The CRC-32 of `len` zero bytes, by combining CRCs of halves.
+fn zeros_crc(len: u64) -> u32 {
+    let mut result = crc32fast::Hasher::new();
+    let mut block = crc32fast::Hasher::new();
+    block.update(&[0]);
+    let mut block_len = 1u64;
+    let mut left = len;
+    // Binary expansion of `len`, appending blocks of 2^k zeros.
+    while left > 0 {
+        if left & 1 == 1 {
+            result.combine(&block);
+        }
+        left >>= 1;
+        if left > 0 {
+            let copy = block.clone();
+            block.combine(&copy);
+            block_len *= 2;
+        }
+    }
+    let _ = block_len;
+    result.finalize()
+}
+
+#[test]
+fn zeros_crc_matches_hashing() {
+    for len in [0, 1, 2, 3, 1000, 65_537] {
+        assert_eq!(
+            zeros_crc(len),
+            crc32fast::hash(&vec![0; len as usize]),
+            "{len}"
+        );
+    }
+}
+
+fn tab(paths: &[PathBuf], extra: &str) -> TestTab {
+    let list: Vec<String> = paths
+        .iter()
+        .map(|p| format!("{:?}", p.to_str().unwrap()))
+        .collect();
+    TestTab::build::<ShareMode>(&format!("paths = [{}]\n{extra}", list.join(", "))).unwrap()
+}
+
+async fn request(
+    tab: &TestTab,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, onionhost_sdk::axum::http::HeaderMap, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = tab
+        .router
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
+
+fn finished(tab: &TestTab) -> Vec<TransferOutcome> {
+    tab.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            TabEvent::TransferFinished { outcome, .. } => Some(outcome),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn head_range_and_stop_after_the_first_whole_download() {
+    let (dir, paths) = sample();
+    let tab = tab(&paths, "");
+    let big = std::fs::read(dir.path().join("big.bin")).unwrap();
+
+    let (status, headers, body) = request(&tab, Method::HEAD, "/files/big.bin", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_LENGTH], big.len().to_string());
+    assert!(body.is_empty());
+    assert!(finished(&tab).is_empty(), "HEAD is no transfer");
+
+    let (status, headers, body) = request(
+        &tab,
+        Method::GET,
+        "/files/big.bin",
+        &[("range", "bytes=10-19")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        headers[header::CONTENT_RANGE],
+        format!("bytes 10-19/{}", big.len())
+    );
+    assert_eq!(body, &big[10..20]);
+    let etag = headers[header::ETAG].to_str().unwrap().to_owned();
+
+    let (status, headers, _) =
+        request(&tab, Method::GET, "/download", &[("range", "bytes=0-99")]).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/zip");
+    assert!(
+        tab.stop_requests().is_empty(),
+        "a piece does not stop the share"
+    );
+
+    let (status, headers, _) = request(
+        &tab,
+        Method::GET,
+        "/files/big.bin",
+        &[("range", "bytes=999999999-")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        headers[header::CONTENT_RANGE],
+        format!("bytes */{}", big.len())
+    );
+
+    let (status, _, body) = request(
+        &tab,
+        Method::GET,
+        "/files/big.bin",
+        &[("range", "bytes=0-9"), ("if-range", &etag)],
+    )
+    .await;
+    assert_eq!((status, body.len()), (StatusCode::PARTIAL_CONTENT, 10));
+    assert!(tab.stop_requests().is_empty());
+
+    let (status, _, body) = request(&tab, Method::GET, "/files/big.bin", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, big);
+    assert_eq!(tab.stop_requests().len(), 1, "{:?}", tab.events());
+    assert!(
+        finished(&tab)
+            .iter()
+            .all(|o| *o == TransferOutcome::Completed)
+    );
+    // No file names on the console unless asked for.
+    assert!(
+        tab.events()
+            .iter()
+            .all(|e| !format!("{e:?}").contains("big"))
+    );
+}
+
+#[tokio::test]
+async fn the_whole_zip_stops_the_share_and_names_are_reported_only_when_asked() {
+    let (_dir, paths) = sample();
+    let tab = tab(
+        &paths,
+        "show_file_names_in_console = true\nzip_name = \"all.zip\"",
+    );
+    let (status, headers, body) = request(&tab, Method::GET, "/download", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_LENGTH], body.len().to_string());
+    assert_eq!(
+        headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"all.zip\"; filename*=UTF-8''all.zip"
+    );
+    assert_eq!(tab.stop_requests().len(), 1);
+    assert!(tab.events().iter().any(|e| matches!(e,
+        TabEvent::TransferStarted { label: Some(l), .. } if l == "all.zip")));
+    // After the stop, no new download starts.
+    let (status, _, _) = request(&tab, Method::GET, "/files/readme.txt", &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn keep_sharing_serves_many_downloads() {
+    let (_dir, paths) = sample();
+    let tab = tab(&paths, "stop_after_first_download = false");
+    for _ in 0..3 {
+        let (status, _, _) = request(&tab, Method::GET, "/files/readme.txt", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert!(tab.stop_requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_download_dropped_half_way_is_cancelled_and_does_not_stop() {
+    let (_dir, paths) = sample();
+    let tab = tab(&paths, "");
+    let response = tab
+        .router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/files/big.bin")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    assert!(first.is_data());
+    drop(body);
+    assert_eq!(finished(&tab), [TransferOutcome::Cancelled]);
+    assert!(tab.stop_requests().is_empty());
+}
+
+#[tokio::test]
+async fn pages_list_names_as_text_with_links() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    std::fs::write(dir.path().join("d/<b>x<i>.txt"), "x").unwrap();
+    std::fs::write(dir.path().join("loose.txt"), "y").unwrap();
+    let tab = tab(&[dir.path().join("d"), dir.path().join("loose.txt")], "");
+    let (status, _, body) = request(&tab, Method::GET, "/", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains("href=\"/files/d/\""), "{page}");
+    assert!(page.contains("href=\"/files/loose.txt\""), "{page}");
+    assert!(page.contains("href=\"/download\""), "{page}");
+    let (_, _, body) = request(&tab, Method::GET, "/files/d/", &[]).await;
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains("&lt;b&gt;x&lt;i&gt;.txt"), "{page}");
+    assert!(
+        page.contains("href=\"/files/d/%3Cb%3Ex%3Ci%3E.txt\""),
+        "{page}"
+    );
+    assert!(!page.contains("<b>"), "{page}");
+    let (status, _, _) = request(&tab, Method::GET, "/files/d/..%2f..%2fetc", &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -257,7 +257,11 @@ impl ZipLayout {
             let (is_dir, size, unix_mode, mut name) = match &node.kind {
                 Kind::Dir { .. } => (true, 0, 0o040_755, node.rel.clone().into_bytes()),
                 Kind::File(file) => {
-                    let mode = if file.executable { 0o100_755 } else { 0o100_644 };
+                    let mode = if file.executable {
+                        0o100_755
+                    } else {
+                        0o100_644
+                    };
                     (false, file.size, mode, node.rel.clone().into_bytes())
                 }
             };
@@ -427,9 +431,18 @@ impl ZipLayout {
                 return Ok(());
             }
             let crc = self.crc(index, i)?;
-            out.emit(self.central_start + entry.central_offset, &entry.central(crc))?;
+            out.emit(
+                self.central_start + entry.central_offset,
+                &entry.central(crc),
+            )?;
         }
         out.emit(self.central_start + self.central_len, &self.end_records())
+    }
+
+    /// Tells the layout the CRC of entry `i`, as if a download had computed it.
+    #[cfg(test)]
+    pub(crate) fn seed_crc_for_tests(&self, i: usize, crc: u32) {
+        let _ = self.crcs[i].set(crc);
     }
 
     /// The CRC-32 of entry `i`, reading its file if it was never read whole before.
@@ -516,8 +529,8 @@ fn dos_datetime(unix: i64) -> (u16, u16) {
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    let time = (secs / 3600) << 11 | (secs % 3600 / 60) << 5 | (secs % 60) / 2;
-    let date = (year - 1980) << 9 | month << 5 | day;
+    let time = ((secs / 3600) << 11) | ((secs % 3600 / 60) << 5) | ((secs % 60) / 2);
+    let date = ((year - 1980) << 9) | (month << 5) | day;
     (
         u16::try_from(time).unwrap_or(0),
         u16::try_from(date).unwrap_or(0),
