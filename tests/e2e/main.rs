@@ -4,4 +4,5 @@
 mod chat;
 mod config;
 mod host;
+mod receive;
 mod testnet;
