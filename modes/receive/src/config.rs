@@ -35,6 +35,9 @@ pub struct ReceiveConfig {
     /// How many uploads may be in progress at once; more are refused with "busy". Visitors of
     /// an onion service have no address to tell them apart, so this bound is per tab.
     pub max_concurrent_uploads: usize,
+    /// How many uploads the tab accepts per minute, in bursts of as many; more are refused
+    /// with "try again later". Per tab, like `max_concurrent_uploads`.
+    pub max_uploads_per_minute: u32,
     /// An upload that sends nothing for this long is abandoned (and removed), so that a
     /// stalled or malicious visitor cannot hold an upload slot for ever.
     pub upload_idle_timeout_seconds: u64,
@@ -65,6 +68,7 @@ impl Default for ReceiveConfig {
             max_text_size: ByteSize(64 * 1024),
             show_file_names_in_console: false,
             max_concurrent_uploads: 4,
+            max_uploads_per_minute: 60,
             upload_idle_timeout_seconds: 120,
         }
     }
@@ -119,6 +123,12 @@ impl ReceiveConfig {
             self.max_concurrent_uploads,
             1,
             MAX_CONCURRENT_UPLOADS,
+        )?;
+        check_range(
+            "max_uploads_per_minute",
+            self.max_uploads_per_minute,
+            1,
+            100_000,
         )?;
         check_range(
             "upload_idle_timeout_seconds",
@@ -336,6 +346,7 @@ mod tests {
             ("max_text_size = \"17 MiB\"", "max_text_size"),
             ("max_files_per_upload = 0", "max_files_per_upload"),
             ("max_concurrent_uploads = 0", "max_concurrent_uploads"),
+            ("max_uploads_per_minute = 0", "max_uploads_per_minute"),
             (
                 "upload_idle_timeout_seconds = 0",
                 "upload_idle_timeout_seconds",

@@ -3,6 +3,7 @@
 mod config;
 mod names;
 mod page;
+mod rate;
 mod store;
 mod upload;
 
@@ -22,6 +23,7 @@ use tokio::sync::Semaphore;
 
 pub use config::{ByteSize, DEFAULT_DIR, ReceiveConfig};
 
+use rate::RateLimit;
 use store::Budget;
 
 /// The receive mode: visitors upload files and text messages into a folder
@@ -39,6 +41,8 @@ struct Receive {
     budget: Budget,
     /// Uploads in progress, against `max_concurrent_uploads`.
     slots: Arc<Semaphore>,
+    /// Uploads started, against `max_uploads_per_minute`.
+    rate: RateLimit,
     /// Numbers uploads for the console.
     next_id: AtomicU64,
     ctx: TabContext,
@@ -87,6 +91,7 @@ impl Mode for ReceiveMode {
             receive: Arc::new(Receive {
                 budget: Budget::new(config.max_total_size.0),
                 slots: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
+                rate: RateLimit::new(config.max_uploads_per_minute),
                 next_id: AtomicU64::new(1),
                 dir,
                 config,

@@ -209,6 +209,11 @@ fn visitor_message(receive: &Receive, err: &UploadError) -> String {
         UploadError::Busy => {
             "Too many uploads are in progress. Please try again in a moment.".to_owned()
         }
+        UploadError::RateLimited => {
+            "This service has received many uploads in the last minute. Please try again in a \
+             minute."
+                .to_owned()
+        }
         UploadError::IdleTimeout => {
             format!("The upload stalled and was abandoned. {nothing}")
         }

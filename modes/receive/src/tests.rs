@@ -530,6 +530,19 @@ async fn too_many_uploads_at_once_are_turned_away() {
     assert_eq!(status, StatusCode::OK, "the slot is free again");
 }
 
+#[tokio::test]
+async fn uploads_beyond_the_rate_are_refused_with_429() {
+    let tab = Tab::new("max_uploads_per_minute = 2");
+    for _ in 0..2 {
+        let (status, _) = tab.send(multipart(&[Part::File("a", b"1")]), false).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, body) = tab.send(multipart(&[Part::File("a", b"1")]), true).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(body.contains("rate_limited"), "{body}");
+    assert_eq!(tab.folders().len(), 2);
+}
+
 async fn wait_until(mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !condition() {

@@ -83,6 +83,8 @@ pub(crate) enum UploadError {
     Empty,
     #[error("too many uploads in progress")]
     Busy,
+    #[error("too many uploads this minute")]
+    RateLimited,
     #[error("the visitor sent nothing for too long")]
     IdleTimeout,
     #[error("could not {action}")]
@@ -112,6 +114,7 @@ impl UploadError {
             UploadError::NotMultipart => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             UploadError::Malformed(_) | UploadError::Empty => StatusCode::BAD_REQUEST,
             UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            UploadError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             UploadError::IdleTimeout => StatusCode::REQUEST_TIMEOUT,
             UploadError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -127,6 +130,7 @@ impl UploadError {
             UploadError::Malformed(_) => "malformed",
             UploadError::Empty => "empty",
             UploadError::Busy => "busy",
+            UploadError::RateLimited => "rate_limited",
             UploadError::IdleTimeout => "timeout",
             UploadError::Io { .. } => "server_error",
         }
@@ -172,6 +176,10 @@ async fn handle(
     let Ok(_slot) = Arc::clone(&receive.slots).try_acquire_owned() else {
         return Err(UploadError::Busy);
     };
+    receive
+        .rate
+        .try_take(Instant::now())
+        .map_err(|_| UploadError::RateLimited)?;
     let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
