@@ -5,4 +5,5 @@ mod chat;
 mod config;
 mod host;
 mod receive;
+mod share;
 mod testnet;
