@@ -2,4 +2,5 @@
 //! prints, stop it. The tests themselves live in `e2e/`, one module per area.
 
 pub mod host;
+pub mod plugins;
 pub mod testnet;

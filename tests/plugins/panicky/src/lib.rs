@@ -1,0 +1,66 @@
+//! A mode for onionhost's plugin tests, never for real use: its handlers panic on request, and
+//! use tokio (timers, spawned and blocking tasks, file I/O) inside the plugin's own runtime.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use onionhost_sdk::axum::Router;
+use onionhost_sdk::axum::routing::get;
+use onionhost_sdk::{BuildError, Mode, TabContext};
+use serde::Deserialize;
+
+/// `[tab.panicky]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PanickyConfig {
+    /// Panic in `Mode::build`, to check that only this tab fails.
+    pub panic_in_build: bool,
+}
+
+/// The test mode (`mode = "panicky"`).
+pub struct Panicky {
+    hits: Arc<AtomicU64>,
+}
+
+impl Mode for Panicky {
+    const NAME: &'static str = "panicky";
+    type Config = PanickyConfig;
+
+    fn build(config: PanickyConfig, _ctx: TabContext) -> Result<Self, BuildError> {
+        assert!(!config.panic_in_build, "panicky was asked to panic while starting");
+        Ok(Self {
+            hits: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    fn router(&self) -> Router {
+        let hits = Arc::clone(&self.hits);
+        Router::new()
+            .route(
+                "/",
+                get(move || async move {
+                    // Per-tab state: each tab counts its own requests.
+                    format!("hits {}", hits.fetch_add(1, Ordering::Relaxed) + 1)
+                }),
+            )
+            .route("/panic", get(panic))
+            .route("/tokio", get(uses_tokio))
+    }
+}
+
+async fn panic() -> &'static str {
+    panic!("panicky was asked to panic in a handler")
+}
+
+/// Every kind of tokio call that fails with "no reactor running" when a plugin's runtime
+/// objects are handed to the host.
+async fn uses_tokio() -> String {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let spawned = tokio::spawn(async { 20 }).await.unwrap_or_default();
+    let blocking = tokio::task::spawn_blocking(|| 22).await.unwrap_or_default();
+    let root = tokio::fs::metadata("/").await.map(|m| m.is_dir()).unwrap_or(false);
+    format!("tokio {} {root}", spawned + blocking)
+}
+
+onionhost_sdk::export_mode!(Panicky);
