@@ -20,6 +20,8 @@ use onionhost_sdk::BuildError;
 const MAX_NODES: usize = 1_000_000;
 /// The deepest folder nesting that is walked.
 const MAX_DEPTH: usize = 256;
+/// The longest path inside the share, in bytes (a zip entry's name holds at most 65,535).
+const MAX_PATH_BYTES: usize = 60_000;
 
 /// One file or folder of the share.
 #[derive(Debug)]
@@ -137,6 +139,13 @@ impl Index {
         } else {
             format!("{parent_rel}/{name}")
         };
+        if rel.len() > MAX_PATH_BYTES {
+            return Err(BuildError::Other(format!(
+                "{} is too deep: its path in the share is longer than {MAX_PATH_BYTES} bytes, \
+                 which a zip cannot hold",
+                path.display()
+            )));
+        }
         let id = self.nodes.len();
         let mtime = (meta.mtime(), u32::try_from(meta.mtime_nsec()).unwrap_or(0));
         if meta.is_file() {
