@@ -23,7 +23,11 @@ pub(crate) async fn viewers(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     // A paste to burn has no live view: its page does not show it until it is destroyed.
-    let Some(paste) = state.store.get(&id).filter(|paste| !paste.burn_after_reading) else {
+    let Some(paste) = state
+        .store
+        .get(&id)
+        .filter(|paste| !paste.burn_after_reading)
+    else {
         return plain_error(StatusCode::NOT_FOUND, "No such paste.");
     };
     let mut joined = false;

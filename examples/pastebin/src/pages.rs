@@ -191,7 +191,10 @@ pub(crate) async fn read(
 }
 
 /// `GET /p/{id}/raw`: the paste as plain text (not for a paste to burn: open its page).
-pub(crate) async fn raw(State(state): State<Arc<crate::State>>, Path(id): Path<String>) -> Response {
+pub(crate) async fn raw(
+    State(state): State<Arc<crate::State>>,
+    Path(id): Path<String>,
+) -> Response {
     match state.store.get(&id) {
         Some(paste) if !paste.burn_after_reading => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -208,7 +211,9 @@ pub(crate) async fn raw(State(state): State<Arc<crate::State>>, Path(id): Path<S
 
 /// Whole minutes until `paste` expires, at least one.
 fn minutes_left(paste: &store::Paste) -> u64 {
-    let left = paste.expires.saturating_duration_since(std::time::Instant::now());
+    let left = paste
+        .expires
+        .saturating_duration_since(std::time::Instant::now());
     left.as_secs().div_ceil(60).max(1)
 }
 
@@ -254,7 +259,12 @@ mod tests {
     use crate::Pastebin;
 
     async fn send(tab: &TestTab, request: Request<Body>) -> (u16, String, String) {
-        let response = tab.router.clone().oneshot(request).await.expect("infallible");
+        let response = tab
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
         let status = response.status().as_u16();
         let location = response
             .headers()
@@ -265,7 +275,11 @@ mod tests {
         let body = onionhost_sdk::axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
             .expect("body");
-        (status, location, String::from_utf8_lossy(&body).into_owned())
+        (
+            status,
+            location,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
     }
 
     fn encode(text: &str) -> String {
@@ -311,7 +325,10 @@ mod tests {
         // Opening the link (or a preview fetching it) does not reveal or burn it.
         let (status, _, page) = send(&tab, get(&location)).await;
         assert_eq!(status, 200);
-        assert!(!page.contains("secret") && page.contains("Read and destroy"), "{page}");
+        assert!(
+            !page.contains("secret") && page.contains("Read and destroy"),
+            "{page}"
+        );
         assert_eq!(send(&tab, get(&format!("{location}/raw"))).await.0, 404);
         let read = format!("{location}/read");
         let (status, _, page) = send(&tab, post(&read, String::new())).await;
@@ -325,7 +342,10 @@ mod tests {
     async fn expiry_is_one_of_the_offered_choices() {
         let tab = TestTab::build::<Pastebin>("keep_minutes = 90").expect("build");
         let (_, _, form) = send(&tab, get("/")).await;
-        assert!(form.contains("<option value=\"90\" selected>90 minutes</option>"), "{form}");
+        assert!(
+            form.contains("<option value=\"90\" selected>90 minutes</option>"),
+            "{form}"
+        );
         let ok = "text=x&keep=5".to_owned();
         assert_eq!(send(&tab, post("/paste", ok)).await.0, 303);
         let too_long = format!("text=x&keep={}", 24 * 60);
@@ -351,9 +371,13 @@ mod tests {
 
     #[test]
     fn bad_config_names_the_key() {
-        let err = TestTab::build::<Pastebin>("max_paste_bytes = 0").err().expect("refused");
+        let err = TestTab::build::<Pastebin>("max_paste_bytes = 0")
+            .err()
+            .expect("refused");
         assert!(err.to_string().starts_with("`max_paste_bytes`"), "{err}");
-        let err = TestTab::build::<Pastebin>("colour = 1").err().expect("refused");
+        let err = TestTab::build::<Pastebin>("colour = 1")
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("colour"), "{err}");
     }
 }

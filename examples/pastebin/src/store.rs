@@ -191,14 +191,20 @@ mod tests {
         let store = Store::new(100, 2);
         store.add(paste("1", MINUTE)).expect("first");
         store.add(paste("2", MINUTE)).expect("second");
-        assert_eq!(store.add(paste("3", MINUTE)).err(), Some(StoreError::TooFast));
+        assert_eq!(
+            store.add(paste("3", MINUTE)).err(),
+            Some(StoreError::TooFast)
+        );
     }
 
     #[test]
     fn a_taken_paste_is_gone_for_everyone_else() {
         let store = Store::new(2, 100);
         let id = store.add(paste("once", MINUTE)).expect("add");
-        assert_eq!(store.take(&id).map(|p| p.text.to_string()), Some("once".into()));
+        assert_eq!(
+            store.take(&id).map(|p| p.text.to_string()),
+            Some("once".into())
+        );
         assert!(store.take(&id).is_none());
         assert!(store.get(&id).is_none());
         assert_eq!(store.len(), 0);

@@ -28,7 +28,10 @@ impl Mode for Panicky {
     type Config = PanickyConfig;
 
     fn build(config: PanickyConfig, _ctx: TabContext) -> Result<Self, BuildError> {
-        assert!(!config.panic_in_build, "panicky was asked to panic while starting");
+        assert!(
+            !config.panic_in_build,
+            "panicky was asked to panic while starting"
+        );
         Ok(Self {
             hits: Arc::new(AtomicU64::new(0)),
         })
@@ -59,7 +62,10 @@ async fn uses_tokio() -> String {
     tokio::time::sleep(Duration::from_millis(5)).await;
     let spawned = tokio::spawn(async { 20 }).await.unwrap_or_default();
     let blocking = tokio::task::spawn_blocking(|| 22).await.unwrap_or_default();
-    let root = tokio::fs::metadata("/").await.map(|m| m.is_dir()).unwrap_or(false);
+    let root = tokio::fs::metadata("/")
+        .await
+        .map(|m| m.is_dir())
+        .unwrap_or(false);
     format!("tokio {} {root}", spawned + blocking)
 }
 
