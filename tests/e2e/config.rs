@@ -104,3 +104,26 @@ fn a_missing_config_file_is_refused() {
         stopped.stderr
     );
 }
+
+/// `examples/onionhost.toml`, the config the README points to for every key, is valid.
+#[test]
+fn the_example_config_is_valid() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/onionhost.toml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The share tab's paths are relative to the folder onionhost starts in.
+    std::fs::write(dir.path().join("report.pdf"), b"%PDF-1.4").expect("write a file to share");
+    std::fs::create_dir(dir.path().join("photos")).expect("make a folder to share");
+    let output = std::process::Command::new(onionhost_tests::host::onionhost_bin())
+        .arg("check")
+        .arg("--config")
+        .arg(&example)
+        .current_dir(dir.path())
+        .output()
+        .expect("run onionhost check");
+    assert!(
+        output.status.success(),
+        "examples/onionhost.toml is refused:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
