@@ -1,4 +1,4 @@
-//! Download bodies: bytes read on a blocking thread in 256 KiB chunks, handed to the response
+//! Download bodies: bytes read on a thread of their own in 256 KiB chunks, handed to the response
 //! through a small channel (so reading runs ahead of the network), and a [`Transfer`] that
 //! counts what the visitor was sent and reports it to the console.
 //!
@@ -91,28 +91,34 @@ impl Sink for ChannelSink {
     }
 }
 
-/// Runs `produce` on a blocking thread; its bytes come out of the returned channel.
+/// Runs `produce` on a thread of its own; its bytes come out of the returned channel.
+///
+/// A thread per download, not tokio's blocking pool: a download holds its thread for as long
+/// as the visitor takes (blocked while the channel is full), and a few slow visitors must
+/// not starve the pool that every tab of the host shares.
 fn spawn_producer(
     produce: impl FnOnce(&mut ChannelSink) -> io::Result<()> + Send + 'static,
-) -> Chunks {
+) -> io::Result<Chunks> {
     let (tx, rx) = mpsc::channel(READ_AHEAD);
-    tokio::task::spawn_blocking(move || {
-        let mut sink = ChannelSink {
-            buf: Vec::with_capacity(CHUNK),
-            tx,
-        };
-        if let Err(err) = produce(&mut sink).and_then(|()| sink.flush()) {
-            tracing::debug!("a download ended early: {err}");
-            // The response ends with an error, so the visitor sees a broken download rather
-            // than a short file.
-            let _ = sink.tx.blocking_send(Err(err));
-        }
-    });
-    rx
+    std::thread::Builder::new()
+        .name("share-download".into())
+        .spawn(move || {
+            let mut sink = ChannelSink {
+                buf: Vec::with_capacity(CHUNK),
+                tx,
+            };
+            if let Err(err) = produce(&mut sink).and_then(|()| sink.flush()) {
+                tracing::debug!("a download ended early: {err}");
+                // The response ends with an error, so the visitor sees a broken download
+                // rather than a short file.
+                let _ = sink.tx.blocking_send(Err(err));
+            }
+        })?;
+    Ok(rx)
 }
 
 /// Bytes `start..end` of an open file.
-pub(crate) fn file_chunks(mut file: File, start: u64, end: u64) -> Chunks {
+pub(crate) fn file_chunks(mut file: File, start: u64, end: u64) -> io::Result<Chunks> {
     spawn_producer(move |sink| {
         file.seek(SeekFrom::Start(start))?;
         sink.copy_from(&mut file, end - start, None)
@@ -120,7 +126,7 @@ pub(crate) fn file_chunks(mut file: File, start: u64, end: u64) -> Chunks {
 }
 
 /// Bytes `start..end` of the share's zip.
-pub(crate) fn zip_chunks(share: Arc<Share>, start: u64, end: u64) -> Chunks {
+pub(crate) fn zip_chunks(share: Arc<Share>, start: u64, end: u64) -> io::Result<Chunks> {
     spawn_producer(move |sink| share.zip.write_range(&share.index, start, end, sink))
 }
 

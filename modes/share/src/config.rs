@@ -40,7 +40,7 @@ impl Default for ShareConfig {
 /// The longest title or zip name, in characters.
 const MAX_NAME_CHARS: usize = 200;
 /// The most downloads that may be configured to run at once.
-const MAX_CONCURRENT_DOWNLOADS: usize = 10_000;
+const MAX_CONCURRENT_DOWNLOADS: usize = 1_000;
 
 impl ShareConfig {
     /// Checks every value; the error names the key and says how to fix it.

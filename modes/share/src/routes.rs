@@ -88,7 +88,10 @@ pub(crate) async fn download(
         .config
         .show_file_names_in_console
         .then(|| share.zip_name.clone());
-    let chunks = zip_chunks(Arc::clone(&share), start, end);
+    let chunks = match zip_chunks(Arc::clone(&share), start, end) {
+        Ok(chunks) => chunks,
+        Err(err) => return busy(&share, &err),
+    };
     let transfer = Transfer::start(
         Arc::clone(&share),
         chunks,
@@ -163,13 +166,17 @@ async fn send_file(
         }
     };
     let (start, end) = bounds(decision, len);
+    let chunks = match file_chunks(opened, start, end) {
+        Ok(chunks) => chunks,
+        Err(err) => return busy(share, &err),
+    };
     let label = share
         .config
         .show_file_names_in_console
         .then(|| node.rel.clone());
     let transfer = Transfer::start(
         Arc::clone(share),
-        file_chunks(opened, start, end),
+        chunks,
         end - start,
         decision == Decision::Full,
         label,
@@ -290,6 +297,20 @@ fn admit(share: &Arc<Share>) -> Result<tokio::sync::OwnedSemaphorePermit, Box<Re
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             Box::new(response)
         })
+}
+
+/// The answer when the system cannot start one more download (no thread to be had).
+fn busy(share: &Share, err: &std::io::Error) -> Response {
+    tracing::warn!("cannot start a download: {err}");
+    let mut response = message(
+        share,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The server is too busy to start this download; try again in a minute.",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    response
 }
 
 fn listing(share: &Share, dir: usize) -> String {
