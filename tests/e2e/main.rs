@@ -4,6 +4,7 @@
 mod chat;
 mod config;
 mod host;
+mod onion;
 mod plugin;
 mod receive;
 mod share;

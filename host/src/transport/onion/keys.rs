@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use rand::TryRngCore as _;
 use safelog::DisplayRedacted as _;
-use tor_hscrypto::pk::{HsClientDescEncKey, HsId, HsIdKey, HsIdKeypair};
+use tor_hscrypto::pk::{HsClientDescEncKey, HsClientDescEncSecretKey, HsId, HsIdKey, HsIdKeypair};
 use tor_llcrypto::pk::{curve25519, ed25519};
 use zeroize::Zeroizing;
 
@@ -159,6 +159,13 @@ impl TabKeys {
             let secret = curve25519::StaticSecret::from(**secret);
             HsClientDescEncKey::from(curve25519::PublicKey::from(&secret))
         })
+    }
+
+    /// The secret half of the client key, for the host's own reachability check.
+    pub(crate) fn client_secret(&self) -> Option<HsClientDescEncSecretKey> {
+        self.client
+            .as_ref()
+            .map(|secret| HsClientDescEncSecretKey::from(curve25519::StaticSecret::from(**secret)))
     }
 
     /// The client private key as Tor Browser and C tor take it: 52 base32 characters.

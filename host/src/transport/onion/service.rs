@@ -3,6 +3,9 @@
 
 use std::str::FromStr as _;
 use std::sync::Arc;
+use std::time::Duration;
+
+use arti_client::KeystoreSelector;
 
 use anyhow::{Context as _, anyhow};
 use futures::{Stream, StreamExt as _};
@@ -28,6 +31,15 @@ const HTTP_PORT: u16 = 80;
 /// Streams one visitor circuit may have open at once. A browser opens a handful; more is
 /// someone trying to exhaust the tab, and Arti closes that circuit.
 const MAX_STREAMS_PER_CIRCUIT: u32 = 64;
+
+/// How long one reachability check may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Pause after the first failed reachability check; it doubles up to [`PROBE_MAX_PAUSE`].
+const PROBE_FIRST_PAUSE: Duration = Duration::from_secs(1);
+
+/// Longest pause between reachability checks.
+const PROBE_MAX_PAUSE: Duration = Duration::from_secs(30);
 
 /// Accepted streams waiting for the tab to take them.
 const QUEUE: usize = 32;
@@ -129,6 +141,13 @@ pub(crate) fn launch(
         .launch_onion_service_with_hsid(config, keys.identity_keypair()?)
         .context("cannot launch the onion service")?
         .context("the onion service is disabled")?;
+    if let Some(secret) = keys.client_secret() {
+        // The host's own client holds the tab's client key (in memory) so that it can check
+        // that the service is reachable, as a visitor would.
+        client
+            .insert_service_discovery_key(KeystoreSelector::Primary, keys.hs_id()?, secret)
+            .context("cannot give the host's Tor client the tab's client key")?;
+    }
     let stop = CancellationToken::new();
     let announcement = Announcement {
         tab: name.to_owned(),
@@ -139,9 +158,11 @@ pub(crate) fn launch(
             .map(zeroize::Zeroizing::new),
         console: console.clone(),
     };
+    let probe = reach(Arc::clone(client), announcement.address.clone());
     tokio::spawn(watch_status(
         service.status_events(),
         announcement,
+        probe,
         stop.clone(),
     ));
     let (sender, receiver) = mpsc::channel(QUEUE);
@@ -187,21 +208,64 @@ impl Announcement {
     }
 }
 
-/// Shows publication progress, then the address once the service is reachable, then
-/// trouble if it stops being reachable.
+/// Connects to the tab's own onion service through Tor, as a visitor would, until it works.
+///
+/// Arti's status alone cannot say "reachable" soon enough: it reports a service fully
+/// reachable only once its descriptor is on the HSDirs of both time periods, and it uploads
+/// at most once a minute, so a service that visitors can already reach can stay
+/// "bootstrapping" for minutes (and on a small private network, forever).
+async fn reach(client: Client, address: String) {
+    let mut pause = PROBE_FIRST_PAUSE;
+    loop {
+        // A fresh isolation each time, so that a descriptor fetched before it was published is
+        // not reused.
+        let attempt = client.isolated_client();
+        match tokio::time::timeout(
+            PROBE_TIMEOUT,
+            attempt.connect((address.as_str(), HTTP_PORT)),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => {
+                drop(stream);
+                return;
+            }
+            Ok(Err(err)) => tracing::debug!("reachability check failed: {err}"),
+            Err(_) => tracing::debug!("reachability check timed out"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(PROBE_MAX_PAUSE);
+    }
+}
+
+/// Shows publication progress, then the address once the service is reachable (Arti says so,
+/// or the host reached it through Tor), then trouble if Arti reports any.
 async fn watch_status(
     mut events: impl Stream<Item = OnionServiceStatus> + Unpin,
     announcement: Announcement,
+    probe: impl Future<Output = ()>,
     stop: CancellationToken,
 ) {
     let tab = announcement.tab.as_str();
     let console = &announcement.console;
     console.tab(tab, "publishing the onion service");
     let mut announced = false;
+    let mut probe = std::pin::pin!(probe);
+    let mut probing = true;
     let mut last: Option<State> = None;
     loop {
         let status = tokio::select! {
             () = stop.cancelled() => return,
+            () = &mut probe, if probing => {
+                probing = false;
+                if !announced {
+                    announced = true;
+                    for line in announcement.lines() {
+                        console.tab(tab, &line);
+                    }
+                }
+                continue;
+            }
             status = events.next() => match status {
                 Some(status) => status,
                 None => return,
@@ -213,6 +277,7 @@ async fn watch_status(
         }
         last = Some(state);
         if state.is_fully_reachable() {
+            probing = false;
             if announced {
                 console.tab(tab, "onion service reachable again");
             } else {

@@ -1,0 +1,458 @@
+//! Tabs as onion services over the local Tor test network: the host's embedded Arti publishes
+//! them, the network's C tor client visits them (HTTP and WebSocket), with and without client
+//! authorization; persistent tabs keep their address; ephemeral tabs leave no key on disk.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use data_encoding::BASE32_NOPAD;
+use futures::{SinkExt, StreamExt};
+use onionhost_tests::host::{DEADLINE, TestHost};
+use onionhost_tests::testnet::{SocksError, Testnet};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+/// What a host printed about one of its onion service tabs.
+struct Tab {
+    /// `<56 base32>.onion`.
+    host: String,
+    /// The client key it printed, for a private tab.
+    key: Option<String>,
+}
+
+/// Waits until `tab` prints its onion address (and, if `private`, its client key lines).
+fn onion_tab(host: &TestHost, tab: &str, private: bool) -> Tab {
+    let name = regex::escape(tab);
+    let caps = host
+        .wait_for(&format!(
+            r"\[{name}\] serving at http://([a-z2-7]{{56}}\.onion)/\n"
+        ))
+        .expect("the tab's onion address");
+    let onion = caps[1].clone();
+    if !private {
+        return Tab {
+            host: onion,
+            key: None,
+        };
+    }
+    let caps = host
+        .wait_for(&format!(
+            r"\[{name}\] private key \(give it to each visitor; Tor Browser asks for it\): ([A-Z2-7]{{52}})\n"
+        ))
+        .expect("the tab's private key");
+    let key = caps[1].clone();
+    let label = onion.trim_end_matches(".onion");
+    host.wait_for(&format!(
+        r"\[{name}\] C tor ClientOnionAuthDir line: {label}:descriptor:x25519:{key}\n"
+    ))
+    .expect("the C tor line");
+    Tab {
+        host: onion,
+        key: Some(key),
+    }
+}
+
+/// Starts `onionhost run` on the local Tor network with `tabs` as the config's tabs; Arti's
+/// temporary files and any data folder go under the host's own test folder, to be inspected.
+fn run_host(net: &Testnet, tabs: &str) -> (TestHost, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("onionhost.toml");
+    std::fs::write(&config, format!("{tabs}\n{}", net.tor_section())).expect("write config");
+    let scratch = scratch_dirs(dir.path());
+    let config = config.to_str().expect("utf-8").to_owned();
+    let env = scratch_env(&scratch);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let host = TestHost::spawn_in(dir, &["run", "--config", &config], &env).expect("start");
+    (host, scratch)
+}
+
+/// `<dir>/scratch` with `tmp` and `data` inside: where the host's TMPDIR and XDG_DATA_HOME
+/// point, so that the test sees everything it writes outside its config folder.
+fn scratch_dirs(dir: &Path) -> PathBuf {
+    let scratch = dir.join("scratch");
+    for sub in ["tmp", "data"] {
+        std::fs::create_dir_all(scratch.join(sub)).expect("scratch dirs");
+    }
+    scratch
+}
+
+fn scratch_env(scratch: &Path) -> Vec<(&'static str, String)> {
+    let path = |sub: &str| scratch.join(sub).to_str().expect("utf-8").to_owned();
+    vec![("TMPDIR", path("tmp")), ("XDG_DATA_HOME", path("data"))]
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// The byte strings that give a private tab away: its address (text and raw public key) and
+/// its client key (text and raw), in every case they could be written in.
+fn secrets_of(tab: &Tab) -> Vec<Vec<u8>> {
+    let label = tab.host.trim_end_matches(".onion");
+    let raw_address = BASE32_NOPAD
+        .decode(label.to_ascii_uppercase().as_bytes())
+        .expect("base32 address");
+    let mut secrets = vec![
+        label.as_bytes().to_vec(),
+        label.to_ascii_uppercase().into_bytes(),
+        raw_address[..32].to_vec(),
+    ];
+    if let Some(key) = &tab.key {
+        secrets.push(key.as_bytes().to_vec());
+        secrets.push(key.to_ascii_lowercase().into_bytes());
+        secrets.push(BASE32_NOPAD.decode(key.as_bytes()).expect("base32 key"));
+    }
+    secrets
+}
+
+/// Panics if any file under `dir` contains any of `secrets`.
+fn assert_no_secret_under(dir: &Path, secrets: &[Vec<u8>]) -> usize {
+    let files = files_under(dir);
+    for file in &files {
+        let Ok(bytes) = std::fs::read(file) else {
+            continue;
+        };
+        for secret in secrets {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_slice()),
+                "{} holds key material of an ephemeral tab",
+                file.display()
+            );
+        }
+    }
+    files.len()
+}
+
+/// Asserts that the C tor client, without a key, is refused by a private tab.
+async fn assert_needs_key(net: &Testnet, onion: &str) {
+    let err = net
+        .connect(onion, 80)
+        .await
+        .expect_err("a private tab must not be reachable without its key");
+    let refusal = err
+        .downcast_ref::<SocksError>()
+        .unwrap_or_else(|| panic!("not a SOCKS refusal: {err:#}"));
+    assert_eq!(
+        refusal.code,
+        SocksError::HS_MISSING_CLIENT_AUTH,
+        "{refusal}"
+    );
+}
+
+/// A chat member over a WebSocket through tor.
+struct Member {
+    ws: WebSocketStream<TcpStream>,
+}
+
+impl Member {
+    async fn join(net: &Testnet, onion: &str, name: &str) -> (Self, Value) {
+        let stream = net.connect(onion, 80).await.expect("connect through tor");
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{onion}/ws"), stream)
+            .await
+            .expect("WebSocket handshake through tor");
+        let mut member = Self { ws };
+        member.send(json!({"type": "join", "name": name})).await;
+        let welcome = member.next().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        (member, welcome)
+    }
+
+    async fn send(&mut self, request: Value) {
+        self.ws
+            .send(Message::text(request.to_string()))
+            .await
+            .expect("send");
+    }
+
+    /// The next JSON message (pings skipped).
+    async fn next(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .expect("nothing received in time")
+                .expect("the connection ended")
+                .expect("a WebSocket error");
+            match frame {
+                Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("expected a JSON message, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn chat_and_share_tabs_are_private_ephemeral_onion_services() {
+    let net = Testnet::shared().await.expect("local Tor network");
+    let files = tempfile::tempdir().expect("temp dir");
+    let shared: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let shared_path = files.path().join("report.bin");
+    std::fs::write(&shared_path, &shared).expect("write the shared file");
+    let tabs = format!(
+        "[[tab]]\nname = \"room\"\nmode = \"chat\"\n\n\
+         [[tab]]\nname = \"files\"\nmode = \"share\"\n\
+         [tab.share]\npaths = [{:?}]\nstop_after_first_download = false\n",
+        shared_path.to_str().expect("utf-8")
+    );
+    let started = std::time::Instant::now();
+    let (host, scratch) = run_host(net, &tabs);
+    let room = onion_tab(&host, "room", true);
+    let share = onion_tab(&host, "files", true);
+    eprintln!(
+        "both onion services reachable after {:?}",
+        started.elapsed()
+    );
+    assert_ne!(room.host, share.host, "each tab has its own address");
+    assert_ne!(room.key, share.key, "each tab has its own client key");
+    let output = host.output();
+    assert!(output.contains("[tor] bootstrapping: 100%"), "{output}");
+
+    // Private: the address alone is not enough.
+    assert_needs_key(net, &room.host).await;
+    assert_needs_key(net, &share.host).await;
+
+    // With its key, the shared file comes through tor byte for byte.
+    net.authorize(&share.host, share.key.as_deref().expect("key"))
+        .await
+        .expect("authorize");
+    let (status, body) = net
+        .get(&format!("http://{}/files/report.bin", share.host))
+        .await
+        .expect("download through tor");
+    assert_eq!(status, 200);
+    assert!(body == shared, "the download differs from the shared file");
+    // One tab's key opens that tab only.
+    assert_needs_key(net, &room.host).await;
+
+    // Chat over WebSockets through tor.
+    net.authorize(&room.host, room.key.as_deref().expect("key"))
+        .await
+        .expect("authorize");
+    let (mut ann, _) = Member::join(net, &room.host, "ann").await;
+    let (mut bo, welcome) = Member::join(net, &room.host, "bo").await;
+    assert_eq!(welcome["members"], json!(["ann", "bo"]));
+    assert_eq!(ann.next().await, json!({"type": "joined", "name": "bo"}));
+    ann.send(json!({"type": "send", "text": "hello over tor"}))
+        .await;
+    let expected = json!({"type": "message", "from": "ann", "text": "hello over tor"});
+    assert_eq!(ann.next().await, expected);
+    assert_eq!(bo.next().await, expected);
+
+    // Ephemeral: nothing under the host's temporary or data folders gives either tab away.
+    let mut secrets = secrets_of(&room);
+    secrets.extend(secrets_of(&share));
+    let arti_dirs: Vec<PathBuf> = std::fs::read_dir(scratch.join("tmp"))
+        .expect("read TMPDIR")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("onionhost-tor-"))
+        })
+        .collect();
+    assert_eq!(
+        arti_dirs.len(),
+        1,
+        "one private folder for Arti: {arti_dirs:?}"
+    );
+    let scanned = assert_no_secret_under(&scratch, &secrets);
+    assert!(
+        scanned > 0,
+        "Arti wrote no state at all: the scan proves nothing"
+    );
+    assert!(
+        files_under(&scratch.join("data")).is_empty(),
+        "ephemeral tabs keep nothing in the data folder"
+    );
+    drop((ann, bo));
+    net.deauthorize(&room.host).await.expect("deauthorize");
+    net.deauthorize(&share.host).await.expect("deauthorize");
+
+    let stopped = host.stop().expect("stop");
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    // Keys go to the console only, never to the logs (here at debug level).
+    for key in [&room.key, &share.key].into_iter().flatten() {
+        assert!(
+            !stopped.stderr.contains(key.as_str()),
+            "a key reached the logs"
+        );
+    }
+    assert!(
+        !arti_dirs[0].exists(),
+        "Arti's temporary folder is removed on exit"
+    );
+    assert_no_secret_under(&scratch, &secrets);
+    eprintln!("whole test: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_public_tab_needs_no_key() {
+    let net = Testnet::shared().await.expect("local Tor network");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = scratch_dirs(dir.path());
+    let env = scratch_env(&scratch);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let network = net.network_file().to_str().expect("utf-8").to_owned();
+    let host = TestHost::spawn_in(dir, &["chat", "--public", "--tor-network", &network], &env)
+        .expect("start");
+    let tab = onion_tab(&host, "chat", false);
+    let (status, body) = net
+        .get(&format!("http://{}/", tab.host))
+        .await
+        .expect("GET / through tor without a key");
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8_lossy(&body).contains("<noscript>"),
+        "the chat page"
+    );
+    let stopped = host.stop().expect("stop");
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert!(
+        !stopped.stdout.contains("private key"),
+        "a public tab prints no key:\n{}",
+        stopped.stdout
+    );
+}
+
+#[tokio::test]
+async fn a_persistent_tab_keeps_its_address_and_key_across_restarts() {
+    let net = Testnet::shared().await.expect("local Tor network");
+    let keep = tempfile::tempdir().expect("temp dir");
+    let keys_dir = keep.path().join("keys");
+    let tabs = "[[tab]]\nname = \"desk\"\nmode = \"chat\"\npersistent = true\n";
+    let section = net.tor_section().replacen(
+        "[tor]\n",
+        &format!(
+            "[tor]\nkeys_dir = {:?}\n",
+            keys_dir.to_str().expect("utf-8")
+        ),
+        1,
+    );
+    let first = start_with_section(tabs, &section);
+    let before = onion_tab(&first, "desk", true);
+    let stopped = first.stop().expect("stop");
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    let tab_dir = keys_dir.join("desk");
+    assert_eq!(mode(&tab_dir), 0o700);
+    for file in files_under(&tab_dir) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+
+    let second = start_with_section(tabs, &section);
+    let after = onion_tab(&second, "desk", true);
+    assert_eq!(after.host, before.host, "same address after a restart");
+    assert_eq!(after.key, before.key, "same client key after a restart");
+    net.authorize(&after.host, after.key.as_deref().expect("key"))
+        .await
+        .expect("authorize");
+    let (status, _) = net
+        .get(&format!("http://{}/", after.host))
+        .await
+        .expect("GET / through tor after the restart");
+    assert_eq!(status, 200);
+    net.deauthorize(&after.host).await.expect("deauthorize");
+    let stopped = second.stop().expect("stop");
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+}
+
+/// Starts `onionhost run` with `tabs` and the given `[tor]` section.
+fn start_with_section(tabs: &str, section: &str) -> TestHost {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("onionhost.toml");
+    std::fs::write(&config, format!("{tabs}\n{section}")).expect("write config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    TestHost::spawn_in(dir, &["run", "--config", &config], &[]).expect("start")
+}
+
+#[tokio::test]
+async fn an_unreachable_tor_network_is_a_clear_error_in_time() {
+    // An authority and fallback on a port where nothing listens: Arti can never bootstrap.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let section = format!(
+        "[tor]\nbootstrap_timeout = \"3s\"\n\
+         authorities = [ {{ v3ident = \"{id}\", address = \"127.0.0.1:{port}\" }} ]\n\
+         fallbacks = [ {{ rsa_identity = \"{id}\", ed_identity = \"{ed}\", orport = \"127.0.0.1:{port}\" }} ]\n",
+        id = "AB".repeat(20),
+        ed = data_encoding::BASE64_NOPAD.encode(&[1u8; 32]),
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = scratch_dirs(dir.path());
+    let config = dir.path().join("onionhost.toml");
+    std::fs::write(
+        &config,
+        format!("[[tab]]\nname = \"a\"\nmode = \"chat\"\n\n{section}"),
+    )
+    .expect("write config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    let env = scratch_env(&scratch);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let started = std::time::Instant::now();
+    let host = TestHost::spawn_in(dir, &["run", "--config", &config], &env).expect("start");
+    let stopped = host.wait_exit().expect("the host gives up on its own");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    assert!(!stopped.status.success());
+    assert!(
+        stopped
+            .stderr
+            .contains("could not connect to the Tor network within 3s"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(
+        !stopped.stdout.contains("serving at"),
+        "nothing is served without Tor: {}",
+        stopped.stdout
+    );
+    assert!(
+        files_under(&scratch.join("tmp")).is_empty(),
+        "Arti's temporary folder is removed after a failed start"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_tor_key_is_a_config_error_with_its_line() {
+    let host = TestHost::with_config(
+        "[[tab]]\nname = \"a\"\nmode = \"chat\"\n\n[tor]\nsocks_port = 9050\n",
+    )
+    .expect("start");
+    let stopped = host.wait_exit().expect("exits");
+    assert_eq!(stopped.status.code(), Some(2), "{}", stopped.stderr);
+    assert!(
+        stopped
+            .stderr
+            .contains("onionhost.toml:6: [tor] `socks_port`: unknown field"),
+        "{}",
+        stopped.stderr
+    );
+}
