@@ -102,11 +102,13 @@ impl Index {
         for path in paths {
             let meta = std::fs::metadata(path)
                 .map_err(|err| BuildError::io(format!("read {}", path.display()), err))?;
-            let base = path
-                .canonicalize()
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_owned()))
-                .or_else(|| path.file_name().map(|n| n.to_owned()));
+            // The name the user typed (a link keeps its own name); for `.` or `..`, the
+            // folder's real name.
+            let base = path.file_name().map(|n| n.to_owned()).or_else(|| {
+                path.canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_owned()))
+            });
             let base = base.map_or_else(|| "shared".to_owned(), |n| display_name(&n));
             let name = unique_name(&base, meta.is_dir(), &mut taken);
             items.push((name, path.clone(), meta));
@@ -471,6 +473,22 @@ mod tests {
             assert_eq!(index.nodes[index.resolve(raw).unwrap()].rel, node.rel);
         }
         assert!(index.nodes.iter().any(|n| n.name == "back_slash.txt"));
+    }
+
+    #[test]
+    fn shared_items_are_named_as_typed() {
+        let (dir, _) = tree();
+        let root = dir.path();
+        std::os::unix::fs::symlink(root.join("docs"), root.join("my-link")).unwrap();
+        let index = Index::build(&[root.join("docs/inner/.."), root.join("my-link")]).unwrap();
+        let top: Vec<&str> = match &index.nodes[0].kind {
+            Kind::Dir { children, .. } => children
+                .iter()
+                .map(|&c| index.nodes[c].name.as_str())
+                .collect(),
+            Kind::File(_) => Vec::new(),
+        };
+        assert_eq!(top, ["docs", "my-link"], "a link the user listed is followed");
     }
 
     #[test]
