@@ -488,7 +488,11 @@ mod tests {
                 .collect(),
             Kind::File(_) => Vec::new(),
         };
-        assert_eq!(top, ["docs", "my-link"], "a link the user listed is followed");
+        assert_eq!(
+            top,
+            ["docs", "my-link"],
+            "a link the user listed is followed"
+        );
     }
 
     #[test]
