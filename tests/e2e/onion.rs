@@ -388,15 +388,15 @@ fn start_with_section(tabs: &str, section: &str) -> TestHost {
     TestHost::spawn_in(dir, &["run", "--config", &config], &[]).expect("start")
 }
 
-#[tokio::test]
-async fn an_unreachable_tor_network_is_a_clear_error_in_time() {
-    // An authority and fallback on a port where nothing listens: Arti can never bootstrap.
+/// Starts a host whose Tor network is an authority on a port where nothing listens, so Arti
+/// can never bootstrap; returns the host and its scratch folder (its TMPDIR is `tmp` there).
+fn host_on_a_dead_network(bootstrap_timeout: &str) -> (TestHost, PathBuf) {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
     };
     let section = format!(
-        "[tor]\nbootstrap_timeout = \"3s\"\n\
+        "[tor]\nbootstrap_timeout = \"{bootstrap_timeout}\"\n\
          authorities = [ {{ v3ident = \"{id}\", address = \"127.0.0.1:{port}\" }} ]\n\
          fallbacks = [ {{ rsa_identity = \"{id}\", ed_identity = \"{ed}\", orport = \"127.0.0.1:{port}\" }} ]\n",
         id = "AB".repeat(20),
@@ -413,8 +413,14 @@ async fn an_unreachable_tor_network_is_a_clear_error_in_time() {
     let config = config.to_str().expect("utf-8").to_owned();
     let env = scratch_env(&scratch);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let started = std::time::Instant::now();
     let host = TestHost::spawn_in(dir, &["run", "--config", &config], &env).expect("start");
+    (host, scratch)
+}
+
+#[tokio::test]
+async fn an_unreachable_tor_network_is_a_clear_error_in_time() {
+    let started = std::time::Instant::now();
+    let (host, scratch) = host_on_a_dead_network("3s");
     let stopped = host.wait_exit().expect("the host gives up on its own");
     assert!(
         started.elapsed() < Duration::from_secs(30),
@@ -437,6 +443,29 @@ async fn an_unreachable_tor_network_is_a_clear_error_in_time() {
     assert!(
         files_under(&scratch.join("tmp")).is_empty(),
         "Arti's temporary folder is removed after a failed start"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_while_connecting_to_tor_stops_the_host_and_cleans_up() {
+    let (host, scratch) = host_on_a_dead_network("10 min");
+    host.wait_for(r"\[tor\] connecting to the Tor network")
+        .expect("connecting");
+    assert!(
+        !files_under(&scratch.join("tmp")).is_empty(),
+        "Arti has started writing its state"
+    );
+    let started = std::time::Instant::now();
+    let stopped = host.stop().expect("stops");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert!(
+        files_under(&scratch.join("tmp")).is_empty(),
+        "Arti's temporary folder is removed after SIGTERM"
     );
 }
 
