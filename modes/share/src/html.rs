@@ -81,6 +81,9 @@ fn head(title: &str) -> String {
     )
 }
 
+/// The most names one listing page shows.
+pub(crate) const PAGE_SIZE: usize = 1000;
+
 const FOOT: &str = "</main>\n</body>\n</html>\n";
 
 /// The listing of folder `dir` (0 is the list of shared items, with "download all").
@@ -90,6 +93,7 @@ pub(crate) fn listing(
     dir: usize,
     zip_name: &str,
     zip_len: u64,
+    page_number: usize,
 ) -> String {
     let mut page = head(title);
     let node = &index.nodes[dir];
@@ -136,10 +140,37 @@ pub(crate) fn listing(
         page.push_str("<p class=\"empty\">This folder is empty.</p>\n");
         return page + FOOT;
     }
+    // A page holds at most PAGE_SIZE names, so that no request builds a huge page.
+    let pages = children.len().div_ceil(PAGE_SIZE);
+    let page_number = page_number.clamp(1, pages);
+    let shown =
+        &children[(page_number - 1) * PAGE_SIZE..children.len().min(page_number * PAGE_SIZE)];
+    let pager = if pages > 1 {
+        let here = if dir == 0 {
+            "/".to_owned()
+        } else {
+            escape(&node_url(node))
+        };
+        let mut nav = format!("<nav class=\"pages\">Page {page_number} of {pages}");
+        if page_number > 1 {
+            let _ = write!(
+                nav,
+                " <a href=\"{here}?page={}\">Previous</a>",
+                page_number - 1
+            );
+        }
+        if page_number < pages {
+            let _ = write!(nav, " <a href=\"{here}?page={}\">Next</a>", page_number + 1);
+        }
+        nav + "</nav>\n"
+    } else {
+        String::new()
+    };
+    page.push_str(&pager);
     page.push_str(
         "<table>\n<thead><tr><th>Name</th><th class=\"size\">Size</th></tr></thead>\n<tbody>\n",
     );
-    for &child in children {
+    for &child in shown {
         let child = &index.nodes[child];
         let url = escape(&node_url(child));
         let (class, detail) = match &child.kind {
@@ -159,7 +190,18 @@ pub(crate) fn listing(
         );
     }
     page.push_str("</tbody>\n</table>\n");
+    page.push_str(&pager);
     page + FOOT
+}
+
+/// The page number asked for in a query string (`page=N`), 1 when there is none.
+pub(crate) fn page_number(query: Option<&str>) -> usize {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("page="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
 }
 
 /// A short page with a sentence and a link home, for errors.

@@ -22,8 +22,8 @@ use crate::zip::Fnv;
 const SHARE_CSS: &str = include_str!("../assets/share.css");
 
 /// `GET /`: the shared items, their sizes, and "download all".
-pub(crate) async fn index(State(share): State<Arc<Share>>) -> Response {
-    page(StatusCode::OK, listing(&share, 0))
+pub(crate) async fn index(State(share): State<Arc<Share>>, uri: Uri) -> Response {
+    page(StatusCode::OK, listing(&share, 0, uri.query()))
 }
 
 /// `GET /share.css`.
@@ -56,7 +56,7 @@ pub(crate) async fn files(
         ),
         Err(Lookup::NotFound) => message(&share, StatusCode::NOT_FOUND, "No such shared file."),
         Ok(id) => match &share.index.nodes[id].kind {
-            Kind::Dir { .. } => page(StatusCode::OK, listing(&share, id)),
+            Kind::Dir { .. } => page(StatusCode::OK, listing(&share, id, uri.query())),
             Kind::File(_) => send_file(&share, id, &method, &headers).await,
         },
     }
@@ -313,13 +313,14 @@ fn busy(share: &Share, err: &std::io::Error) -> Response {
     response
 }
 
-fn listing(share: &Share, dir: usize) -> String {
+fn listing(share: &Share, dir: usize, query: Option<&str>) -> String {
     html::listing(
         &share.config.title,
         &share.index,
         dir,
         &share.zip_name,
         share.zip.len(),
+        html::page_number(query),
     )
 }
 

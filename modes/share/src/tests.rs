@@ -508,3 +508,33 @@ async fn pages_list_names_as_text_with_links() {
     let (status, _, _) = request(&tab, Method::GET, "/files/d/..%2f..%2fetc", &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn long_folders_are_listed_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let many = dir.path().join("many");
+    std::fs::create_dir(&many).unwrap();
+    for i in 0..=crate::html::PAGE_SIZE {
+        File::create(many.join(format!("{i:05}.txt"))).unwrap();
+    }
+    let tab = tab(&[many], "");
+    let rows = |page: &str| page.matches("<tr class=\"file\">").count();
+    let (_, _, first) = request(&tab, Method::GET, "/files/many/", &[]).await;
+    let first = String::from_utf8(first).unwrap();
+    assert_eq!(rows(&first), crate::html::PAGE_SIZE);
+    assert!(first.contains("Page 1 of 2"), "{first}");
+    assert!(first.contains("href=\"/files/many/?page=2\""));
+    let (_, _, second) = request(&tab, Method::GET, "/files/many/?page=2", &[]).await;
+    let second = String::from_utf8(second).unwrap();
+    assert_eq!(rows(&second), 1);
+    assert!(second.contains("01000.txt"));
+    // Out-of-range or malformed page numbers show the nearest page.
+    let (status, _, last) = request(&tab, Method::GET, "/files/many/?page=99", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rows(&String::from_utf8(last).unwrap()), 1);
+    let (_, _, bad) = request(&tab, Method::GET, "/files/many/?page=x", &[]).await;
+    assert_eq!(
+        rows(&String::from_utf8(bad).unwrap()),
+        crate::html::PAGE_SIZE
+    );
+}
