@@ -538,3 +538,30 @@ async fn long_folders_are_listed_a_page_at_a_time() {
         crate::html::PAGE_SIZE
     );
 }
+
+#[tokio::test]
+async fn a_file_changed_after_the_start_is_no_longer_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("draft.txt");
+    std::fs::write(&path, "version one").unwrap();
+    let tab = tab(std::slice::from_ref(&path), "");
+    std::fs::write(&path, "version two, longer").unwrap();
+    let (status, _, body) = request(&tab, Method::GET, "/files/draft.txt", &[]).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(!String::from_utf8(body).unwrap().contains("version"));
+    // The zip cannot hold it either: the download breaks instead of sending wrong bytes.
+    let response = tab
+        .router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/download")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.into_body().collect().await.is_err());
+    assert!(tab.stop_requests().is_empty());
+}
