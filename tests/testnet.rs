@@ -92,6 +92,7 @@ pub struct Testnet {
     auth_dir: PathBuf,
     network_file: PathBuf,
     cold_start: Duration,
+    timeline: String,
     /// The processes of the network; they live as long as the test process.
     _processes: Vec<TorProcess>,
     /// Serialises changes to the client's authorization keys and NEWNYM signals.
@@ -152,6 +153,12 @@ impl Testnet {
     /// How long the network took to start (keys, processes, full consensus).
     pub fn cold_start(&self) -> Duration {
         self.cold_start
+    }
+
+    /// What the start waited for and when (seconds since the tor processes started), one
+    /// stage a line: shows where a slow start spent its time.
+    pub fn timeline(&self) -> &str {
+        &self.timeline
     }
 
     /// Lets the C tor client reach the private onion service `onion_host` (with or without

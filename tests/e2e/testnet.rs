@@ -51,7 +51,11 @@ fn marker() -> Vec<u8> {
 #[tokio::test]
 async fn the_network_file_lists_the_three_authorities() {
     let net = Testnet::shared().await.expect("local Tor network");
-    eprintln!("local Tor network cold start: {:?}", net.cold_start());
+    eprintln!(
+        "local Tor network cold start: {:?}\n{}",
+        net.cold_start(),
+        net.timeline()
+    );
     let again = Testnet::shared().await.expect("local Tor network");
     assert!(std::ptr::eq(net, again), "one network per test process");
 
@@ -97,12 +101,18 @@ async fn a_c_tor_onion_service_is_reached_through_the_client() {
     let net = Testnet::shared().await.expect("local Tor network");
     let body = marker();
     let target = serve(body.clone()).await;
+    let started = std::time::Instant::now();
     let service = net
         .c_tor_onion_service(80, target, &[])
         .await
         .expect("onion service");
+    let published = started.elapsed();
     let url = format!("http://{}/", service.onion_host());
     let (status, got) = net.get(&url).await.expect("GET through tor");
+    eprintln!(
+        "C tor onion service: descriptor uploaded after {published:?}, first GET after {:?}",
+        started.elapsed()
+    );
     assert_eq!(status, 200);
     assert_eq!(got, body);
 }

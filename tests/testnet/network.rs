@@ -128,6 +128,10 @@ impl Testnet {
             processes.push(TorProcess::spawn(tor, &node.nick, &node.dir, &torrc)?);
         }
 
+        // The client starts once the authorities publish the full consensus: started earlier,
+        // its downloads back off while there is none and it bootstraps ~15 s later.
+        let mut startup = Startup::new();
+        startup.wait(&nodes, &mut processes, None)?;
         let client_dir = dir.join("client");
         create_private_dir(&client_dir)?;
         let auth_dir = client_dir.join("onion_auth");
@@ -148,12 +152,8 @@ impl Testnet {
             log: client_dir.join("notice.log"),
         };
 
-        wait_until_ready(
-            &nodes,
-            &mut processes,
-            &client,
-            Instant::now() + READY_DEADLINE,
-        )?;
+        startup.wait(&nodes, &mut processes, Some(&client))?;
+        let timeline = startup.timeline;
 
         let mut net = Testnet {
             tor: tor.to_owned(),
@@ -165,6 +165,7 @@ impl Testnet {
             auth_dir,
             network_file: dir.join("network.toml"),
             cold_start: Duration::ZERO,
+            timeline,
             _processes: processes,
             control_lock: tokio::sync::Mutex::new(()),
             services: AtomicUsize::new(0),
@@ -390,74 +391,127 @@ impl Node {
     }
 }
 
-/// Polls until the network is ready (see [`Testnet::shared`]) or `deadline` passes.
-fn wait_until_ready(
-    nodes: &[Node],
-    processes: &mut [TorProcess],
-    client: &ClientControl,
+/// The progress of a start: when it began, its deadline, and what it waited for.
+struct Startup {
+    started: Instant,
     deadline: Instant,
-) -> Result<()> {
-    let authority = nodes
-        .iter()
-        .find(|n| n.dir_port.is_some())
-        .context("no authority")?;
-    let mut control: Option<Control> = None;
-    loop {
-        for process in processes.iter_mut() {
-            process
-                .check_alive()
-                .context("a tor process died while the network started")?;
+    timeline: String,
+    last_stage: String,
+}
+
+impl Startup {
+    fn new() -> Self {
+        let started = Instant::now();
+        Self {
+            started,
+            deadline: started + READY_DEADLINE,
+            timeline: String::new(),
+            last_stage: String::new(),
         }
-        let waiting = (|| -> Result<Option<(String, PathBuf)>> {
-            let auth_log = authority.dir.join("notice.log");
-            let consensus = match fetch_consensus(authority.dir_port.unwrap_or_default()) {
-                Ok(text) => text,
-                Err(e) => return Ok(Some((format!("no consensus yet ({e:#})"), auth_log))),
-            };
-            if let Some(missing) = missing_flags(&consensus, nodes) {
-                return Ok(Some((format!("the consensus {missing}"), auth_log)));
+    }
+
+    /// Polls until the authorities publish the full consensus and, with a client, until the
+    /// network is ready (see [`Testnet::shared`]), or the deadline passes; notes each stage
+    /// in the timeline (see [`Testnet::timeline`]).
+    fn wait(
+        &mut self,
+        nodes: &[Node],
+        processes: &mut [TorProcess],
+        client: Option<&ClientControl>,
+    ) -> Result<()> {
+        let deadline = self.deadline;
+        let authority = nodes
+            .iter()
+            .find(|n| n.dir_port.is_some())
+            .context("no authority")?;
+        let mut control: Option<Control> = None;
+        loop {
+            for process in processes.iter_mut() {
+                process
+                    .check_alive()
+                    .context("a tor process died while the network started")?;
             }
-            for node in nodes {
-                let log = node.dir.join("notice.log");
-                if !read_lossy(&log).contains("Bootstrapped 100%") {
-                    return Ok(Some((format!("{} has not bootstrapped", node.nick), log)));
+            let waiting = (|| -> Result<Option<(String, PathBuf)>> {
+                let auth_log = authority.dir.join("notice.log");
+                let consensus = match fetch_consensus(authority.dir_port.unwrap_or_default()) {
+                    Ok(text) => text,
+                    Err(e) => return Ok(Some((format!("no consensus yet ({e:#})"), auth_log))),
+                };
+                if let Some(missing) = missing_flags(&consensus, nodes) {
+                    return Ok(Some((format!("the consensus {missing}"), auth_log)));
                 }
-            }
-            if !read_lossy(&client.log).contains("Bootstrapped 100%") {
-                return Ok(Some((
-                    "the client has not bootstrapped".into(),
-                    client.log.clone(),
-                )));
-            }
-            let control = match &mut control {
-                Some(c) => c,
-                None => control.insert(client.control(deadline)?),
+                let Some(client) = client else {
+                    return Ok(None);
+                };
+                for node in nodes {
+                    let log = node.dir.join("notice.log");
+                    if !read_lossy(&log).contains("Bootstrapped 100%") {
+                        return Ok(Some((format!("{} has not bootstrapped", node.nick), log)));
+                    }
+                }
+                if !read_lossy(&client.log).contains("Bootstrapped 100%") {
+                    return Ok(Some((
+                        "the client has not bootstrapped".into(),
+                        client.log.clone(),
+                    )));
+                }
+                let control = match &mut control {
+                    Some(c) => c,
+                    None => control.insert(client.control(deadline)?),
+                };
+                let ns = control.command("GETINFO ns/all", deadline)?.join("\n");
+                if let Some(missing) = missing_flags(&ns, nodes) {
+                    return Ok(Some((
+                        format!("the client's consensus {missing}"),
+                        client.log.clone(),
+                    )));
+                }
+                Ok(None)
+            })();
+            let (why, log) = match waiting {
+                Ok(None) => {
+                    let stage = if client.is_some() {
+                        "ready"
+                    } else {
+                        "full consensus"
+                    };
+                    let _ = writeln!(
+                        self.timeline,
+                        "{:5.1}s {stage}",
+                        self.started.elapsed().as_secs_f64()
+                    );
+                    return Ok(());
+                }
+                Ok(Some(waiting)) => waiting,
+                Err(e) => {
+                    control = None;
+                    let log =
+                        client.map_or_else(|| authority.dir.join("notice.log"), |c| c.log.clone());
+                    (format!("{e:#}"), log)
+                }
             };
-            let ns = control.command("GETINFO ns/all", deadline)?.join("\n");
-            if let Some(missing) = missing_flags(&ns, nodes) {
-                return Ok(Some((
-                    format!("the client's consensus {missing}"),
-                    client.log.clone(),
-                )));
+            // The first words say which stage it waits for; details (flags, errors) vary.
+            let stage: String = why.split(' ').take(4).collect::<Vec<_>>().join(" ");
+            if stage != self.last_stage {
+                let _ = writeln!(
+                    self.timeline,
+                    "{:5.1}s {why}",
+                    self.started.elapsed().as_secs_f64()
+                );
+                self.last_stage = stage;
             }
-            Ok(None)
-        })();
-        let (why, log) = match waiting {
-            Ok(None) => return Ok(()),
-            Ok(Some(waiting)) => waiting,
-            Err(e) => {
-                control = None;
-                (format!("{e:#}"), client.log.clone())
+            if Instant::now() >= deadline {
+                bail!(
+                    "the local Tor network was not ready after {READY_DEADLINE:?}: {why}\n\
+                 what it waited for, since the processes started:\n{}\n\
+                 log {}:\n{}",
+                    self.timeline,
+                    log.display(),
+                    tail(&log)
+                );
             }
-        };
-        if Instant::now() >= deadline {
-            bail!(
-                "the local Tor network was not ready after {READY_DEADLINE:?}: {why}; log {}:\n{}",
-                log.display(),
-                tail(&log)
-            );
+            std::thread::sleep(POLL);
         }
-        std::thread::sleep(POLL);
     }
 }
 
@@ -465,7 +519,7 @@ fn wait_until_ready(
 fn fetch_consensus(dir_port: u16) -> Result<String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, dir_port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
     stream.write_all(
         b"GET /tor/status-vote/current/consensus-microdesc HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
     )?;
