@@ -543,6 +543,40 @@ async fn uploads_beyond_the_rate_are_refused_with_429() {
     assert_eq!(tab.folders().len(), 2);
 }
 
+/// Regression: the parser reads every chunk that is ready before handing any out, and a fast
+/// sender made it hold more than the bound on part headers, so the upload was refused as
+/// malformed.
+#[tokio::test]
+async fn a_body_that_arrives_all_at_once_in_small_chunks_is_accepted() {
+    let tab = Tab::new("");
+    let (mut sender, receiver) =
+        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(1024);
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"fast\"\r\n\r\n"
+    );
+    sender.send(Ok(Bytes::from(head))).await.unwrap();
+    let chunk = Bytes::from(vec![5u8; 16 * 1024]);
+    for _ in 0..512 {
+        sender.send(Ok(chunk.clone())).await.unwrap();
+    }
+    sender
+        .send(Ok(Bytes::from(format!("\r\n--{BOUNDARY}--\r\n"))))
+        .await
+        .unwrap();
+    drop(sender);
+    let request = Request::post("/upload")
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from_stream(receiver))
+        .unwrap();
+    let response = tab.tab.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let saved = std::fs::metadata(tab.folder().join("fast")).unwrap().len();
+    assert_eq!(saved, 512 * 16 * 1024);
+}
+
 async fn wait_until(mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !condition() {

@@ -2,13 +2,15 @@
 //! limit checked as the bytes arrive. Nothing is held in memory beyond one write buffer.
 
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use multer::{Constraints, Field, Multipart};
-use onionhost_sdk::axum::body::{Body, Bytes};
+use onionhost_sdk::axum::body::{Body, BodyDataStream, Bytes};
 use onionhost_sdk::axum::extract::State;
 use onionhost_sdk::axum::http::{HeaderMap, StatusCode, header};
 use onionhost_sdk::axum::response::Response;
@@ -458,27 +460,65 @@ struct Meter {
     draining: AtomicBool,
 }
 
-fn metered(body: Body, meter: Arc<Meter>) -> impl Stream<Item = Result<Bytes, io::Error>> {
-    body.into_data_stream().map(move |item| {
-        let bytes = item.map_err(io::Error::other)?;
-        // What the parser holds when it asks for more: a big chunk of data is fine, asking
-        // for more while holding much that is not data is not.
-        let pulled_before = meter
-            .pulled
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+/// The most the parser may pull from the connection in one go: it reads whatever is ready
+/// before it looks at it, so without this bound it could buffer a whole socket's worth.
+const BURST: u64 = 256 * 1024;
+
+/// The request body, counted in [`Meter`], handed to the parser in bursts of at most
+/// [`BURST`] bytes.
+struct Metered {
+    inner: BodyDataStream,
+    meter: Arc<Meter>,
+    burst: u64,
+}
+
+fn metered(body: Body, meter: Arc<Meter>) -> Metered {
+    Metered {
+        inner: body.into_data_stream(),
+        meter,
+        burst: 0,
+    }
+}
+
+impl Stream for Metered {
+    type Item = Result<Bytes, io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.burst >= BURST {
+            // Let the parser hand out what it has before it reads more; it is polled again
+            // at once.
+            self.burst = 0;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let bytes = match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(bytes))) => bytes,
+            Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(io::Error::other(err)))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {
+                self.burst = 0;
+                return Poll::Pending;
+            }
+        };
+        let len = bytes.len() as u64;
+        self.burst += len;
+        let meter = &self.meter;
+        // What the parser holds when it asks for more: at most a burst of data not yet handed
+        // out, plus boundaries and part headers. Far more means a header that never ends.
+        let pulled_before = meter.pulled.fetch_add(len, Ordering::Relaxed);
         if !meter.draining.load(Ordering::Relaxed) {
-            let overhead = pulled_before.saturating_sub(meter.delivered.load(Ordering::Relaxed));
+            let held = pulled_before.saturating_sub(meter.delivered.load(Ordering::Relaxed));
             let allowed = OVERHEAD_BASE
                 + OVERHEAD_PER_PART.saturating_mul(meter.parts.load(Ordering::Relaxed));
-            if overhead > allowed {
-                return Err(io::Error::new(
+            if held > allowed {
+                return Poll::Ready(Some(Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "the form's part headers are too large",
-                ));
+                ))));
             }
         }
-        Ok(bytes)
-    })
+        Poll::Ready(Some(Ok(bytes)))
+    }
 }
 
 /// Reads and throws away the rest of a refused request (bounded in bytes and time).
