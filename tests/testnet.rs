@@ -9,7 +9,9 @@
 //! unreachable for a while after the ring grows.
 //!
 //! Cold start (keys, 9 tor processes, full consensus, every node bootstrapped, the client holding
-//! the full consensus), measured on the 2-core development machine: 44–46 s. The network is
+//! the full consensus), measured on the 2-core development machine: about 45 s (about 12 s of
+//! key generation, 20 s to the first full consensus, 13 s until every node has bootstrapped),
+//! up to ~110 s while other builds load the machine. The network is
 //! started once per test *process*: `cargo test` runs every test of the `e2e` binary in one
 //! process, so they share it (`cargo nextest`, one process per test, would start one each).
 //!
@@ -456,4 +458,21 @@ fn onion_label(host: &str) -> Result<String> {
         "not a v3 onion address: {host:?}"
     );
     Ok(label.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::onion_label;
+
+    #[test]
+    fn onion_addresses_are_accepted_with_or_without_the_suffix() {
+        let label = "a".repeat(52) + "2345";
+        assert_eq!(onion_label(&format!("{label}.onion")).expect("with"), label);
+        assert_eq!(
+            onion_label(&label.to_ascii_uppercase()).expect("upper"),
+            label
+        );
+        assert!(onion_label("example.com").is_err());
+        assert!(onion_label(&format!("{}.onion", "a".repeat(16))).is_err());
+    }
 }

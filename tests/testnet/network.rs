@@ -555,3 +555,31 @@ fn missing_flags(consensus: &str, nodes: &[Node]) -> Option<String> {
             Some(_) => None,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::{Node, missing_flags};
+
+    fn node(nick: &str) -> Node {
+        Node::new(&PathBuf::from("/nonexistent"), nick.to_owned(), 1, None)
+    }
+
+    #[test]
+    fn a_consensus_is_full_only_when_every_node_is_running_and_hsdir() {
+        let nodes = [node("auth0"), node("relay0")];
+        let partial = "r auth0 AAAA x\ns Authority HSDir Running V2Dir Valid\n\
+                       r relay0 BBBB x\ns Fast Running Valid\n";
+        let missing = missing_flags(partial, &nodes).expect("relay0 lacks HSDir");
+        assert!(missing.contains("relay0"), "{missing}");
+        let short = "r auth0 AAAA x\ns HSDir Running\n";
+        assert_eq!(
+            missing_flags(short, &nodes).as_deref(),
+            Some("does not list relay0")
+        );
+        let full =
+            "r auth0 AAAA x\ns HSDir Running\nr relay0 BBBB x\nm abc\ns Guard HSDir Running\n";
+        assert_eq!(missing_flags(full, &nodes), None);
+    }
+}

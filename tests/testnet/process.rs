@@ -222,3 +222,16 @@ pub(super) fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::find_tool;
+
+    #[test]
+    fn a_missing_tool_says_how_to_install_it() {
+        let err =
+            find_tool("onionhost-no-such-tor-tool").expect_err("found a tool that is not there");
+        let message = format!("{err:#}");
+        assert!(message.contains("apt-get install -y tor"), "{message}");
+    }
+}
