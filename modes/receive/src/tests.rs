@@ -496,6 +496,16 @@ async fn console_events_report_progress_and_the_folder_but_no_names() {
     );
     assert!(!format!("{events:?}").contains("secret-name"), "{events:?}");
 
+    let tab = Tab::new("max_upload_size = 2");
+    tab.send(multipart(&[Part::File("secret-name.txt", b"abc")]), false)
+        .await;
+    let events = format!("{:?}", tab.tab.events());
+    assert!(
+        events.contains("not saved: the upload went over max_upload_size"),
+        "{events}"
+    );
+    assert!(!events.contains("secret-name"), "{events}");
+
     let tab = Tab::new("show_file_names_in_console = true");
     tab.send(multipart(&[Part::File("shown.txt", b"abc")]), false)
         .await;

@@ -206,6 +206,11 @@ async fn handle(
     match result {
         Ok(()) => upload.commit().await,
         Err(err) => {
+            // The user sees why an upload did not arrive; the message names a limit or a
+            // kind of failure, never anything the visitor sent.
+            receive.ctx.report(TabEvent::Notice {
+                message: format!("upload #{} not saved: {err}", upload.id),
+            });
             // Remove what was written before spending time on the rest of the request.
             drop(upload);
             if err.should_drain() {
