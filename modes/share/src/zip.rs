@@ -8,7 +8,7 @@
 //! costs no CPU: files people share are mostly already compressed (photos, videos, archives),
 //! and over Tor the link, not the disk, is the bottleneck. CRC-32s are not known in advance:
 //! each file's header has bit 3 set and its CRC follows its data in a data descriptor,
-//! computed while the data streams. A CRC, once computed, is kept for the life of the tab, so
+//! computed while the data streams (the header still carries the sizes, which are known). A CRC, once computed, is kept for the life of the tab, so
 //! a resumed download only re-reads the file it was cut off in.
 //!
 //! Layout: entries in the order of [`Index::nodes`] (depth first, names sorted), folders as
@@ -28,7 +28,7 @@ const MAX32: u64 = 0xFFFF_FFFF;
 /// The most entries the classic end record can count (0xFFFF means "see Zip64").
 const MAX16: u64 = 0xFFFF;
 /// Bumped whenever the archive's bytes change for the same share, so that old ETags die.
-const LAYOUT_VERSION: u8 = 1;
+const LAYOUT_VERSION: u8 = 2;
 
 const LOCAL_HEADER_SIG: u32 = 0x0403_4b50;
 const DESCRIPTOR_SIG: u32 = 0x0807_4b50;
@@ -128,9 +128,15 @@ impl Entry {
         put16(&mut b, 0); // stored
         put16(&mut b, self.dos_time);
         put16(&mut b, self.dos_date);
-        // CRC and sizes follow the data (bit 3); a folder's are all zero anyway.
+        // The CRC follows the data (bit 3). The sizes are known, so they are here too (the
+        // format allows zeros): a reader going front to back, without the central
+        // directory, can then tell where a stored entry's data ends.
         put32(&mut b, 0);
-        let size32 = if self.zip64_size() { u32::MAX } else { 0 };
+        let size32 = if self.zip64_size() {
+            u32::MAX
+        } else {
+            low32(self.size)
+        };
         put32(&mut b, size32);
         put32(&mut b, size32);
         put16(&mut b, len16(self.name.len()));
@@ -141,8 +147,8 @@ impl Entry {
         if self.zip64_size() {
             put16(&mut b, 0x0001);
             put16(&mut b, 16);
-            put64(&mut b, 0);
-            put64(&mut b, 0);
+            put64(&mut b, self.size);
+            put64(&mut b, self.size);
         }
         b
     }
