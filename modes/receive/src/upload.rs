@@ -411,16 +411,26 @@ impl<'a> Upload<'a> {
 
     /// Keeps the upload: files get their final names; the console hears where they are.
     async fn commit(mut self) -> Result<Vec<SavedFile>, UploadError> {
-        let files = self.files.take().ok_or(UploadError::Io {
+        let mut files = self.files.take().ok_or(UploadError::Io {
             action: "complete an upload",
             source: io::Error::other("no upload"),
         })?;
         let folder = files.folder().map(|f| f.display().to_string());
-        let saved = files
-            .commit()
+        // Until every byte is on disk, a visitor going away still removes everything.
+        files
+            .finish_current()
             .await
-            .map_err(UploadError::io("give received files their names"))?;
+            .map_err(UploadError::io("save a received file"))?;
+        // Naming the files takes no time and must not be cut half-way: from here the upload
+        // is kept (and stays counted) even if this future is dropped.
         self.done = true;
+        let saved = match files.commit().await {
+            Ok(saved) => saved,
+            Err(err) => {
+                self.abandon();
+                return Err(UploadError::io("give received files their names")(err));
+            }
+        };
         let receive = self.receive;
         if receive.config.show_file_names_in_console {
             let names: Vec<String> = saved.iter().map(|s| format!("{:?}", s.name)).collect();
@@ -438,11 +448,9 @@ impl<'a> Upload<'a> {
     }
 }
 
-impl Drop for Upload<'_> {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
+impl Upload<'_> {
+    /// Removes what the upload wrote, gives its bytes back and tells the console.
+    fn abandon(&mut self) {
         // The files go first (their own guard), then the budget they held.
         self.files = None;
         self.receive.budget.release(self.bytes);
@@ -452,6 +460,14 @@ impl Drop for Upload<'_> {
             outcome: TransferOutcome::Cancelled,
             saved_to: None,
         });
+    }
+}
+
+impl Drop for Upload<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.abandon();
+        }
     }
 }
 
