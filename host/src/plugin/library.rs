@@ -5,6 +5,7 @@
 //! callbacks) until the process ends, and `dlclose` would unmap it under them.
 
 use std::ffi::c_void;
+use std::mem::ManuallyDrop;
 use std::os::raw::c_int;
 use std::path::{Path, PathBuf};
 
@@ -56,6 +57,9 @@ pub(crate) fn open(path: &Path) -> anyhow::Result<Plugin> {
     // the way of other libraries.
     let library = unsafe { Library::open(Some(&path), RTLD_NOW | RTLD_LOCAL) }
         .context("cannot load it as a shared library")?;
+    // Never unload (see the module's doc), not even a library refused below: its initialisers
+    // have run and may have started threads, which `dlclose` would unmap the code of.
+    let library = ManuallyDrop::new(library);
     let symbol = format!("{HEADER_SYMBOL}\0");
     // SAFETY: we only take the symbol's address here; what it points to is checked below.
     let prefix: *const HeaderPrefix =
@@ -66,8 +70,6 @@ pub(crate) fn open(path: &Path) -> anyhow::Result<Plugin> {
              cdylib that calls `onionhost_sdk::export_mode!(YourMode)`)"
             ),
         };
-    // Never unload (see the module's doc): the header and the plugin's code stay mapped.
-    std::mem::forget(library);
     if prefix.is_null() {
         bail!("it is not an onionhost plugin: its `{HEADER_SYMBOL}` is null");
     }

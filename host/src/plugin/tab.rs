@@ -14,7 +14,7 @@ use onionhost_sdk::{BuildError, ConfigError, ModeError, TabContext, TabEvent};
 
 use super::library::Functions;
 
-/// The most bytes of a create error or a stop reason the host takes from a plugin.
+/// The most bytes of an event, a create error or a stop reason the host takes from a plugin.
 const MAX_MESSAGE: usize = 64 * 1024;
 
 /// What the plugin's callbacks reach: the tab's context on the host.
@@ -157,6 +157,10 @@ unsafe extern "C" fn on_event(user_data: *mut c_void, ptr: *const u8, len: usize
         // SAFETY: `user_data` is this tab's `HostSide`, alive until `release_tab` returns; the
         // bytes are valid for the call (ABI contract).
         let (host, json) = unsafe { (&*user_data.cast::<HostSide>(), borrowed(ptr, len)) };
+        if json.len() > MAX_MESSAGE {
+            tracing::debug!("a plugin reported an event too large to read");
+            return;
+        }
         match serde_json::from_slice::<TabEvent>(json) {
             Ok(event) => host.ctx.report(event),
             // A newer plugin may report events this host does not know yet.
