@@ -62,6 +62,10 @@ impl Sink for ChannelSink {
         Ok(())
     }
 
+    fn is_abandoned(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     fn copy_from(
         &mut self,
         file: &mut File,

@@ -29,6 +29,10 @@ impl Sink for VecSink {
         Ok(())
     }
 
+    fn is_abandoned(&self) -> bool {
+        false
+    }
+
     fn copy_from(
         &mut self,
         file: &mut File,
@@ -564,4 +568,42 @@ async fn a_file_changed_after_the_start_is_no_longer_served() {
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.into_body().collect().await.is_err());
     assert!(tab.stop_requests().is_empty());
+}
+
+/// A sink whose visitor has gone.
+struct Abandoned;
+
+impl Sink for Abandoned {
+    fn write(&mut self, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn is_abandoned(&self) -> bool {
+        true
+    }
+
+    fn copy_from(
+        &mut self,
+        _: &mut File,
+        _: u64,
+        _: Option<&mut crc32fast::Hasher>,
+    ) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn reading_files_for_their_crcs_stops_when_the_visitor_is_gone() {
+    let (_dir, paths) = sample();
+    let index = Index::build(&paths).unwrap();
+    let layout = ZipLayout::new(&index);
+    // The last bytes before the end records are central directory: they need every CRC.
+    let err = layout
+        .write_range(&index, layout.len() - 30, layout.len(), &mut Abandoned)
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    // A range needing no CRC is unaffected.
+    layout
+        .write_range(&index, layout.len() - 22, layout.len(), &mut Abandoned)
+        .unwrap();
 }

@@ -19,7 +19,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::index::{Index, Kind};
 
@@ -232,6 +232,8 @@ impl Entry {
 pub(crate) struct ZipLayout {
     entries: Vec<Entry>,
     crcs: Vec<OnceLock<u32>>,
+    /// Held while a whole file is read for its CRC.
+    hashing: Mutex<()>,
     central_start: u64,
     central_len: u64,
     len: u64,
@@ -242,6 +244,9 @@ pub(crate) struct ZipLayout {
 pub(crate) trait Sink {
     /// Takes the next bytes of the range.
     fn write(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Whether nobody waits for the bytes any more (checked while hashing, which sends
+    /// nothing for a long time).
+    fn is_abandoned(&self) -> bool;
     /// Copies exactly `len` bytes of `file`, from its current position, into the sink,
     /// feeding them to `crc` on the way when there is one.
     fn copy_from(
@@ -305,6 +310,7 @@ impl ZipLayout {
         }
         let mut layout = Self {
             crcs: entries.iter().map(|_| OnceLock::new()).collect(),
+            hashing: Mutex::new(()),
             entries,
             central_start,
             central_len,
@@ -405,7 +411,7 @@ impl ZipLayout {
                 let skipped = out.pos.saturating_sub(data).min(entry.size);
                 let mut h = crc32fast::Hasher::new();
                 if skipped > 0 {
-                    hash_file(index, entry, 0, skipped, &mut h)?;
+                    hash_file(index, entry, skipped, &mut h, &*out.sink)?;
                 }
                 hasher = Some(h);
             }
@@ -422,7 +428,7 @@ impl ZipLayout {
             }
             let crc = match hasher {
                 Some(h) => *self.crcs[i].get_or_init(|| h.finalize()),
-                None => self.crc(index, i)?,
+                None => self.crc(index, i, &*out.sink)?,
             };
             out.emit(descriptor, &entry.descriptor(crc))?;
         }
@@ -436,7 +442,7 @@ impl ZipLayout {
             if out.done() {
                 return Ok(());
             }
-            let crc = self.crc(index, i)?;
+            let crc = self.crc(index, i, &*out.sink)?;
             out.emit(
                 self.central_start + entry.central_offset,
                 &entry.central(crc),
@@ -452,7 +458,10 @@ impl ZipLayout {
     }
 
     /// The CRC-32 of entry `i`, reading its file if it was never read whole before.
-    fn crc(&self, index: &Index, i: usize) -> io::Result<u32> {
+    ///
+    /// One file at a time is read for its CRC: requests that need the same CRCs wait for
+    /// the one computing them instead of reading the same files side by side.
+    fn crc(&self, index: &Index, i: usize, sink: &dyn Sink) -> io::Result<u32> {
         let entry = &self.entries[i];
         if entry.is_dir {
             return Ok(0);
@@ -460,8 +469,15 @@ impl ZipLayout {
         if let Some(crc) = self.crcs[i].get() {
             return Ok(*crc);
         }
+        let _one_at_a_time = self
+            .hashing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(crc) = self.crcs[i].get() {
+            return Ok(*crc);
+        }
         let mut hasher = crc32fast::Hasher::new();
-        hash_file(index, entry, 0, entry.size, &mut hasher)?;
+        hash_file(index, entry, entry.size, &mut hasher, sink)?;
         Ok(*self.crcs[i].get_or_init(|| hasher.finalize()))
     }
 }
@@ -500,19 +516,25 @@ fn open(index: &Index, entry: &Entry) -> io::Result<File> {
     }
 }
 
-/// Feeds bytes `from..from + len` of the entry's file to `hasher`.
+/// Feeds the first `len` bytes of the entry's file to `hasher`; gives up when `sink` is
+/// abandoned.
 fn hash_file(
     index: &Index,
     entry: &Entry,
-    from: u64,
     len: u64,
     hasher: &mut crc32fast::Hasher,
+    sink: &dyn Sink,
 ) -> io::Result<()> {
     let mut file = open(index, entry)?;
-    file.seek(SeekFrom::Start(from))?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut left = len;
     while left > 0 {
+        if sink.is_abandoned() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the visitor went away",
+            ));
+        }
         let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
         let n = file.read(&mut buf[..want])?;
         if n == 0 {
