@@ -11,6 +11,10 @@
 //! computed while the data streams (the header still carries the sizes, which are known). A CRC, once computed, is kept for the life of the tab, so
 //! a resumed download only re-reads the file it was cut off in.
 //!
+//! Written here rather than taken from a crate: streaming zip writers (`zipit`, stored
+//! entries with the size computed in advance, is the closest) produce an archive front to
+//! back only, whereas `Range` needs any byte range of it, and `zipit` has no folders.
+//!
 //! Layout: entries in the order of [`Index::nodes`] (depth first, names sorted), folders as
 //! `name/` entries (so empty folders survive), names in UTF-8 (flag bit 11), times from each
 //! file's modification time (DOS time in UTC, plus the extended-timestamp field). Zip64
