@@ -259,6 +259,38 @@ async fn a_panic_in_a_plugin_handler_is_contained_and_one_in_build_fails_only_it
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn on_shutdown_a_plugin_finishes_requests_in_flight_and_hanging_ones_are_closed() {
+    let config = format!(
+        "[[tab]]\nname = \"p\"\nmode = \"panicky\"\nplugin = {}\n",
+        toml_path(plugins::panicky())
+    );
+    let host = run(tempfile::tempdir().expect("temp dir"), &config);
+    let p = host.url("p").expect("tab p");
+    let slow = tokio::spawn(get_owned(format!("{p}slow")));
+    let hang = tokio::spawn(http().get(format!("{p}hang")).send());
+    host.wait_for(r"\[p\] slow request started")
+        .expect("slow request in flight");
+    host.wait_for(r"\[p\] hanging request started")
+        .expect("hanging request in flight");
+
+    let stopped = tokio::task::spawn_blocking(move || host.stop())
+        .await
+        .expect("join")
+        .expect("the host exits after its grace period");
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    // The request in flight got its whole answer; the hanging one was cut off.
+    assert_eq!(slow.await.expect("join"), (200, "slow done".to_owned()));
+    assert!(
+        hang.await.expect("join").is_err(),
+        "the hanging request was closed"
+    );
+}
+
+async fn get_owned(url: String) -> (u16, String) {
+    get(&url).await
+}
+
 #[tokio::test]
 async fn a_plugin_section_is_checked_when_the_config_is_read_with_file_and_line() {
     let pastebin = toml_path(plugins::pastebin());

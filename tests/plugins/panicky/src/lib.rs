@@ -1,13 +1,15 @@
-//! A mode for onionhost's plugin tests, never for real use: its handlers panic on request, and
-//! use tokio (timers, spawned and blocking tasks, file I/O) inside the plugin's own runtime.
+//! A mode for onionhost's plugin tests, never for real use: its handlers panic on request, use
+//! tokio (timers, spawned and blocking tasks, file I/O) inside the plugin's own runtime, and
+//! stay in flight (a second, or forever) when the host stops.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use onionhost_sdk::axum::Router;
+use onionhost_sdk::axum::extract::State;
 use onionhost_sdk::axum::routing::get;
-use onionhost_sdk::{BuildError, Mode, TabContext};
+use onionhost_sdk::{BuildError, Mode, TabContext, TabEvent};
 use serde::Deserialize;
 
 /// `[tab.panicky]`.
@@ -21,19 +23,21 @@ pub struct PanickyConfig {
 /// The test mode (`mode = "panicky"`).
 pub struct Panicky {
     hits: Arc<AtomicU64>,
+    ctx: TabContext,
 }
 
 impl Mode for Panicky {
     const NAME: &'static str = "panicky";
     type Config = PanickyConfig;
 
-    fn build(config: PanickyConfig, _ctx: TabContext) -> Result<Self, BuildError> {
+    fn build(config: PanickyConfig, ctx: TabContext) -> Result<Self, BuildError> {
         assert!(
             !config.panic_in_build,
             "panicky was asked to panic while starting"
         );
         Ok(Self {
             hits: Arc::new(AtomicU64::new(0)),
+            ctx,
         })
     }
 
@@ -49,7 +53,26 @@ impl Mode for Panicky {
             )
             .route("/panic", get(panic))
             .route("/tokio", get(uses_tokio))
+            .route("/slow", get(slow).with_state(self.ctx.clone()))
+            .route("/hang", get(hang).with_state(self.ctx.clone()))
     }
+}
+
+/// Answers after a second, whatever happens meanwhile: a request in flight when the tab stops.
+async fn slow(State(ctx): State<TabContext>) -> &'static str {
+    ctx.report(TabEvent::Notice {
+        message: "slow request started".to_owned(),
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    "slow done"
+}
+
+/// Never answers: a connection the host must close itself when its grace period is over.
+async fn hang(State(ctx): State<TabContext>) -> &'static str {
+    ctx.report(TabEvent::Notice {
+        message: "hanging request started".to_owned(),
+    });
+    std::future::pending().await
 }
 
 async fn panic() -> &'static str {
