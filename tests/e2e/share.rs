@@ -616,3 +616,23 @@ async fn a_missing_or_empty_paths_list_is_a_config_error() {
     assert_eq!(stopped.status.code(), Some(2), "{stopped:?}");
     assert!(stopped.stderr.contains("paths"), "{}", stopped.stderr);
 }
+
+#[tokio::test]
+async fn the_zip_and_its_etag_survive_a_restart() {
+    let sample = Sample::new();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (host, url) = sample.host(&["--keep-sharing"]);
+        let response = get(&format!("{url}download"), &[]).await;
+        let etag = header(&response, "etag");
+        let bytes = response.bytes().await.expect("zip");
+        seen.push((etag, bytes));
+        let stopped = host.stop().expect("stop");
+        assert!(stopped.status.success(), "{stopped:?}");
+    }
+    assert_eq!(seen[0].0, seen[1].0, "the same share has the same ETag");
+    assert!(
+        seen[0].1 == seen[1].1,
+        "the same share gives the same bytes"
+    );
+}
