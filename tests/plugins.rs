@@ -76,11 +76,20 @@ pub fn panicky() -> &'static Path {
 }
 
 /// The chat mode built as a plugin, from this workspace:
-/// `cargo rustc -p onionhost-chat --features plugin --crate-type cdylib`.
+/// `cargo rustc -p onionhost-chat --features plugin --crate-type cdylib`, in the profile of the
+/// tests.
 pub fn chat() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let status = cargo()
+        // Into the target directory (and profile) of this test binary, wherever that is:
+        // target/<profile>/deps/e2e-HASH -> target/<profile>.
+        let exe = std::env::current_exe().expect("no path for the test binary");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary outside target/");
+        let mut command = cargo();
+        command
             .args([
                 "rustc",
                 "--quiet",
@@ -91,13 +100,18 @@ pub fn chat() -> &'static Path {
                 "--crate-type",
                 "cdylib",
             ])
-            .current_dir(repo_root())
+            .current_dir(repo_root());
+        if profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release")
+        {
+            command.arg("--release");
+        }
+        let status = command
             .status()
             .expect("could not run cargo to build the chat plugin");
         assert!(status.success(), "building the chat plugin failed");
-        let library = repo_root()
-            .join("target/debug")
-            .join(library_name("onionhost-chat"));
+        let library = profile_dir.join(library_name("onionhost-chat"));
         assert!(library.is_file(), "cargo built no {}", library.display());
         library
     })
