@@ -154,12 +154,17 @@ async fn libraries_that_are_not_plugins_for_this_host_are_refused_and_the_others
     let wrong_sdk = lib("libwrong_sdk.so", &plugins::c_header(1, "9.0.0", true));
     let aborts = lib("libaborts.so", &plugins::c_header(1, sdk, false));
     let no_header = lib("libplain.so", "int not_a_plugin(void) { return 0; }\n");
+    let wrong_magic = lib(
+        "libmagic.so",
+        "const char onionhost_plugin_header[256] = \"NOT A PLUGIN HEADER\";\n",
+    );
     let config = format!(
         "[[tab]]\nname = \"ok\"\nmode = \"pastebin\"\nplugin = {pastebin}\n\n\
          [[tab]]\nname = \"abi\"\nmode = \"fake\"\nplugin = {wrong_abi}\n\n\
          [[tab]]\nname = \"sdk\"\nmode = \"fake\"\nplugin = {wrong_sdk}\n\n\
          [[tab]]\nname = \"abort\"\nmode = \"fake\"\nplugin = {aborts}\n\n\
          [[tab]]\nname = \"plain\"\nmode = \"fake\"\nplugin = {no_header}\n\n\
+         [[tab]]\nname = \"magic\"\nmode = \"fake\"\nplugin = {wrong_magic}\n\n\
          [[tab]]\nname = \"gone\"\nmode = \"fake\"\nplugin = \"nowhere/libgone.so\"\n",
         pastebin = toml_path(plugins::pastebin()),
     );
@@ -168,6 +173,7 @@ async fn libraries_that_are_not_plugins_for_this_host_are_refused_and_the_others
         r"\[sdk\] failed: cannot load the plugin \S+: it was built with an incompatible sdk: expected onionhost-sdk \S+ or a compatible version \([^)]+\), found onionhost-sdk 9\.0\.0; rebuild",
         r#"\[abort\] failed: cannot load the plugin \S+: it was built with `panic = "abort"`.*rebuild it with the default `panic = "unwind"`"#,
         r"\[plain\] failed: cannot load the plugin \S+: it is not an onionhost plugin: it has no `onionhost_plugin_header` symbol",
+        r"\[magic\] failed: cannot load the plugin \S+: it is not an onionhost plugin: its `onionhost_plugin_header` does not start with the plugin magic bytes",
         r"\[gone\] failed: cannot load the plugin \S+nowhere/libgone\.so: the file does not exist: build the plugin",
     ];
 
