@@ -1,7 +1,8 @@
 //! Plugins: modes loaded at run time from shared libraries, served like built-in modes.
 //!
-//! A tab with `plugin = "path/to/libx.so"` loads the library when the tab starts
-//! (`library.rs` checks its ABI header first), asks it to build the tab from the tab's section
+//! A tab with `plugin = "path/to/libx.so"` loads the library (`library.rs` checks its ABI
+//! header first) when the config is read, to have the plugin check the tab's section, and again
+//! (the same, never unloaded, library) when the tab starts: it asks the plugin to build the tab
 //! (`tab.rs`), and hands it each visitor connection as one end of a socket pair, copying bytes
 //! between the visitor and the other end (`pump.rs`). The plugin runs its own async runtime;
 //! only plain data crosses the boundary. A load or build error fails only that tab. See
