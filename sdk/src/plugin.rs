@@ -30,7 +30,9 @@ pub mod export;
 /// Use it once, at the root of a crate built with `crate-type = ["cdylib"]`, and keep the
 /// default `panic = "unwind"` (the host refuses a plugin built with `panic = "abort"`, which
 /// could not contain its panics). The tab's config section is passed to the plugin as TOML and
-/// parsed into [`Mode::Config`](crate::Mode::Config) exactly as for a built-in mode.
+/// parsed into [`Mode::Config`](crate::Mode::Config) exactly as for a built-in mode, both when
+/// the host reads its config (so that errors name their file and line) and when the tab starts.
+/// The guide is `docs/writing-a-mode.md` in the onionhost repository.
 #[macro_export]
 macro_rules! export_mode {
     ($mode:ty) => {
