@@ -260,6 +260,12 @@ async fn a_panic_in_a_plugin_handler_is_contained_and_one_in_build_fails_only_it
         get(&format!("{p}tokio")).await,
         (200, "tokio 42 true".to_owned())
     );
+    // A plugin's tab may ask to be stopped; the others go on.
+    assert_eq!(get(&format!("{q}stop")).await, (200, "stopping".to_owned()));
+    host.wait_for(r"\[q\] stopping: asked to stop over HTTP")
+        .expect("stop request");
+    host.wait_for(r"\[q\] stopped").expect("q stops");
+    assert_eq!(get(&p).await, (200, "hits 3".to_owned()));
 
     let stopped = host.stop().expect("stop");
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);

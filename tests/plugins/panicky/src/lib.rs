@@ -55,6 +55,7 @@ impl Mode for Panicky {
             .route("/tokio", get(uses_tokio))
             .route("/slow", get(slow).with_state(self.ctx.clone()))
             .route("/hang", get(hang).with_state(self.ctx.clone()))
+            .route("/stop", get(stop).with_state(self.ctx.clone()))
     }
 }
 
@@ -73,6 +74,12 @@ async fn hang(State(ctx): State<TabContext>) -> &'static str {
         message: "hanging request started".to_owned(),
     });
     std::future::pending().await
+}
+
+/// Asks the host to stop this tab, as share does after its download.
+async fn stop(State(ctx): State<TabContext>) -> &'static str {
+    ctx.request_stop("asked to stop over HTTP");
+    "stopping"
 }
 
 async fn panic() -> &'static str {
