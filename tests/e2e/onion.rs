@@ -336,6 +336,59 @@ async fn a_public_tab_needs_no_key() {
 }
 
 #[tokio::test]
+async fn a_stopped_tab_takes_its_onion_service_down_and_the_others_stay() {
+    let net = Testnet::shared().await.expect("local Tor network");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shared = dir.path().join("once.txt");
+    std::fs::write(&shared, "read me once\n").expect("write");
+    let config = dir.path().join("onionhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tab]]\nname = \"stays\"\nmode = \"chat\"\npublic = true\n\n\
+             [[tab]]\nname = \"once\"\nmode = \"share\"\npublic = true\n\
+             [tab.share]\npaths = [{:?}]\n",
+            shared.to_str().expect("utf-8")
+        ),
+    )
+    .expect("write config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    let network = net.network_file().to_str().expect("utf-8").to_owned();
+    let host = TestHost::spawn_in(
+        dir,
+        &["run", "--config", &config, "--tor-network", &network],
+        &[],
+    )
+    .expect("start");
+    let stays = onion_tab(&host, "stays", false);
+    let once = onion_tab(&host, "once", false);
+    let (status, body) = net
+        .get(&format!("http://{}/files/once.txt", once.host))
+        .await
+        .expect("download through tor");
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, b"read me once\n".as_slice())
+    );
+    host.wait_for(r"\[once\] stopped\n")
+        .expect("the share tab stops after its first download");
+
+    // Its onion service is gone: no introduction, no rendezvous, for as long as we try.
+    let gone = net
+        .connect_within(&once.host, 80, Duration::from_secs(20))
+        .await;
+    assert!(gone.is_err(), "a stopped tab is still reachable");
+    // The other tab is untouched.
+    let (status, _) = net
+        .get(&format!("http://{}/", stays.host))
+        .await
+        .expect("the other tab through tor");
+    assert_eq!(status, 200);
+    let stopped = host.stop().expect("stop");
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+}
+
+#[tokio::test]
 async fn a_persistent_tab_keeps_its_address_and_key_across_restarts() {
     let net = Testnet::shared().await.expect("local Tor network");
     let keep = tempfile::tempdir().expect("temp dir");

@@ -206,6 +206,13 @@ impl Announcement {
         }
         lines
     }
+
+    /// Prints the lines on the console.
+    fn print(&self) {
+        for line in self.lines() {
+            self.console.tab(&self.tab, &line);
+        }
+    }
 }
 
 /// Connects to the tab's own onion service through Tor, as a visitor would, until it works.
@@ -252,6 +259,7 @@ async fn watch_status(
     let mut announced = false;
     let mut probe = std::pin::pin!(probe);
     let mut probing = true;
+    let mut troubled = false;
     let mut last: Option<State> = None;
     loop {
         let status = tokio::select! {
@@ -260,9 +268,7 @@ async fn watch_status(
                 probing = false;
                 if !announced {
                     announced = true;
-                    for line in announcement.lines() {
-                        console.tab(tab, &line);
-                    }
+                    announcement.print();
                 }
                 continue;
             }
@@ -278,13 +284,12 @@ async fn watch_status(
         last = Some(state);
         if state.is_fully_reachable() {
             probing = false;
-            if announced {
-                console.tab(tab, "onion service reachable again");
-            } else {
+            if !announced {
                 announced = true;
-                for line in announcement.lines() {
-                    console.tab(tab, &line);
-                }
+                announcement.print();
+            } else if troubled {
+                troubled = false;
+                console.tab(tab, "onion service: reachable again");
             }
             continue;
         }
@@ -292,20 +297,22 @@ async fn watch_status(
             // Arti's errors name relays and may name the service: debug level only.
             tracing::debug!(tab, ?problem, "onion service problem");
         }
-        let message = match state {
-            State::Bootstrapping => {
+        // Before the address is out, every step is progress; after, only trouble is news
+        // (Arti goes back to "bootstrapping" each time it re-publishes).
+        let message = match (announced, state) {
+            (false, State::Bootstrapping) => {
                 "onion service: choosing introduction points and publishing its descriptor"
             }
-            State::DegradedUnreachable => {
+            (false, State::DegradedUnreachable) => {
                 "onion service: could not publish its descriptor everywhere yet; retrying"
             }
-            State::Recovering => "onion service: recovering from a network problem",
-            State::Broken => {
+            (_, State::Recovering) => "onion service: recovering from a network problem",
+            (_, State::Broken) => {
                 "onion service: not working right now (Tor keeps trying); visitors may not reach this tab"
             }
-            State::Shutdown => "onion service: shut down",
             _ => continue,
         };
+        troubled = announced;
         console.tab(tab, message);
     }
 }
