@@ -12,6 +12,8 @@ mod store;
 
 use std::sync::Arc;
 
+use tokio::sync::Semaphore;
+
 use onionhost_sdk::axum::Router;
 use onionhost_sdk::axum::extract::DefaultBodyLimit;
 use onionhost_sdk::axum::routing::{get, post};
@@ -30,6 +32,8 @@ pub struct Pastebin {
 struct State {
     config: PastebinConfig,
     store: Store,
+    /// Live views open in the whole tab, bounded by [`live::MAX_LIVE_VIEWS`].
+    live_views: Arc<Semaphore>,
     ctx: TabContext,
 }
 
@@ -44,7 +48,12 @@ impl Mode for Pastebin {
 
     fn build(config: PastebinConfig, ctx: TabContext) -> Result<Self, BuildError> {
         let store = Store::new(config.max_pastes, config.max_pastes_per_minute);
-        let state = Arc::new(State { config, store, ctx });
+        let state = Arc::new(State {
+            config,
+            store,
+            live_views: Arc::new(Semaphore::new(live::MAX_LIVE_VIEWS)),
+            ctx,
+        });
         // Expired pastes are dropped by a task of the tab, not only when someone asks for them,
         // so that nothing stays in memory longer than promised.
         tokio::spawn(store::purge_expired(Arc::clone(&state)));

@@ -13,6 +13,9 @@ use crate::store::Paste;
 /// The most live views of one paste at once.
 const MAX_VIEWERS: usize = 200;
 
+/// The most live views of all pastes of a tab at once.
+pub(crate) const MAX_LIVE_VIEWS: usize = 1000;
+
 /// The largest message a viewer may send (they have nothing to say; anything else is refused).
 const MAX_INCOMING: usize = 1024;
 
@@ -30,6 +33,12 @@ pub(crate) async fn viewers(
     else {
         return plain_error(StatusCode::NOT_FOUND, "No such paste.");
     };
+    let Ok(permit) = Arc::clone(&state.live_views).try_acquire_owned() else {
+        return plain_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many live views are open on this pastebin.",
+        );
+    };
     let mut joined = false;
     paste.viewers.send_if_modified(|count| {
         joined = *count < MAX_VIEWERS;
@@ -45,11 +54,15 @@ pub(crate) async fn viewers(
         );
     }
     let ctx = state.ctx.clone();
+    // The host waits for the goodbye of a live view when the tab stops.
+    let guard = ctx.task_guard();
     upgrade
         .max_message_size(MAX_INCOMING)
         .on_upgrade(move |socket| async move {
             watch(socket, &paste, ctx).await;
             paste.viewers.send_modify(|count| *count -= 1);
+            drop(permit);
+            drop(guard);
         })
         .into_response()
 }
