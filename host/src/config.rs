@@ -414,6 +414,13 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// Largest `intro_rate_per_second` (the burst, 8 times the rate, must fit Tor's limit).
+const MAX_INTRO_RATE: u32 = 100_000;
+
+/// Most `authorized_clients` of a tab, with the host's own client key: Arti's descriptor holds
+/// about 160 client keys.
+const MAX_AUTHORIZED_CLIENTS: usize = 150;
+
 /// The keys of `[[tab]]` that the host itself reads.
 const HOST_TAB_KEYS: &[&str] = &[
     "name",
@@ -589,11 +596,39 @@ pub(crate) fn parse(
                 ),
             );
         }
-        if raw_tab.intro_rate_per_second == Some(0) {
+        if let Some(rate) = raw_tab.intro_rate_per_second
+            && !(1..=MAX_INTRO_RATE).contains(&rate)
+        {
             error(
                 &["intro_rate_per_second"],
-                "`intro_rate_per_second` must be at least 1: leave it out for the default".into(),
+                format!(
+                    "`intro_rate_per_second` must be 1 to {MAX_INTRO_RATE}: leave it out for the default"
+                ),
             );
+        }
+        if raw_tab.public && !raw_tab.authorized_clients.is_empty() {
+            error(
+                &["authorized_clients"],
+                "`authorized_clients` on a public tab: a public tab lets everyone in; remove `authorized_clients` or set `public = false`".into(),
+            );
+        }
+        if raw_tab.authorized_clients.len() > MAX_AUTHORIZED_CLIENTS {
+            error(
+                &["authorized_clients"],
+                format!(
+                    "more than {MAX_AUTHORIZED_CLIENTS} `authorized_clients`: the onion service descriptor cannot hold more keys"
+                ),
+            );
+        }
+        for (i, key) in raw_tab.authorized_clients.iter().enumerate() {
+            if crate::transport::onion::parse_client_key(key).is_none() {
+                error(
+                    &["authorized_clients"],
+                    format!(
+                        "`authorized_clients[{i}]` is not an x25519 public key: write `descriptor:x25519:<52 base32 characters>` or the bare key"
+                    ),
+                );
+            }
         }
         if let Some(port) = raw_tab.port {
             if port == 0 {
@@ -942,6 +977,36 @@ mod tests {
             err.contains("net.toml:3: `state_dir`: unknown field"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn onion_options_are_checked_with_their_lines() {
+        let err = errors(
+            "[[tab]]\nname = \"a\"\nmode = \"chat\"\nintro_rate_per_second = 0\nauthorized_clients = [\"descriptor:x25519:nope\"]\n",
+        );
+        assert!(
+            err.contains("test.toml:4: `intro_rate_per_second` must be 1 to"),
+            "{err}"
+        );
+        assert!(
+            err.contains("test.toml:5: `authorized_clients[0]` is not an x25519 public key"),
+            "{err}"
+        );
+        let key = format!("descriptor:x25519:{}", "A".repeat(52));
+        let err = errors(&format!(
+            "[[tab]]\nname = \"a\"\nmode = \"chat\"\npublic = true\nauthorized_clients = [\"{key}\"]\n"
+        ));
+        assert!(
+            err.contains("test.toml:5: `authorized_clients` on a public tab"),
+            "{err}"
+        );
+        let config = parse(
+            &format!("[[tab]]\nname = \"a\"\nmode = \"chat\"\nauthorized_clients = [\"{key}\", \"{}a\"]\n", "b".repeat(51)),
+            "test.toml",
+            &Registry::builtin(),
+        )
+        .unwrap();
+        assert_eq!(config.tabs[0].onion.authorized_clients.len(), 2);
     }
 
     #[test]
