@@ -307,7 +307,12 @@ impl Testnet {
         };
         tokio::time::timeout_at(deadline, exchange)
             .await
-            .map_err(|_| anyhow!("GET {url} through tor timed out"))?
+            .map_err(|_| {
+                anyhow!(
+                    "GET {url} through tor timed out; tor client log:\n{}",
+                    tail(&self.client.log)
+                )
+            })?
             .with_context(|| format!("GET {url} through tor"))
     }
 
@@ -397,9 +402,11 @@ impl ClientControl {
     }
 
     async fn blocking(self, job: impl FnOnce(&Self) -> Result<()> + Send + 'static) -> Result<()> {
+        let log = self.log.clone();
         tokio::task::spawn_blocking(move || job(&self))
             .await
             .context("a control port thread panicked")?
+            .map_err(|e| e.context(format!("tor client log:\n{}", tail(&log))))
     }
 
     /// Makes tor reload its configuration until the control port shows `expected` (base64 of
@@ -424,9 +431,8 @@ impl ClientControl {
             }
             ensure!(
                 Instant::now() < deadline,
-                "tor did not {} the client authorization key of {addr} after a reload; its log:\n{}",
+                "tor did not {} the client authorization key of {addr} after a reload",
                 if expected.is_some() { "load" } else { "drop" },
-                tail(&self.log)
             );
             std::thread::sleep(POLL);
         }
@@ -441,7 +447,7 @@ impl ClientControl {
         control.command("SIGNAL NEWNYM", deadline)?;
         control
             .wait_event("SIGNAL NEWNYM", |e| e == "SIGNAL NEWNYM", deadline)
-            .with_context(|| format!("tor did not act on NEWNYM; its log:\n{}", tail(&self.log)))?;
+            .context("tor did not act on NEWNYM")?;
         Ok(())
     }
 }
