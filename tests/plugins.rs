@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -14,6 +14,19 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ has a parent")
+}
+
+/// Runs `command` (a cargo build), one at a time: the machine running the tests also runs other
+/// tests' hosts, and two nested builds at once would starve them.
+fn run_build(mut command: Command, what: &str) {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let status = command
+        .status()
+        .unwrap_or_else(|err| panic!("could not run cargo to build {what}: {err}"));
+    assert!(status.success(), "building {what} failed");
 }
 
 fn cargo() -> Command {
@@ -33,18 +46,13 @@ fn library_name(crate_name: &str) -> String {
 /// Builds the crate of `manifest` (its own workspace, `--locked`) into `target_dir`; returns
 /// the path of its library.
 fn build_separately(manifest: &Path, target_dir: &Path, crate_name: &str) -> PathBuf {
-    let status = cargo()
+    let mut command = cargo();
+    command
         .args(["build", "--quiet", "--locked", "--manifest-path"])
         .arg(manifest)
         .arg("--target-dir")
-        .arg(target_dir)
-        .status()
-        .unwrap_or_else(|err| panic!("could not run cargo to build {}: {err}", manifest.display()));
-    assert!(
-        status.success(),
-        "building the plugin {} failed",
-        manifest.display()
-    );
+        .arg(target_dir);
+    run_build(command, &format!("the plugin {}", manifest.display()));
     let library = target_dir.join("debug").join(library_name(crate_name));
     assert!(library.is_file(), "cargo built no {}", library.display());
     library
@@ -107,10 +115,7 @@ pub fn chat() -> &'static Path {
         {
             command.arg("--release");
         }
-        let status = command
-            .status()
-            .expect("could not run cargo to build the chat plugin");
-        assert!(status.success(), "building the chat plugin failed");
+        run_build(command, "the chat plugin");
         let library = profile_dir.join(library_name("onionhost-chat"));
         assert!(library.is_file(), "cargo built no {}", library.display());
         library
