@@ -221,6 +221,22 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn the_version_1_header_layout_is_pinned() {
+        // Changing any of this is a new ABI: bump ABI_VERSION (and the C header of the tests).
+        assert_eq!(ABI_VERSION, 1);
+        assert_eq!(std::mem::size_of::<PluginHeader>(), 112 + 8 + 6 * 8);
+        assert_eq!(std::mem::offset_of!(PluginHeader, panic_unwind), 112);
+        assert_eq!(std::mem::offset_of!(PluginHeader, check_config), 120);
+        assert_eq!(std::mem::offset_of!(PluginHeader, create_tab), 128);
+        assert_eq!(std::mem::offset_of!(PluginHeader, serve_connection), 136);
+        assert_eq!(std::mem::offset_of!(PluginHeader, stop_tab), 144);
+        assert_eq!(std::mem::offset_of!(PluginHeader, force_close_tab), 152);
+        assert_eq!(std::mem::offset_of!(PluginHeader, release_tab), 160);
+        assert_eq!(std::mem::size_of::<TabArgs>(), 16 + 16 + 24 + 16);
+    }
+
+    #[test]
     fn create_errors_are_tagged_json() {
         let err = CreateError::Config {
             key: vec!["limits".into(), "max".into()],
