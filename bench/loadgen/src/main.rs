@@ -43,13 +43,14 @@ struct Args {
     join_concurrency: usize,
     timeout: Duration,
     server_pid: Option<u32>,
+    threads: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: onionhost-loadgen --proto onionhost|onionshare --addr 127.0.0.1:PORT \
          [--clients N] [--messages M] [--rate PER_SEC] [--burst B] [--join-concurrency C] \
-         [--timeout SECS] [--server-pid PID]"
+         [--timeout SECS] [--server-pid PID] [--threads N]"
     );
     std::process::exit(2)
 }
@@ -72,6 +73,7 @@ fn parse_args() -> Args {
         join_concurrency: 64,
         timeout: Duration::from_secs(120),
         server_pid: None,
+        threads: 2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,6 +94,7 @@ fn parse_args() -> Args {
             "--join-concurrency" => args.join_concurrency = num(&flag, &value),
             "--timeout" => args.timeout = Duration::from_secs(num(&flag, &value)),
             "--server-pid" => args.server_pid = Some(num(&flag, &value)),
+            "--threads" => args.threads = num(&flag, &value),
             _ => usage(),
         }
     }
@@ -127,9 +130,20 @@ struct ClientResult {
     error: Option<String>,
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+fn main() {
     let args = parse_args();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+        .unwrap_or_else(|err| {
+            eprintln!("cannot start the runtime: {err}");
+            std::process::exit(1)
+        });
+    runtime.block_on(run(args));
+}
+
+async fn run(args: Args) {
     let shared = Arc::new(Shared {
         epoch: Instant::now(),
         frames: AtomicU64::new(0),
