@@ -40,8 +40,13 @@ impl Console {
     }
 
     /// Prints a line about one tab.
+    ///
+    /// Tabs (plugins among them) supply part of these lines: their notices, stop reasons and
+    /// folders. Shown as they are, a control character could rewrite the terminal (an escape
+    /// sequence, a carriage return over an earlier line) and a bidi override could disguise
+    /// the line, so both are shown by their code point.
     pub(crate) fn tab(&self, tab: &str, message: &str) {
-        self.print(&format!("[{tab}] {message}"));
+        self.print(&format!("[{}] {}", printable(tab), printable(message)));
     }
 
     fn print(&self, line: &str) {
@@ -152,6 +157,29 @@ impl Console {
     }
 }
 
+/// `text` with control characters and the invisible characters that reorder or hide text
+/// shown as `\u{..}`, so that one line of the console stays one honest line.
+fn printable(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c,
+                '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    };
+    if !text.chars().any(hidden) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if hidden(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn noun(direction: Direction) -> &'static str {
     match direction {
         Direction::Download => "download",
@@ -186,12 +214,56 @@ pub(crate) fn human_bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use onionhost_sdk::{TabEvent, TransferOutcome};
+
+    use super::{Console, human_bytes};
 
     #[test]
     fn bytes_are_human() {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+
+    #[test]
+    fn what_a_tab_reports_cannot_rewrite_the_terminal() {
+        let console = Console::default();
+        console.event(
+            "t",
+            TabEvent::Notice {
+                message: "a\x1b[2J\rb\nc\u{202E}d".to_owned(),
+            },
+        );
+        console.event(
+            "t",
+            TabEvent::TransferFinished {
+                id: 1,
+                bytes: 0,
+                outcome: TransferOutcome::Completed,
+                saved_to: Some("/in/x\x1b]0;title\x07".to_owned()),
+            },
+        );
+        console.tab("t", "stopping: why\nforged line");
+        let lines = console.lines();
+        assert_eq!(lines[0], "[t] a\\u{1b}[2J\\u{d}b\\u{a}c\\u{202e}d");
+        assert!(
+            lines[1].ends_with("saved in /in/x\\u{1b}]0;title\\u{7}"),
+            "{}",
+            lines[1]
+        );
+        assert_eq!(lines[2], "[t] stopping: why\\u{a}forged line");
+        for line in &lines {
+            assert!(!line.chars().any(char::is_control), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn ordinary_lines_are_unchanged() {
+        let console = Console::default();
+        console.tab("t", "sharing 3 file(s), 1.5 KiB in all – ünïcode 日本");
+        assert_eq!(
+            console.lines(),
+            ["[t] sharing 3 file(s), 1.5 KiB in all – ünïcode 日本"]
+        );
     }
 }
