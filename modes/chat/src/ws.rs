@@ -208,18 +208,21 @@ impl Connection {
     /// Handles one frame from the page.
     async fn frame(&mut self, frame: Option<Result<Message, onionhost_sdk::axum::Error>>) -> Next {
         let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Binary(_))) => {
-                let err = ActionError::BadRequest("requests are JSON text frames".into());
-                return self.reply(&err.to_message()).await;
-            }
+            Some(Ok(Message::Text(text))) => Some(text),
+            Some(Ok(Message::Binary(_))) => None,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Next::Continue,
             // A close, an error (a frame over the size limit among them), or the end.
             Some(Ok(Message::Close(_)) | Err(_)) | None => return Next::Drop,
         };
+        // Every frame that gets an answer costs a token, the ones refused included, so that
+        // no kind of frame makes the server write without limit.
         if !self.bucket.try_take(std::time::Instant::now()) {
             return self.reply(&ActionError::RateLimited.to_message()).await;
         }
+        let Some(text) = text else {
+            let err = ActionError::BadRequest("requests are JSON text frames".into());
+            return self.reply(&err.to_message()).await;
+        };
         let request = match parse_request(text.as_str()) {
             Ok(request) => request,
             Err(reason) => {

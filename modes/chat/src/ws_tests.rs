@@ -277,6 +277,29 @@ async fn each_connection_is_rate_limited() {
 }
 
 #[tokio::test]
+async fn binary_frames_count_against_the_rate_limit_too() {
+    let (_tab, addr) = serve("[rate_limit]\nburst = 2\nmessages_per_minute = 1").await;
+    let mut client = connect(addr).await;
+    for _ in 0..2 {
+        client
+            .ws
+            .send(Message::binary(vec![0u8; 16]))
+            .await
+            .unwrap();
+        client.error("bad_request").await;
+    }
+    // The bucket is empty: a refused kind of frame gets the same answer as any other.
+    client
+        .ws
+        .send(Message::binary(vec![0u8; 16]))
+        .await
+        .unwrap();
+    client.error("rate_limited").await;
+    client.send(json!({"type": "join"})).await;
+    client.error("rate_limited").await;
+}
+
+#[tokio::test]
 async fn the_room_refuses_members_beyond_its_limit() {
     let (_tab, addr) = serve("max_members = 2").await;
     let (_ann, _) = join(addr, "ann").await;
