@@ -85,8 +85,16 @@ pub(crate) fn normalize_name(raw: &str) -> Result<String, NameError> {
 
 /// The key under which a (normalised) name must be unique: the same for names that differ
 /// only in case, including case mappings that change length (`ß` and `SS`).
+///
+/// Lowercasing first matters: the capital sharp s `ẞ` uppercases to itself and lowercases to
+/// `ß`, so upper-then-lower alone would keep `STRAẞE` apart from `strasse`. Lower, upper,
+/// lower gives the same classes as Unicode's full case folding.
 pub(crate) fn name_key(name: &str) -> String {
-    name.to_uppercase().to_lowercase().nfkc().collect()
+    name.to_lowercase()
+        .to_uppercase()
+        .to_lowercase()
+        .nfkc()
+        .collect()
 }
 
 fn check_char(c: char) -> Result<(), NameError> {
@@ -362,6 +370,9 @@ mod tests {
     fn keys_ignore_case() {
         assert_eq!(name_key("Ann"), name_key("aNN"));
         assert_eq!(name_key("STRASSE"), name_key("straße"));
+        // The capital sharp s is the same letter too (a regression: it had its own key).
+        assert_eq!(name_key("STRAẞE"), name_key("strasse"));
+        assert_eq!(name_key("ẞ"), name_key("ß"));
         assert_eq!(name_key("ΑΛΙΚΗ"), name_key("αλικη"));
         assert_ne!(name_key("ann"), name_key("anne"));
     }

@@ -134,6 +134,12 @@ fn names_are_unique_ignoring_case() {
         other.membership.rename("ANN"),
         Err(ActionError::NameTaken("ANN".into()))
     );
+    // Case mappings that change length: the capital sharp s is `ss` too.
+    let _gross = join(&f.room, "Gross");
+    assert_eq!(
+        other.membership.rename("GROẞ"),
+        Err(ActionError::NameTaken("GROẞ".into()))
+    );
 }
 
 #[test]
