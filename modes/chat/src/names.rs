@@ -89,12 +89,25 @@ pub(crate) fn normalize_name(raw: &str) -> Result<String, NameError> {
 /// Lowercasing first matters: the capital sharp s `ẞ` uppercases to itself and lowercases to
 /// `ß`, so upper-then-lower alone would keep `STRAẞE` apart from `strasse`. Lower, upper,
 /// lower gives the same classes as Unicode's full case folding.
+///
+/// Variation selectors are left out of the key: a name may use one (an emoji's `U+FE0F`), but
+/// they draw nothing of their own, so `Ann` followed by one must not pass for a second `Ann`.
 pub(crate) fn name_key(name: &str) -> String {
-    name.to_lowercase()
+    let visible: String = name
+        .chars()
+        .filter(|&c| !is_variation_selector(c))
+        .collect();
+    visible
+        .to_lowercase()
         .to_uppercase()
         .to_lowercase()
         .nfkc()
         .collect()
+}
+
+/// The standard variation selectors, which choose how the character before them is drawn.
+fn is_variation_selector(c: char) -> bool {
+    matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
 }
 
 fn check_char(c: char) -> Result<(), NameError> {
@@ -373,6 +386,10 @@ mod tests {
         // The capital sharp s is the same letter too (a regression: it had its own key).
         assert_eq!(name_key("STRAẞE"), name_key("strasse"));
         assert_eq!(name_key("ẞ"), name_key("ß"));
+        // A variation selector draws nothing: with one, a name is still the same name.
+        assert_eq!(name_key("Ann\u{FE00}"), name_key("ann"));
+        assert_eq!(name_key("a\u{E0100}nn"), name_key("ann"));
+        assert_eq!(name_key("\u{2764}\u{FE0F}"), name_key("\u{2764}"));
         assert_eq!(name_key("ΑΛΙΚΗ"), name_key("αλικη"));
         assert_ne!(name_key("ann"), name_key("anne"));
     }

@@ -134,6 +134,9 @@ fn names_are_unique_ignoring_case() {
         other.membership.rename("ANN"),
         Err(ActionError::NameTaken("ANN".into()))
     );
+    // An invisible variation selector does not make a look-alike a new name.
+    let twin = join(&f.room, "Ann\u{FE0F}");
+    assert!(matches!(twin.name_refused, Some(ActionError::NameTaken(_))));
     // Case mappings that change length: the capital sharp s is `ss` too.
     let _gross = join(&f.room, "Gross");
     assert_eq!(
