@@ -80,6 +80,35 @@ async fn a_reloaded_page_shows_what_the_member_saw_since_joining_and_streams_on(
 }
 
 #[tokio::test]
+async fn a_reloaded_page_starts_with_a_bounded_replay() {
+    let tab = tab("[rate_limit]\nburst = 1000\nmessages_per_minute = 60000");
+    let ann = join(&tab.router, "ann").await;
+    // A hundred of the longest messages, each four times as long once escaped.
+    let long = "<".repeat(4096);
+    for n in 0..100 {
+        let text = format!("m{n:03}{}", &long[4..]);
+        let response = post_form(&tab.router, &format!("{ann}/send"), &[("text", &text)]).await;
+        assert_eq!(see_other(&response), ann);
+    }
+    let mut page = open(&tab.router, &ann).await;
+    page.read_until("m099").await;
+    drop(page);
+    let mut page = open(&tab.router, &ann).await;
+    let head = page.next_chunk().await.unwrap();
+    assert!(
+        head.len() < crate::nojs::render::REPLAY_BYTES + 8 * 1024,
+        "the page starts with {} bytes",
+        head.len()
+    );
+    assert!(head.contains("m099"), "the newest line is shown");
+    assert!(!head.contains("m000"), "the oldest is not");
+    assert!(
+        head.contains("earlier line(s) are not shown again"),
+        "{head}"
+    );
+}
+
+#[tokio::test]
 async fn what_visitors_type_is_shown_as_text() {
     let tab = tab("title = \"<i>room</i>\"");
     let ann = join(&tab.router, "<b>ann</b>").await;

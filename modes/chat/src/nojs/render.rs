@@ -68,7 +68,42 @@ pub(crate) fn stream_head(page: &StreamPage<'_>, lines: &[Arc<RoomEvent>]) -> St
          Closing the page takes you out of the room after {leave} seconds.</p>\n\
          <ol class=\"log nojs-log\">\n"
     );
-    out.push_str(&render_lines(lines));
+    out.push_str(&render_replay(lines));
+    out
+}
+
+/// The most HTML of earlier lines a page starts with. Each page holds its start in memory
+/// until the visitor has read it, and up to `max_members` sessions may each stream a few
+/// pages: without a bound, slow readers of a room full of long, heavily escaped messages
+/// (`<` is four bytes of HTML) would hold over a megabyte each.
+pub(crate) const REPLAY_BYTES: usize = 64 * 1024;
+
+/// The newest of `lines` that fit in [`REPLAY_BYTES`] (the newest one always), oldest first,
+/// after a note saying how many older ones are not shown again.
+fn render_replay(lines: &[Arc<RoomEvent>]) -> String {
+    let mut shown = Vec::new();
+    let mut total = 0;
+    for event in lines.iter().rev() {
+        let line = render_lines(std::slice::from_ref(event));
+        if !shown.is_empty() && total + line.len() > REPLAY_BYTES {
+            break;
+        }
+        total += line.len();
+        shown.push(line);
+    }
+    let mut out = String::with_capacity(total + 128);
+    let left_out = lines.len() - shown.len();
+    if left_out > 0 {
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "<li class=\"notice\"><span class=\"text\">{left_out} earlier line(s) are not \
+             shown again.</span></li>"
+        );
+    }
+    for line in shown.iter().rev() {
+        out.push_str(line);
+    }
     out
 }
 
