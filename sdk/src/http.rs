@@ -3,6 +3,10 @@
 //! The host serves built-in modes with [`serve_connection`], and a plugin serves itself with the
 //! same function inside its own runtime, so every tab gets the same hardening whatever loaded it.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,7 +16,8 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -27,6 +32,12 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest request head (request line and headers) a visitor may send.
 const MAX_REQUEST_HEAD: usize = 32 * 1024;
+
+/// How long a visitor may take no bytes at all before the connection is closed. Without it a
+/// visitor that stops reading holds its connection, and whatever its response holds (a share's
+/// download slot and reading thread), for ever; a Tor circuit that stalls this long is gone
+/// anyway, and a cut download resumes with `Range`.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Wraps a mode's router with the security headers, panic containment and `Cache-Control`.
 ///
@@ -70,7 +81,8 @@ fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response
 /// When `stopping` is cancelled the connection ends gracefully: requests in flight finish (a
 /// download runs to its end), no new request is read. When `force_close` is cancelled the
 /// connection is dropped at once; the host does that after a grace period when it shuts down.
-/// HTTP/1.1 (with WebSocket upgrades) and HTTP/2 are both accepted.
+/// HTTP/1.1 (with WebSocket upgrades) and HTTP/2 are both accepted. A visitor that takes no
+/// bytes for two minutes while a response waits to be written is disconnected.
 pub async fn serve_connection<I>(
     io: I,
     router: Router,
@@ -79,6 +91,23 @@ pub async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    serve_with_stall_limit(io, router, stopping, force_close, WRITE_STALL_TIMEOUT).await;
+}
+
+async fn serve_with_stall_limit<I>(
+    io: I,
+    router: Router,
+    stopping: CancellationToken,
+    force_close: CancellationToken,
+    stall_limit: Duration,
+) where
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let io = StallLimit {
+        io,
+        limit: stall_limit,
+        stalled: None,
+    };
     let service = TowerToHyperService::new(router);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -108,6 +137,89 @@ pub async fn serve_connection<I>(
     }
 }
 
+/// A connection whose writes fail once the visitor has taken nothing for `limit`: the timer
+/// starts when a write or flush cannot go on, and any progress stops it.
+struct StallLimit<I> {
+    io: I,
+    limit: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<I> StallLimit<I> {
+    /// Called when a write or flush is pending: an error once the stall has lasted too long.
+    fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let limit = self.limit;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the visitor took no bytes for too long",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progress<T>(
+        &mut self,
+        poll: Poll<io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<T>> {
+        match poll {
+            Poll::Ready(result) => {
+                self.stalled = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.pending(cx),
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for StallLimit<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for StallLimit<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.progress(poll, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.progress(poll, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.io).poll_flush(cx);
+        self.progress(poll, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.progress(poll, cx)
+    }
+}
+
 /// A plain-text error for a visitor: the status and one sentence, nothing from the host.
 pub fn plain_error(status: StatusCode, message: &str) -> Response {
     (
@@ -116,4 +228,77 @@ pub fn plain_error(status: StatusCode, message: &str) -> Response {
         format!("{message}\n"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::routing::get;
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    /// A response that never ends, as a download to a visitor that stopped reading.
+    fn endless() -> Router {
+        harden(Router::new().route(
+            "/",
+            get(|| async {
+                let chunk = axum::body::Bytes::from(vec![0u8; 64 * 1024]);
+                let chunks =
+                    futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+                Body::from_stream(chunks)
+            }),
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_visitor_that_stops_reading_is_disconnected() {
+        let (mut visitor, server) = tokio::io::duplex(16 * 1024);
+        let never = CancellationToken::new();
+        let served = tokio::spawn(serve_with_stall_limit(
+            server,
+            endless(),
+            never.clone(),
+            never,
+            Duration::from_millis(300),
+        ));
+        visitor
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("request");
+        // The visitor reads nothing; the connection must end on its own.
+        tokio::time::timeout(Duration::from_secs(10), served)
+            .await
+            .expect("a stalled connection was held open")
+            .expect("the connection task");
+        drop(visitor);
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_that_keeps_reading_is_not_disconnected() {
+        use tokio::io::AsyncReadExt;
+        let (mut visitor, server) = tokio::io::duplex(16 * 1024);
+        let stop = CancellationToken::new();
+        let served = tokio::spawn(serve_with_stall_limit(
+            server,
+            endless(),
+            stop.clone(),
+            stop.clone(),
+            Duration::from_millis(300),
+        ));
+        visitor
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("request");
+        // A little at a time, for several stall periods: each read is progress.
+        let mut buf = [0u8; 1024];
+        let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+        while tokio::time::Instant::now() < until {
+            let n = visitor.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the server closed a connection that was reading");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!served.is_finished());
+        stop.cancel();
+    }
 }
