@@ -152,6 +152,10 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let console = Console::default();
+        // Signals are caught from here on, before anything slow starts (connecting to Tor).
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone())?);
+        let mut finished = None;
         let transport = if common.local_only {
             console
                 .host("--local-only: serving on 127.0.0.1 without Tor; visitors are not anonymous");
@@ -161,17 +165,22 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
             // Ctrl-C while connecting still ends the host, and still removes Arti's files.
             let starting = OnionTransport::start(&config.tor, dirs, &console);
             tokio::select! {
-                transport = starting => Transport::Onion(transport?),
-                () = stop_signal() => {
+                transport = starting => {
+                    let transport = transport?;
+                    finished = Some(transport.finished());
+                    Transport::Onion(transport)
+                }
+                () = shutdown.cancelled() => {
                     console.host("stopped while connecting to Tor");
                     return Ok(ExitCode::SUCCESS);
                 }
             }
         };
-        let shutdown = CancellationToken::new();
-        tokio::spawn(watch_signals(shutdown.clone()));
         let tabs = config.tabs.len();
         let summary = supervisor::run(config, registry, transport, console, shutdown).await;
+        if let Some(finished) = finished {
+            finished.await;
+        }
         Ok(if summary.failed == tabs && tabs > 0 {
             ExitCode::FAILURE
         } else {
@@ -180,26 +189,19 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
     })
 }
 
-/// Returns on Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    let shutdown = CancellationToken::new();
-    watch_signals(shutdown).await;
-}
-
-/// Cancels `shutdown` on Ctrl-C or SIGTERM.
-async fn watch_signals(shutdown: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            tracing::warn!("cannot watch SIGTERM: {err}");
-            let _ = tokio::signal::ctrl_c().await;
-            shutdown.cancel();
-            return;
+/// Catches Ctrl-C and SIGTERM from now on; the returned future cancels `shutdown` when one
+/// comes.
+fn watch_signals(
+    shutdown: CancellationToken,
+) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    shutdown.cancel();
+        shutdown.cancel();
+    })
 }

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use tokio_util::task::TaskTracker;
 
 use super::Incoming;
 use crate::config::{TabConfig, TorConfig};
@@ -25,6 +26,9 @@ pub(crate) use service::parse_client_key;
 pub(crate) struct OnionTransport {
     client: client::Client,
     keys_dir: Option<PathBuf>,
+    /// Every tab's stream task, which outlives its tab for a short grace (see
+    /// [`OnionTransport::finished`]).
+    tasks: TaskTracker,
 }
 
 impl OnionTransport {
@@ -40,6 +44,7 @@ impl OnionTransport {
         Ok(Self {
             client,
             keys_dir: tor.keys_dir.clone(),
+            tasks: TaskTracker::new(),
         })
     }
 
@@ -66,6 +71,23 @@ impl OnionTransport {
         } else {
             keys::TabKeys::generate(private)?
         };
-        service::launch(&self.client, &tab.name, &tab.onion, &keys, console)
+        service::launch(
+            &self.client,
+            &tab.name,
+            &tab.onion,
+            &keys,
+            console,
+            &self.tasks,
+        )
+    }
+
+    /// A handle that waits until every stopped tab has delivered the last bytes it sent:
+    /// the host waits for it before it exits.
+    pub(crate) fn finished(&self) -> impl Future<Output = ()> + use<> {
+        let tasks = self.tasks.clone();
+        async move {
+            tasks.close();
+            tasks.wait().await;
+        }
     }
 }
