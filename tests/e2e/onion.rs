@@ -348,7 +348,9 @@ async fn a_stopped_tab_takes_its_onion_service_down_and_the_others_stay() {
     let net = Testnet::shared().await.expect("local Tor network");
     let dir = tempfile::tempdir().expect("temp dir");
     let shared = dir.path().join("once.txt");
-    // Big enough that its last cells are still on their way when the tab stops.
+    // Big enough that its last cells are still on their way when the tab stops. Regression
+    // test: the tab's rendezvous circuits used to close with the end of the response still
+    // queued on them, cutting this download short.
     let content: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&shared, &content).expect("write");
     let config = dir.path().join("onionhost.toml");
