@@ -13,8 +13,8 @@ use axum::Router;
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
@@ -81,8 +81,12 @@ fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response
 /// When `stopping` is cancelled the connection ends gracefully: requests in flight finish (a
 /// download runs to its end), no new request is read. When `force_close` is cancelled the
 /// connection is dropped at once; the host does that after a grace period when it shuts down.
-/// HTTP/1.1 (with WebSocket upgrades) and HTTP/2 are both accepted. A visitor that takes no
-/// bytes for two minutes while a response waits to be written is disconnected.
+/// HTTP/1.1 is served, with WebSocket upgrades. A visitor that takes no bytes for two minutes
+/// while a response waits to be written is disconnected.
+///
+/// HTTP/2 is refused: browsers speak it only over TLS, which an onion address does not need,
+/// and its flow control lets a visitor that keeps reading the connection hold every response
+/// on it (up to 200 at once) by granting no window, which no write timeout can see.
 pub async fn serve_connection<I>(
     io: I,
     router: Router,
@@ -109,16 +113,14 @@ async fn serve_with_stall_limit<I>(
         stalled: None,
     };
     let service = TowerToHyperService::new(router);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_REQUEST_HEAD);
-    builder
-        .http2()
-        .max_header_list_size(MAX_REQUEST_HEAD as u32);
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {
@@ -272,6 +274,39 @@ mod tests {
             .expect("a stalled connection was held open")
             .expect("the connection task");
         drop(visitor);
+    }
+
+    #[tokio::test]
+    async fn http2_is_refused_so_a_zero_window_cannot_hold_a_response() {
+        use tokio::io::AsyncReadExt;
+        let (mut visitor, server) = tokio::io::duplex(64 * 1024);
+        let never = CancellationToken::new();
+        let served = tokio::spawn(serve_with_stall_limit(
+            server,
+            endless(),
+            never.clone(),
+            never,
+            WRITE_STALL_TIMEOUT,
+        ));
+        // The HTTP/2 preface, SETTINGS with INITIAL_WINDOW_SIZE = 0, then `GET /` on stream 1:
+        // served over HTTP/2, the response could never send a byte, and would wait for ever.
+        let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        h2.extend_from_slice(&[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+        h2.extend_from_slice(&[
+            0, 0, 6, 1, 5, 0, 0, 0, 1, 0x82, 0x86, 0x84, 0x41, 0x01, b'x',
+        ]);
+        visitor.write_all(&h2).await.expect("request");
+        // The visitor keeps reading, so nothing stalls on the socket; the connection must
+        // end anyway.
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), visitor.read_to_end(&mut answer))
+            .await
+            .expect("an HTTP/2 connection was held open")
+            .expect("read");
+        tokio::time::timeout(Duration::from_secs(10), served)
+            .await
+            .expect("the connection task did not end")
+            .expect("the connection task");
     }
 
     #[tokio::test]
