@@ -28,6 +28,8 @@
 //! // Reach a private onion service with the key the host printed:
 //! net.authorize(onion, key).await?;
 //! let (status, body) = net.get(&format!("http://{onion}/")).await?;
+//! // The same with curl, as a visitor would:
+//! let (status, body) = net.curl(&format!("http://{onion}/")).await?;
 //! // Or any protocol over a raw stream (e.g. a WebSocket with tokio_tungstenite::client_async):
 //! let stream = net.connect(onion, 80).await?;
 //! # Ok(())
@@ -77,7 +79,6 @@ const CONTROL_DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(250);
 const AUTHORITIES: usize = 3;
 const RELAYS: usize = 5;
-const INSTALL_HINT: &str = "install Debian's tor package: apt-get install -y tor";
 /// Lines of a tor log quoted in an error.
 const TAIL_LINES: usize = 25;
 
@@ -314,6 +315,50 @@ impl Testnet {
                 )
             })?
             .with_context(|| format!("GET {url} through tor"))
+    }
+
+    /// The same GET with curl through the client's SOCKS port (`--socks5-hostname`, as a
+    /// visitor would use it): first waits with [`Testnet::connect`] until the service answers,
+    /// since curl does not retry tor's transient refusals.
+    pub async fn curl(&self, url: &str) -> Result<(u16, Vec<u8>)> {
+        let parsed = reqwest::Url::parse(url).with_context(|| format!("bad URL {url}"))?;
+        let host = parsed.host_str().context("URL without host")?.to_owned();
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        drop(self.connect(&host, port).await?);
+        let curl = process::find_tool("curl", "curl")?;
+        let socks = self.socks.to_string();
+        let url = url.to_owned();
+        let log = self.client.log.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(&curl)
+                .args(["--silent", "--show-error", "--max-time", "120"])
+                .args(["--socks5-hostname", &socks, "--output", "-"])
+                .args(["--write-out", "\n%{http_code}", &url])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .with_context(|| format!("run {}", curl.display()))?;
+            ensure!(
+                out.status.success(),
+                "curl {url} through tor failed ({}): {}; tor client log:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                tail(&log)
+            );
+            // --write-out appends "\n<status>" right after the body.
+            let mut body = out.stdout;
+            let split = body
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .context("no status in curl's output")?;
+            let status = std::str::from_utf8(&body[split + 1..])
+                .ok()
+                .and_then(|s| s.trim().parse::<u16>().ok())
+                .context("no status in curl's output")?;
+            body.truncate(split);
+            Ok((status, body))
+        })
+        .await
+        .context("the curl thread panicked")?
     }
 
     /// Starts a C tor onion service on this network, in its own tor process, forwarding its

@@ -115,6 +115,9 @@ async fn a_c_tor_onion_service_is_reached_through_the_client() {
     );
     assert_eq!(status, 200);
     assert_eq!(got, body);
+    let (status, got) = net.curl(&url).await.expect("curl through tor");
+    assert_eq!(status, 200);
+    assert_eq!(got, body);
 }
 
 #[tokio::test]

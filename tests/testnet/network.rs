@@ -25,8 +25,8 @@ use super::{
 
 impl Testnet {
     pub(super) fn start() -> Result<Testnet> {
-        let tor = find_tool("tor")?;
-        let gencert = find_tool("tor-gencert")?;
+        let tor = find_tool("tor", "tor")?;
+        let gencert = find_tool("tor-gencert", "tor")?;
         let base = process_dir()?;
         watchdog_start(&base)?;
         let mut attempt = 1;

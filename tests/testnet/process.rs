@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 
-use super::{INSTALL_HINT, TAIL_LINES};
+use super::TAIL_LINES;
 
 /// A tor process started by the harness; killed on drop (the network's own processes are
 /// never dropped: the watchdog ends them with the test process).
@@ -79,14 +79,20 @@ impl Drop for TorProcess {
     }
 }
 
-/// Finds a tor tool on PATH or where Debian installs it (`/usr/sbin` is not on every PATH).
-pub(super) fn find_tool(name: &str) -> Result<PathBuf> {
+/// Finds a tool on PATH or where Debian installs it (`/usr/sbin` is not on every PATH); the
+/// error names the Debian package that has it.
+pub(super) fn find_tool(name: &str, package: &str) -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
-        .with_context(|| format!("the local Tor test network needs `{name}`: {INSTALL_HINT}"))
+        .with_context(|| {
+            format!(
+                "the local Tor test network needs `{name}`: install Debian's {package} package: \
+                 apt-get install -y {package}"
+            )
+        })
 }
 
 /// `<tmp>/onionhost-testnet-<pid>`, created fresh; directories left by test processes that
@@ -229,8 +235,8 @@ mod tests {
 
     #[test]
     fn a_missing_tool_says_how_to_install_it() {
-        let err =
-            find_tool("onionhost-no-such-tor-tool").expect_err("found a tool that is not there");
+        let err = find_tool("onionhost-no-such-tor-tool", "tor")
+            .expect_err("found a tool that is not there");
         let message = format!("{err:#}");
         assert!(message.contains("apt-get install -y tor"), "{message}");
     }
