@@ -403,6 +403,34 @@ async fn a_stopped_tab_takes_its_onion_service_down_and_the_others_stay() {
 }
 
 #[tokio::test]
+async fn a_visitor_listed_in_authorized_clients_gets_in_with_their_own_key() {
+    let net = Testnet::shared().await.expect("local Tor network");
+    let secret: [u8; 32] = rand::random();
+    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(secret));
+    let tabs = format!(
+        "[[tab]]\nname = \"guest\"\nmode = \"chat\"\nauthorized_clients = [\"descriptor:x25519:{}\"]\n",
+        BASE32_NOPAD.encode(public.as_bytes())
+    );
+    let (host, _scratch) = run_host(net, &tabs);
+    let tab = onion_tab(&host, "guest", true);
+    assert_ne!(
+        tab.key.as_deref(),
+        Some(BASE32_NOPAD.encode(&secret).as_str())
+    );
+    net.authorize(&tab.host, &BASE32_NOPAD.encode(&secret))
+        .await
+        .expect("authorize with the visitor's own key");
+    let (status, _) = net
+        .get(&format!("http://{}/", tab.host))
+        .await
+        .expect("GET / through tor with the visitor's own key");
+    assert_eq!(status, 200);
+    net.deauthorize(&tab.host).await.expect("deauthorize");
+    let stopped = host.stop().expect("stop");
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+}
+
+#[tokio::test]
 async fn a_persistent_tab_keeps_its_address_and_key_across_restarts() {
     let net = Testnet::shared().await.expect("local Tor network");
     let keep = tempfile::tempdir().expect("temp dir");
