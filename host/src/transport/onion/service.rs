@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use arti_client::{DataStream, KeystoreSelector};
-
 use anyhow::{Context as _, anyhow};
+use arti_client::{DataStream, KeystoreSelector};
 use futures::{Stream, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
@@ -161,10 +160,7 @@ pub(crate) fn launch(
     let announcement = Announcement {
         tab: name.to_owned(),
         address,
-        private_key: keys
-            .client_private_base32()
-            .map(|key| key.as_str().to_owned())
-            .map(zeroize::Zeroizing::new),
+        private_key: keys.client_private_base32(),
         console: console.clone(),
     };
     let probe = reach(Arc::clone(client), announcement.address.clone());
@@ -229,7 +225,7 @@ impl Announcement {
 /// Arti's status alone cannot say "reachable" soon enough: it reports a service fully
 /// reachable only once its descriptor is on the HSDirs of both time periods, and it uploads
 /// at most once a minute, so a service that visitors can already reach can stay
-/// "bootstrapping" for minutes (and on a small private network, forever).
+/// "bootstrapping" for minutes (on the local test network it never got further).
 async fn reach(client: Client, address: String) {
     let mut pause = PROBE_FIRST_PAUSE;
     loop {
@@ -550,9 +546,7 @@ mod tests {
         let announcement = Announcement {
             tab: "chat".into(),
             address: keys.onion_address().expect("address"),
-            private_key: keys
-                .client_private_base32()
-                .map(|k| zeroize::Zeroizing::new(k.as_str().to_owned())),
+            private_key: keys.client_private_base32(),
             console: Console::default(),
         };
         let lines = announcement.lines();
