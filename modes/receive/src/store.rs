@@ -42,6 +42,11 @@ impl Budget {
             .is_ok()
     }
 
+    /// Bytes that may still be accepted.
+    pub(crate) fn left(&self) -> u64 {
+        self.limit.saturating_sub(self.used.load(Ordering::Acquire))
+    }
+
     /// Gives back bytes of an upload that did not complete.
     pub(crate) fn release(&self, n: u64) {
         self.used.fetch_sub(n, Ordering::AcqRel);

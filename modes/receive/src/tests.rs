@@ -377,6 +377,47 @@ async fn every_limit_refuses_with_413_naming_it_and_leaves_nothing() {
     assert_refused(&tab, body, StatusCode::PAYLOAD_TOO_LARGE, "max_text_size").await;
 }
 
+/// Posts `body` announcing `announced` bytes in `Content-Length`.
+async fn send_announcing(tab: &Tab, body: Vec<u8>, announced: u64) -> (StatusCode, String) {
+    let request = Request::post("/upload")
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_LENGTH, announced)
+        .body(Body::from(body))
+        .unwrap();
+    let response = tab.tab.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn an_upload_announced_too_large_is_refused_before_it_is_written() {
+    // The most form overhead allowed: 1 MiB, plus 64 KiB for each of the 1 + 8 parts.
+    let slack = 1024 * 1024 + 64 * 1024 * 9;
+    let tab = Tab::new("max_upload_size = \"1 MiB\"\nmax_files_per_upload = 1");
+    let body = multipart(&[Part::File("a", b"small")]);
+    // What the body holds does not matter: an upload that says it is larger than the limit
+    // can take is answered at once, before anything reaches the disk.
+    let (status, answer) = send_announcing(&tab, body.clone(), 1024 * 1024 + slack + 1).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(answer.contains("\"max_upload_size\""), "{answer}");
+    tab.assert_empty();
+    // Up to the limit plus the overhead, the upload is read and judged by its data.
+    let (status, answer) = send_announcing(&tab, body, 1024 * 1024 + slack).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let tab = Tab::new("max_total_size = \"2 MiB\"\nmax_files_per_upload = 1");
+    let body = multipart(&[Part::File("a", b"small")]);
+    let (status, answer) = send_announcing(&tab, body, 2 * 1024 * 1024 + slack + 1).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(answer.contains("\"max_total_size\""), "{answer}");
+    tab.assert_empty();
+}
+
 #[tokio::test]
 async fn disabled_files_and_text_are_refused_by_the_server() {
     let tab = Tab::new("disable_files = true");

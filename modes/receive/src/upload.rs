@@ -199,7 +199,11 @@ async fn handle(
     );
     let mut upload = Upload::new(receive, content_length);
     let mut field = None;
-    let result = match upload.check_space(content_length.unwrap_or(0)).await {
+    let checked = match upload.check_announced(content_length) {
+        Ok(()) => upload.check_space(content_length.unwrap_or(0)).await,
+        Err(err) => Err(err),
+    };
+    let result = match checked {
         Ok(()) => upload.read(&mut multipart, &mut field, &meter).await,
         Err(err) => Err(err),
     };
@@ -388,6 +392,28 @@ impl<'a> Upload<'a> {
                 id: self.id,
                 bytes: self.bytes,
             });
+        }
+        Ok(())
+    }
+
+    /// Refuses at once an upload whose announced length (`Content-Length`) cannot fit in
+    /// `max_upload_size` or in what is left of `max_total_size`, even after taking away the
+    /// most form overhead (boundaries, part headers) the request may carry. Otherwise the
+    /// visitor would find out only once the limit is reached, perhaps hours into the
+    /// upload, after the host wrote all that to disk for nothing.
+    fn check_announced(&self, content_length: Option<u64>) -> Result<(), UploadError> {
+        let Some(announced) = content_length else {
+            return Ok(());
+        };
+        let config = &self.receive.config;
+        let parts = (config.max_files_per_upload + EXTRA_PARTS) as u64;
+        let data = announced
+            .saturating_sub(OVERHEAD_BASE.saturating_add(OVERHEAD_PER_PART.saturating_mul(parts)));
+        if data > config.max_upload_size.0 {
+            return Err(UploadError::TooLarge(Limit::UploadSize));
+        }
+        if data > self.receive.budget.left() {
+            return Err(UploadError::TooLarge(Limit::TotalSize));
         }
         Ok(())
     }
