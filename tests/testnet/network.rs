@@ -24,6 +24,8 @@ use super::{
 };
 
 impl Testnet {
+    /// Starts the network in a fresh `<tmp>/onionhost-testnet-<pid>` and waits until it is
+    /// ready (see [`Testnet::shared`]).
     pub(super) fn start() -> Result<Testnet> {
         let tor = find_tool("tor", "tor")?;
         let gencert = find_tool("tor-gencert", "tor")?;
@@ -175,6 +177,7 @@ impl Testnet {
         Ok(net)
     }
 
+    /// The blocking part of [`Testnet::c_tor_onion_service`].
     pub(super) fn start_service(
         &self,
         port: u16,

@@ -1,5 +1,6 @@
 //! The tor processes of the network and what outlives them: the cleanup watchdog, the
 //! network directory, free ports, private files and log tails.
+
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
