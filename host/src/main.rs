@@ -60,12 +60,32 @@ fn with_tor_network(mut config: HostConfig, common: &CommonArgs) -> anyhow::Resu
     Ok(config)
 }
 
+/// Libraries whose debug and trace logs carry what visitors send.
+const PRIVATE_TARGETS: &[&str] = &[
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "axum",
+    "multer",
+    "tower_http",
+];
+
 /// Logs go to stderr; `RUST_LOG` overrides the default of `info` for onionhost, `warn` for
 /// the libraries underneath.
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
+    let mut filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,onionhost=info,onionhost_sdk=info"));
+    // Whatever RUST_LOG says, the libraries that see visitors' bytes never log below info:
+    // at debug and trace they print WebSocket frames (chat messages, names), headers and
+    // form fields.
+    for quiet in PRIVATE_TARGETS {
+        if let Ok(directive) = format!("{quiet}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

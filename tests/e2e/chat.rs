@@ -370,6 +370,8 @@ async fn the_chat_leaves_no_trace() {
             ("TMPDIR", tmp.to_str().expect("utf-8")),
             ("HOME", home.to_str().expect("utf-8")),
             ("RUST_BACKTRACE", "1"),
+            // The most verbose logging there is: not even trace may carry a message or name.
+            ("RUST_LOG", "trace"),
         ],
     )
     .expect("start");
