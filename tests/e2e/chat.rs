@@ -115,7 +115,8 @@ impl Page {
                 .unwrap_or_else(|_| panic!("no {needle:?} in time:\n{}", self.text))
                 .expect("reading the page")
                 .unwrap_or_else(|| panic!("the page ended without {needle:?}:\n{}", self.text));
-            self.text.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+            self.text
+                .push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
         }
         let at = self.text[self.pos..].find(needle).unwrap_or_default();
         self.pos += at + needle.len();
@@ -141,7 +142,12 @@ async fn websocket_members_see_joins_renames_messages_and_leaves_in_order() {
     assert_eq!(ann.next().await, joined("cy"));
     assert_eq!(bo.next().await, joined("cy"));
 
-    for (from, text) in [("ann", "hello"), ("bo", "hi ann"), ("cy", "hey all"), ("ann", "bye")] {
+    for (from, text) in [
+        ("ann", "hello"),
+        ("bo", "hi ann"),
+        ("cy", "hey all"),
+        ("ann", "bye"),
+    ] {
         let sender = match from {
             "ann" => &mut ann,
             "bo" => &mut bo,
@@ -182,11 +188,13 @@ async fn a_member_without_javascript_reads_the_stream_and_posts() {
     let session = join_without_js(&client, &url, "plain").await;
     assert_eq!(ann.next().await, joined("plain"));
     let mut page = Page::open(&client, &session).await;
-    page.read_until("You are <strong><bdi>plain</bdi></strong>").await;
+    page.read_until("You are <strong><bdi>plain</bdi></strong>")
+        .await;
     page.read_until("<ol class=\"log nojs-log\">").await;
 
     ann.say("<b>to the plain page</b>").await;
-    page.read_until("&lt;b&gt;to the plain page&lt;/b&gt;").await;
+    page.read_until("&lt;b&gt;to the plain page&lt;/b&gt;")
+        .await;
 
     let response = client
         .post(format!("{session}/send"))
@@ -195,10 +203,7 @@ async fn a_member_without_javascript_reads_the_stream_and_posts() {
         .await
         .expect("POST send");
     assert_eq!(response.status(), 303);
-    assert_eq!(
-        ann.next().await,
-        message("ann", "<b>to the plain page</b>")
-    );
+    assert_eq!(ann.next().await, message("ann", "<b>to the plain page</b>"));
     assert_eq!(
         ann.next().await,
         message("plain", "from a page without scripts")
@@ -365,7 +370,12 @@ async fn the_chat_leaves_no_trace() {
     let home = outer.path().join("home");
     let host = TestHost::spawn_in(
         dir,
-        &["run", "--config", config.to_str().expect("utf-8"), "--local-only"],
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--local-only",
+        ],
         &[
             ("TMPDIR", tmp.to_str().expect("utf-8")),
             ("HOME", home.to_str().expect("utf-8")),
