@@ -206,7 +206,7 @@ impl Testnet {
         let _ = write!(
             torrc,
             "SocksPort 0\nControlPort {control}\nCookieAuthentication 1\nCookieAuthFile {}\n\
-             HiddenServiceDir {}\nHiddenServicePort {port} {target}\n",
+             HiddenServiceDir {}\nHiddenServicePort {port} {target}\nDisableNetwork 1\n",
             cookie.display(),
             hs_dir.display()
         );
@@ -226,7 +226,10 @@ impl Testnet {
                     Err(_) => std::thread::sleep(POLL),
                 }
             };
+            // The network is switched on only once the harness listens for the upload event,
+            // so the event cannot pass unseen.
             control.command("SETEVENTS HS_DESC", deadline)?;
+            control.command("SETCONF DisableNetwork=0", deadline)?;
             let hostname = std::fs::read_to_string(hs_dir.join("hostname"))
                 .context("read the onion service's hostname file")?;
             control.wait_event(
