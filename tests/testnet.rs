@@ -9,11 +9,12 @@
 //! unreachable for a while after the ring grows.
 //!
 //! Cold start (keys, 9 tor processes, full consensus, every node bootstrapped, the client holding
-//! the full consensus), measured on the 2-core development machine: about 45 s (about 12 s of
-//! key generation, 20 s to the first full consensus, 13 s until every node has bootstrapped),
-//! up to ~110 s while other builds load the machine. The network is
-//! started once per test *process*: `cargo test` runs every test of the `e2e` binary in one
-//! process, so they share it (`cargo nextest`, one process per test, would start one each).
+//! the full consensus), measured on the 2-core development machine: 39–48 s in most runs (5–12 s
+//! of key generation, 20–31 s to the first consensus that lists every relay, 3–13 s until every
+//! node has bootstrapped; [`Testnet::timeline`] shows the stages), up to ~110 s while other
+//! builds load both cores. The network is started once per test *process*: `cargo test` runs
+//! every test of the `e2e` binary in one process, so they share it (`cargo nextest`, one
+//! process per test, would start one each).
 //!
 //! Use from a test:
 //!
