@@ -151,6 +151,13 @@ pub(super) fn watchdog_start(dir: &Path) -> Result<()> {
     if WATCHDOG.get().is_some() {
         return Ok(());
     }
+    // The Child handle is dropped without waiting: the watchdog must outlive this process.
+    let (_child, stdin) = spawn_watchdog(dir)?;
+    let _ = WATCHDOG.set(Mutex::new(stdin));
+    Ok(())
+}
+
+fn spawn_watchdog(dir: &Path) -> Result<(Child, ChildStdin)> {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(WATCHDOG_SCRIPT)
@@ -164,8 +171,7 @@ pub(super) fn watchdog_start(dir: &Path) -> Result<()> {
         .spawn()
         .context("start the cleanup watchdog (sh)")?;
     let stdin = child.stdin.take().context("watchdog stdin")?;
-    let _ = WATCHDOG.set(Mutex::new(stdin));
-    Ok(())
+    Ok((child, stdin))
 }
 
 pub(super) fn watchdog_add(pid: u32) -> Result<()> {
@@ -232,7 +238,56 @@ pub(super) fn unix_now() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::find_tool;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::{find_tool, spawn_watchdog};
+
+    #[test]
+    fn the_watchdog_stops_its_processes_and_removes_the_directory_when_its_pipe_closes() {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let file = dir.join("log");
+        std::fs::write(&file, "").expect("write");
+        // Stands in for a tor process: long-lived, with the directory in its command line.
+        let mut ours = Command::new("tail")
+            .arg("-f")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn tail");
+        // Not started under the directory: the watchdog must leave it alone.
+        let mut other = Command::new("tail")
+            .args(["-f", "/dev/null"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn tail");
+        let (mut watchdog, mut stdin) = spawn_watchdog(&dir).expect("watchdog");
+        writeln!(stdin, "{}\n{}", ours.id(), other.id()).expect("tell the watchdog");
+        // What happens when the test process ends: the pipe's write end closes.
+        drop(stdin);
+
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = watchdog.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the watchdog did not finish");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success());
+        assert!(
+            ours.try_wait().expect("wait").is_some(),
+            "the process under the directory still runs"
+        );
+        assert!(!dir.exists(), "the directory is still there");
+        assert!(
+            other.try_wait().expect("wait").is_none(),
+            "the watchdog stopped a process that was not under its directory"
+        );
+        let _ = other.kill();
+        let _ = other.wait();
+    }
 
     #[test]
     fn a_missing_tool_says_how_to_install_it() {
