@@ -254,10 +254,13 @@ impl Testnet {
             if !refusal.is_transient() {
                 return Err(err.context(format!("connect to {host}:{port} through tor")));
             }
+            let again = last == Some(refusal);
             last = Some(refusal);
-            if matches!(refusal.code, 0xF0 | 0xF2 | 0xF7) {
-                // Tor has asked every HSDir (or tried every introduction point) and will not
-                // ask again for a long time; NEWNYM clears that memory.
+            if again && matches!(refusal.code, 0xF0 | 0xF2 | 0xF7) {
+                // Twice in a row: tor has asked every HSDir (or tried every introduction
+                // point) and will not ask again for a long time; NEWNYM clears that memory.
+                // Once may only mean another test's NEWNYM cancelled this fetch, and NEWNYM is
+                // shared and rate-limited, so it is kept for when it is needed.
                 self.newnym().await?;
             } else {
                 // A circuit failed; pause briefly so retries do not spin.

@@ -144,6 +144,17 @@ async fn a_private_onion_service_needs_the_client_key() {
         .expect_err("reached without the key");
     assert_eq!(refused(err), SocksError::HS_MISSING_CLIENT_AUTH);
 
+    let wrong: [u8; 32] = rand::random();
+    net.authorize(host, &BASE32_NOPAD.encode(&wrong))
+        .await
+        .expect("authorize a wrong key");
+    let err = net
+        .connect(host, 80)
+        .await
+        .expect_err("reached with a wrong key");
+    assert_eq!(refused(err), SocksError::HS_BAD_CLIENT_AUTH);
+
+    // Authorizing again replaces the key.
     net.authorize(host, &BASE32_NOPAD.encode(&secret.to_bytes()))
         .await
         .expect("authorize");
