@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::SinkExt as _;
 use onionhost_sdk::CancellationToken;
 use onionhost_sdk::axum::extract::State;
 use onionhost_sdk::axum::extract::ws::{
@@ -31,6 +32,14 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The most bytes waiting to be written on one connection (beyond the frame being sent).
 const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Bytes gathered before a write, and read at once: small, because a room holds thousands of
+/// connections and the library's default (128 KiB each way) would cost that much per member.
+const IO_BUFFER: usize = 8 * 1024;
+
+/// The most queued room events written with one flush: in a burst (a join storm, a busy
+/// room) a member's events leave in one write instead of one write each.
+const EVENT_BATCH: usize = 64;
 
 /// Close codes of the protocol (4000-4999 are for applications).
 mod close {
@@ -71,6 +80,8 @@ pub(crate) async fn upgrade(
     let guard = chat.ctx.task_guard();
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(IO_BUFFER)
+        .write_buffer_size(IO_BUFFER)
         .max_write_buffer_size(WRITE_BUFFER + max)
         .on_upgrade(move |socket| async move {
             Connection::new(chat, socket).run().await;
@@ -176,7 +187,7 @@ impl Connection {
                         self.send(Message::Ping(Default::default())).await
                     }
                 }
-                Step::Event(Ok(event)) => self.send(Message::Text(event.json.clone())).await,
+                Step::Event(Ok(event)) => self.send_events(&event).await,
                 Step::Event(Err(broadcast::error::RecvError::Lagged(_))) => {
                     Next::Close(close::TOO_SLOW, "You fell behind the room; reconnecting.")
                 }
@@ -290,6 +301,36 @@ impl Connection {
     async fn reply(&mut self, message: &ServerMessage) -> Next {
         self.send(Message::Text(Utf8Bytes::from(message.to_json())))
             .await
+    }
+
+    /// Writes `first` and the events already queued behind it (up to [`EVENT_BATCH`]), then
+    /// flushes once.
+    async fn send_events(&mut self, first: &RoomEvent) -> Next {
+        let socket = &mut self.socket;
+        let events = self.events.as_mut();
+        let write = async move {
+            socket.feed(Message::Text(first.json.clone())).await?;
+            if let Some(events) = events {
+                for _ in 1..EVENT_BATCH {
+                    match events.try_recv() {
+                        Ok(event) => socket.feed(Message::Text(event.json.clone())).await?,
+                        Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                            socket.flush().await?;
+                            return Ok(false);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            socket.flush().await.map(|()| true)
+        };
+        match tokio::time::timeout(SEND_TIMEOUT, write).await {
+            Ok(Ok(true)) => Next::Continue,
+            Ok(Ok(false)) => {
+                Next::Close(close::TOO_SLOW, "You fell behind the room; reconnecting.")
+            }
+            Ok(Err(_)) | Err(_) => Next::Drop,
+        }
     }
 
     /// Writes a frame; a peer that cannot take it in time is dropped.
