@@ -4,6 +4,7 @@ pub mod context;
 pub mod error;
 pub mod event;
 pub mod factory;
+pub mod html;
 pub mod http;
 pub mod mode;
 pub mod plugin;

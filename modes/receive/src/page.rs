@@ -256,17 +256,4 @@ fn page_head(title: &str) -> String {
 const PAGE_END: &str = "</main>\n</body>\n</html>\n";
 
 /// `text` made safe between tags and inside quoted attributes.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use onionhost_sdk::html::escape;

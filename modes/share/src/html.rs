@@ -8,20 +8,7 @@ use std::fmt::Write as _;
 use crate::index::{Index, Kind, node_url};
 
 /// `text` made safe between tags and inside quoted attributes.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use onionhost_sdk::html::escape;
 
 /// Characters that reorder or hide text: shown by their code point instead.
 fn is_disguising(c: char) -> bool {
