@@ -4,7 +4,7 @@
 //! leaves the room when dropped. Requests carry no names, so nobody can speak as, rename or
 //! remove anybody but themselves.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use onionhost_sdk::axum::extract::ws::Utf8Bytes;
@@ -112,8 +112,8 @@ struct Member {
 #[derive(Default)]
 struct RoomState {
     members: HashMap<MemberId, Member>,
-    /// [`name_key`] of every member's name.
-    keys: HashMap<String, MemberId>,
+    /// [`name_key`] of every member's name, in order: the member list is sorted by it.
+    keys: BTreeMap<String, MemberId>,
     next_id: MemberId,
 }
 
@@ -364,9 +364,13 @@ impl Drop for Membership {
 }
 
 fn member_names(state: &RoomState) -> Vec<String> {
-    let mut names: Vec<String> = state.members.values().map(|m| m.name.clone()).collect();
-    names.sort_by_cached_key(|name| name_key(name));
-    names
+    // In key order without computing a key per member: every join sends this list, and
+    // computing the keys (case folding, normalisation) made a join storm quadratic in them.
+    state
+        .keys
+        .values()
+        .filter_map(|id| state.members.get(id).map(|m| m.name.clone()))
+        .collect()
 }
 
 fn free_random_name(state: &RoomState) -> String {
