@@ -15,9 +15,12 @@ use crate::message::{MessageError, check_message};
 use crate::names::{NameError, name_key, normalize_name, random_name};
 use crate::protocol::ServerMessage;
 
-/// How many events a member may fall behind before it is disconnected (its page reconnects).
-/// Bounds the memory a slow reader can hold on the server.
-const EVENT_BACKLOG: usize = 1024;
+/// How many events a member may fall behind before it is disconnected (its page reconnects):
+/// two per seat of the room (a crowd arriving at once announces one join per member), within
+/// bounds. Bounds the memory a slow reader can hold on the server.
+fn event_backlog(max_members: usize) -> usize {
+    max_members.saturating_mul(2).clamp(1024, 16 * 1024)
+}
 
 /// How many random names are tried before giving up on finding a free one.
 const RANDOM_NAME_ATTEMPTS: usize = 64;
@@ -165,7 +168,7 @@ pub(crate) struct Membership {
 impl Room {
     /// An empty room for one tab.
     pub(crate) fn new(max_members: usize, max_message_bytes: usize, ctx: TabContext) -> Self {
-        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let (events, _) = broadcast::channel(event_backlog(max_members));
         Self {
             state: Mutex::new(RoomState::default()),
             events,
