@@ -4,59 +4,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
+use onionhost_tests::chat_client::Member;
 use onionhost_tests::host::{DEADLINE, TestHost};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-/// One WebSocket member of a room.
-struct Member {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-impl Member {
-    /// Connects to the tab at `url` (`http://127.0.0.1:PORT/`) and joins as `name`.
-    async fn join(url: &str, name: &str) -> (Self, Value) {
-        let ws_url = format!("{}ws", url.replacen("http://", "ws://", 1));
-        let (ws, _) = tokio_tungstenite::connect_async(ws_url)
-            .await
-            .expect("WebSocket handshake");
-        let mut member = Self { ws };
-        member.send(json!({"type": "join", "name": name})).await;
-        let welcome = member.next().await;
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        (member, welcome)
-    }
-
-    async fn send(&mut self, request: Value) {
-        self.ws
-            .send(Message::text(request.to_string()))
-            .await
-            .expect("send");
-    }
-
-    async fn say(&mut self, text: &str) {
-        self.send(json!({"type": "send", "text": text})).await;
-    }
-
-    /// The next JSON message (pings skipped), within the deadline.
-    async fn next(&mut self) -> Value {
-        loop {
-            let frame = tokio::time::timeout(DEADLINE, self.ws.next())
-                .await
-                .expect("nothing received in time")
-                .expect("the connection ended")
-                .expect("a WebSocket error");
-            match frame {
-                Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
-                Message::Ping(_) | Message::Pong(_) => {}
-                other => panic!("expected a JSON message, got {other:?}"),
-            }
-        }
-    }
-}
 
 fn joined(name: &str) -> Value {
     json!({"type": "joined", "name": name})

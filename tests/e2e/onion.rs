@@ -6,13 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use data_encoding::BASE32_NOPAD;
-use futures::{SinkExt, StreamExt};
-use onionhost_tests::host::{DEADLINE, TestHost};
+use onionhost_tests::chat_client::Member;
+use onionhost_tests::host::TestHost;
 use onionhost_tests::testnet::{SocksError, Testnet};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 
 /// What a host printed about one of its onion service tabs.
 struct Tab {
@@ -162,46 +160,13 @@ async fn assert_needs_key(net: &Testnet, onion: &str) {
     );
 }
 
-/// A chat member over a WebSocket through tor.
-struct Member {
-    ws: WebSocketStream<TcpStream>,
-}
-
-impl Member {
-    async fn join(net: &Testnet, onion: &str, name: &str) -> (Self, Value) {
-        let stream = net.connect(onion, 80).await.expect("connect through tor");
-        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{onion}/ws"), stream)
-            .await
-            .expect("WebSocket handshake through tor");
-        let mut member = Self { ws };
-        member.send(json!({"type": "join", "name": name})).await;
-        let welcome = member.next().await;
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        (member, welcome)
-    }
-
-    async fn send(&mut self, request: Value) {
-        self.ws
-            .send(Message::text(request.to_string()))
-            .await
-            .expect("send");
-    }
-
-    /// The next JSON message (pings skipped).
-    async fn next(&mut self) -> Value {
-        loop {
-            let frame = tokio::time::timeout(DEADLINE, self.ws.next())
-                .await
-                .expect("nothing received in time")
-                .expect("the connection ended")
-                .expect("a WebSocket error");
-            match frame {
-                Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
-                Message::Ping(_) | Message::Pong(_) => {}
-                other => panic!("expected a JSON message, got {other:?}"),
-            }
-        }
-    }
+/// Joins the chat tab at `onion` as `name` through tor.
+async fn join_through_tor(net: &Testnet, onion: &str, name: &str) -> (Member<TcpStream>, Value) {
+    let stream = net.connect(onion, 80).await.expect("connect through tor");
+    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{onion}/ws"), stream)
+        .await
+        .expect("WebSocket handshake through tor");
+    Member::join_on(ws, name).await
 }
 
 #[tokio::test]
@@ -253,8 +218,8 @@ async fn chat_and_share_tabs_are_private_ephemeral_onion_services() {
     net.authorize(&room.host, room.key.as_deref().expect("key"))
         .await
         .expect("authorize");
-    let (mut ann, _) = Member::join(net, &room.host, "ann").await;
-    let (mut bo, welcome) = Member::join(net, &room.host, "bo").await;
+    let (mut ann, _) = join_through_tor(net, &room.host, "ann").await;
+    let (mut bo, welcome) = join_through_tor(net, &room.host, "bo").await;
     assert_eq!(welcome["members"], json!(["ann", "bo"]));
     assert_eq!(ann.next().await, json!({"type": "joined", "name": "bo"}));
     ann.send(json!({"type": "send", "text": "hello over tor"}))

@@ -136,11 +136,7 @@ impl Entry {
         // format allows zeros): a reader going front to back, without the central
         // directory, can then tell where a stored entry's data ends.
         put32(&mut b, 0);
-        let size32 = if self.zip64_size() {
-            u32::MAX
-        } else {
-            low32(self.size)
-        };
+        let size32 = self.size32();
         put32(&mut b, size32);
         put32(&mut b, size32);
         put16(&mut b, len16(self.name.len()));
@@ -155,6 +151,15 @@ impl Entry {
             put64(&mut b, self.size);
         }
         b
+    }
+
+    /// The size as the 32-bit fields hold it: `u32::MAX` when the Zip64 field holds it.
+    fn size32(&self) -> u32 {
+        if self.zip64_size() {
+            u32::MAX
+        } else {
+            low32(self.size)
+        }
     }
 
     fn descriptor(&self, crc: u32) -> Vec<u8> {
@@ -181,11 +186,7 @@ impl Entry {
         put16(&mut b, self.dos_time);
         put16(&mut b, self.dos_date);
         put32(&mut b, crc);
-        let size32 = if self.zip64_size() {
-            u32::MAX
-        } else {
-            low32(self.size)
-        };
+        let size32 = self.size32();
         put32(&mut b, size32);
         put32(&mut b, size32);
         put16(&mut b, len16(self.name.len()));
