@@ -1,5 +1,5 @@
-//! Usernames: the rules a chosen name must meet, the key that makes names unique ignoring
-//! case, and random readable names for newcomers.
+//! Usernames: the rules a chosen name must meet, the keys that make names unique ignoring
+//! case and look-alike characters, and random readable names for newcomers.
 
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -103,6 +103,37 @@ pub(crate) fn name_key(name: &str) -> String {
         .to_lowercase()
         .nfkc()
         .collect()
+}
+
+/// Everything a name must not share with a present member's: its case-folded [`name_key`],
+/// and the confusable skeletons (UTS #39) of the name as shown and of that key.
+///
+/// A skeleton maps every character to the prototype of its class of look-alikes (Cyrillic
+/// `а` and Latin `a`, `l` and `I`, `rn` and `m`), so two names with the same skeleton can pass
+/// for each other on screen. Skeletons are case-sensitive (`I` looks like `l`, `i` does not),
+/// hence two of them: `аlice` meets `alice` through the shown name, `Аlice` (Cyrillic capital)
+/// meets `alice` through the folded key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NameKeys {
+    /// [`name_key`] of the name.
+    pub(crate) key: String,
+    /// The skeleton of the name as shown, and the skeleton of `key` (often the same).
+    pub(crate) skeletons: [String; 2],
+}
+
+impl NameKeys {
+    /// The keys of a normalised name. Linear in the name's length, which is bounded.
+    pub(crate) fn of(name: &str) -> Self {
+        let key = name_key(name);
+        let skeletons = [skeleton(name), skeleton(&key)];
+        Self { key, skeletons }
+    }
+}
+
+/// The UTS #39 skeleton of `text` (variation selectors and other default-ignorable
+/// characters dropped, as they draw nothing).
+fn skeleton(text: &str) -> String {
+    unicode_security::skeleton(text).collect()
 }
 
 /// The standard variation selectors, which choose how the character before them is drawn.
@@ -392,6 +423,30 @@ mod tests {
         assert_eq!(name_key("\u{2764}\u{FE0F}"), name_key("\u{2764}"));
         assert_eq!(name_key("ΑΛΙΚΗ"), name_key("αλικη"));
         assert_ne!(name_key("ann"), name_key("anne"));
+    }
+
+    fn looks_alike(a: &str, b: &str) -> bool {
+        let (a, b) = (NameKeys::of(a), NameKeys::of(b));
+        a.skeletons.iter().any(|s| b.skeletons.contains(s))
+    }
+
+    /// Regression (issue 9, look-alike names): "аlice" with a Cyrillic а passed as a second
+    /// person next to "alice".
+    #[test]
+    fn look_alike_names_share_a_skeleton() {
+        assert!(looks_alike("\u{430}lice", "alice"), "Cyrillic a");
+        assert!(looks_alike("\u{410}lice", "alice"), "Cyrillic capital A, through the key");
+        assert!(looks_alike("\u{410}LICE", "ALICE"));
+        assert!(looks_alike("Ilya", "llya"), "capital I and small L");
+        assert!(looks_alike("paypa1", "paypal"), "digit one and small L");
+        assert!(looks_alike("rnary", "mary"), "r n and m");
+        assert!(looks_alike("\u{3BF}tto", "otto"), "Greek omicron");
+        assert!(looks_alike("Ann\u{FE0F}", "ann"), "a variation selector draws nothing");
+        // Case is still ignored, and different names stay different.
+        assert!(looks_alike("ALICE", "alice"));
+        assert!(!looks_alike("alice", "alicia"));
+        assert!(!looks_alike("\u{410}\u{43B}\u{438}\u{441}\u{430}", "alice"), "Алиса is another name");
+        assert!(!looks_alike("bob", "rob"));
     }
 
     #[test]
