@@ -126,7 +126,10 @@ impl<K: Hash + Eq> KeyedBuckets<K> {
                 buckets.retain(|_, bucket| !bucket.is_full(now));
                 // Sweeping again only once the map has doubled keeps the cost of sweeps
                 // linear in the number of requests; at the cap, every newcomer sweeps.
-                *next_sweep = buckets.len().saturating_mul(2).clamp(MIN_SWEEP, self.max_keys);
+                *next_sweep = buckets
+                    .len()
+                    .saturating_mul(2)
+                    .clamp(MIN_SWEEP, self.max_keys);
             }
             if buckets.len() >= self.max_keys {
                 return false;

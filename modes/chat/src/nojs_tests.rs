@@ -346,7 +346,12 @@ async fn a_look_alike_name_is_refused_without_javascript() {
     let head = page.read_until("</li>").await;
     assert!(head.contains("looks too much like"), "{head}");
     assert!(!head.contains("You are <strong><bdi>\u{430}lice"), "{head}");
-    let response = post_form(&tab.router, &format!("{other}/rename"), &[("name", "AL\u{406}CE")]).await;
+    let response = post_form(
+        &tab.router,
+        &format!("{other}/rename"),
+        &[("name", "AL\u{406}CE")],
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert!(text(response).await.contains("looks too much like"));
 }

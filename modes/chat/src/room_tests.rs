@@ -167,13 +167,25 @@ fn a_name_that_looks_like_a_present_members_is_refused() {
             like: "alice".into()
         })
     );
-    assert_eq!(fake.name_refused.as_ref().map(ActionError::code), Some("name_taken"));
+    assert_eq!(
+        fake.name_refused.as_ref().map(ActionError::code),
+        Some("name_taken")
+    );
     let message = fake.name_refused.as_ref().map(ToString::to_string).unwrap();
-    assert!(message.contains("looks too much like \u{201C}alice\u{201D}"), "{message}");
-    assert_ne!(fake.name, "\u{430}lice", "joined under a random name instead");
+    assert!(
+        message.contains("looks too much like \u{201C}alice\u{201D}"),
+        "{message}"
+    );
+    assert_ne!(
+        fake.name, "\u{430}lice",
+        "joined under a random name instead"
+    );
     // A Cyrillic capital, through the case-folded key; and a rename is refused the same way.
     let other = join(&f.room, "\u{410}LICE");
-    assert!(matches!(other.name_refused, Some(ActionError::NameLooksAlike { .. })));
+    assert!(matches!(
+        other.name_refused,
+        Some(ActionError::NameLooksAlike { .. })
+    ));
     drain(&mut alice.events);
     assert!(matches!(
         fake.membership.rename("al\u{456}ce"),
@@ -191,7 +203,10 @@ fn a_name_that_looks_like_a_present_members_is_refused() {
         Some(ActionError::NameLooksAlike { .. })
     ));
     drop(alice);
-    assert!(join(&f.room, "alice").name_refused.is_none(), "free once alice left");
+    assert!(
+        join(&f.room, "alice").name_refused.is_none(),
+        "free once alice left"
+    );
 }
 
 /// A name with a look-alike part, held by one member, is also what their other names are

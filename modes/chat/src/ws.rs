@@ -285,7 +285,9 @@ impl Connection {
             Err(err) => {
                 let _ = self.reply(&err.to_message()).await;
                 return match err {
-                    ActionError::Busy => Next::Close(close::BUSY, "Too many joins; try again later."),
+                    ActionError::Busy => {
+                        Next::Close(close::BUSY, "Too many joins; try again later.")
+                    }
                     _ => Next::Close(close::ROOM_FULL, "The room is full."),
                 };
             }

@@ -437,10 +437,18 @@ async fn a_look_alike_name_is_refused_on_join_and_rename() {
     let (mut fake, welcome) = join(addr, "\u{430}lice").await;
     assert_ne!(welcome["you"], "\u{430}lice", "{welcome}");
     let why = fake.error("name_taken").await;
-    assert!(why.contains("looks too much like \u{201C}alice\u{201D}"), "{why}");
+    assert!(
+        why.contains("looks too much like \u{201C}alice\u{201D}"),
+        "{why}"
+    );
     assert_eq!(alice.next().await, joined(welcome["you"].as_str().unwrap()));
-    fake.send(json!({"type": "rename", "name": "ALIC\u{415}"})).await;
-    assert!(fake.error("name_taken").await.contains("looks too much like"));
+    fake.send(json!({"type": "rename", "name": "ALIC\u{415}"}))
+        .await;
+    assert!(
+        fake.error("name_taken")
+            .await
+            .contains("looks too much like")
+    );
 }
 
 /// Regression (issue 9, room-wide floods): each reconnect joined anew and was announced,
@@ -461,6 +469,11 @@ async fn joins_beyond_the_rooms_join_limit_are_refused() {
     late.send(json!({"type": "join", "name": "dee"})).await;
     late.error("room_busy").await;
     assert_eq!(u16::from(late.closed().await.unwrap().code), 4004);
-    ann.send(json!({"type": "send", "text": "still here"})).await;
-    assert_eq!(ann.next().await, message("ann", "still here"), "no join or leave of dee");
+    ann.send(json!({"type": "send", "text": "still here"}))
+        .await;
+    assert_eq!(
+        ann.next().await,
+        message("ann", "still here"),
+        "no join or leave of dee"
+    );
 }
