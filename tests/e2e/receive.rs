@@ -696,3 +696,67 @@ async fn trickling_uploads_cannot_hold_every_slot() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(inbox.folders().len(), 1, "the cut-off uploads left nothing");
 }
+
+/// Regression (issue 9): a refused upload kept its slot for up to 30 s while the server
+/// drained its body. Now the slot is free at once, and a body with much left is not read:
+/// the connection is closed right after the answer.
+#[tokio::test]
+async fn a_refused_upload_frees_its_slot_at_once_and_is_not_drained() {
+    let inbox = Inbox::new();
+    let host = TestHost::with_config(
+        &inbox.config("max_upload_size = \"1 MiB\"\nmax_concurrent_uploads = 1"),
+    )
+    .expect("spawn");
+    let url = host.url("inbox").expect("url");
+    let addr = address(&url);
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    // 60 MiB announced (within the limit plus the form overhead allowed for 1000 files), so
+    // the server reads until the data goes over 1 MiB.
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; \
+         boundary={BOUNDARY}\r\nContent-Length: {}\r\nAccept: application/json\r\n\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big\"\r\n\r\n",
+        60 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![7u8; 64 * 1024];
+    let mut sent = 0;
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        use tokio::io::AsyncReadExt;
+        let (mut reader, mut writer) = stream.split();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            tokio::select! {
+                written = writer.write_all(&chunk) => {
+                    if written.is_err() {
+                        break;
+                    }
+                    sent += chunk.len();
+                }
+                read = reader.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                },
+            }
+        }
+        answer
+    })
+    .await;
+    let answer = ended.expect("the server kept reading the refused upload");
+    assert!(
+        sent < 16 * 1024 * 1024,
+        "the server read {sent} bytes of a refused upload"
+    );
+    // The answer itself may be lost to the reset of a connection closed mid-upload; if it
+    // arrived, it is the 413.
+    if !answer.is_empty() {
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    }
+    let (status, body) = post(&url, form(&[("a.txt", b"A")], None), true).await;
+    assert_eq!(status, StatusCode::OK, "the slot is free again: {body}");
+    drop(stream);
+}

@@ -31,7 +31,7 @@ use crate::page;
 use crate::slots::SlotRefused;
 use crate::store::{SavedFile, UploadFiles};
 
-use body::{DRAIN_MAX, Meter, OVERHEAD_BASE, OVERHEAD_PER_PART, Rest, metered};
+use body::{DRAIN_MAX, FormRest, Meter, OVERHEAD_BASE, OVERHEAD_PER_PART, Rest, metered};
 pub(crate) use error::{Limit, UploadError};
 use pace::Pace;
 use part_headers::PartHeaders;
@@ -99,37 +99,52 @@ async fn handle(
     visitor: Option<crate::VisitorKey>,
     body: Body,
 ) -> Result<Vec<SavedFile>, Refusal> {
-    let slot = receive
-        .slots
-        .try_acquire(visitor)
-        .map_err(|refused| match refused {
-            SlotRefused::Busy => UploadError::Busy,
-            SlotRefused::VisitorBusy => UploadError::VisitorBusy,
-        })?;
-    receive
-        .rate
-        .try_take(std::time::Instant::now())
-        .map_err(|_| UploadError::RateLimited)?;
-    let boundary = headers
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    // Nothing has polled the body yet: a refusal here is answered before the client sends
+    // it, if it waits for `100 Continue`; a client that does not wait has its body read
+    // after the answer when it is small.
+    let before_body = |error: UploadError, body: Body| {
+        let expects_continue = headers
+            .get(header::EXPECT)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let drain = !expects_continue
+            && error.worth_draining()
+            && content_length.is_none_or(|length| length <= DRAIN_MAX);
+        Refusal {
+            error,
+            rest: drain.then(|| Rest::Body(body)),
+        }
+    };
+    let slot = match receive.slots.try_acquire(visitor) {
+        Ok(slot) => slot,
+        Err(SlotRefused::Busy) => return Err(before_body(UploadError::Busy, body)),
+        Err(SlotRefused::VisitorBusy) => return Err(before_body(UploadError::VisitorBusy, body)),
+    };
+    if receive.rate.try_take(std::time::Instant::now()).is_err() {
+        return Err(before_body(UploadError::RateLimited, body));
+    }
+    let Some(boundary) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| multer::parse_boundary(value).ok())
         // The part header scrubber relies on it, and a header value cannot hold one anyway.
         .filter(|boundary| !boundary.contains('\r'))
-        .ok_or(UploadError::NotMultipart)?;
-    let content_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
+    else {
+        return Err(before_body(UploadError::NotMultipart, body));
+    };
     let mut upload = Upload::new(receive, content_length);
-    // Nothing has polled the body yet: a refusal here is answered before the client sends it.
     let checked = match upload.check_announced(content_length) {
         Ok(()) => upload.check_space(content_length.unwrap_or(0)).await,
         Err(err) => Err(err),
     };
     if let Err(err) = checked {
         upload.refused(&err);
-        return Err(err.into());
+        drop(upload);
+        drop(slot);
+        return Err(before_body(err, body));
     }
     let meter = Arc::new(Meter::default());
     let form = PartHeaders::new(metered(body, Arc::clone(&meter)), &boundary);
@@ -148,13 +163,17 @@ async fn handle(
             drop(slot);
             let left = content_length
                 .map(|announced| announced.saturating_sub(meter.pulled.load(Ordering::Relaxed)));
-            let rest =
-                (err.should_drain() && left.is_none_or(|left| left <= DRAIN_MAX)).then(|| Rest {
-                    multipart,
-                    field,
-                    meter,
-                });
-            Err(Refusal { error: err, rest })
+            let drain = err.worth_draining() && left.is_none_or(|left| left <= DRAIN_MAX);
+            Err(Refusal {
+                error: err,
+                rest: drain.then(|| {
+                    Rest::Form(Box::new(FormRest {
+                        multipart,
+                        field,
+                        meter,
+                    }))
+                }),
+            })
         }
     }
 }

@@ -116,25 +116,44 @@ async fn a_refused_upload_frees_its_slot_and_is_answered_at_once() {
     }
 }
 
-/// A refused upload with more than a little left is not read any further: its body is
-/// dropped, and hyper closes the connection after the answer.
+/// A refused upload with more left than is worth reading is not read any further: its body
+/// is dropped, and hyper closes the connection after the answer.
 #[tokio::test]
 async fn a_refused_upload_with_much_left_is_closed_not_drained() {
-    let tab = Tab::new("max_upload_size = \"1 MiB\"\nmax_files_per_upload = 1");
-    // Announced within the limit plus the form overhead (1 MiB and 64 KiB for each of the
-    // 1 + 8 parts), so read until it goes over, with about 1.4 MiB left then.
-    let announced = 2 * 1024 * 1024 + 512 * 1024;
+    let tab = Tab::new("max_upload_size = \"1 MiB\"");
+    // Announced within the limit plus the form overhead (1 MiB, and 64 KiB for each of the
+    // 1000 + 8 parts), so read until it goes over, with about 59 MiB left then.
+    let announced = 60 * 1024 * 1024;
     let (mut sender, handler) = streaming(&tab, Some(announced));
     sender.send(Ok(file_head("big"))).await.unwrap();
     let chunk = Bytes::from(vec![1; 64 * 1024]);
     let mut sent = 0;
     while sender.send(Ok(chunk.clone())).await.is_ok() {
         sent += chunk.len();
-        assert!(sent < 2 * 1024 * 1024, "the server kept reading");
+        assert!(sent < 4 * 1024 * 1024, "the server kept reading");
     }
     let (status, response) = answer(handler).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(response.headers()[header::CONNECTION], "close");
+    tab.assert_empty();
+}
+
+/// A refusal decided from the head alone, for a client that does not wait for
+/// `100 Continue`: answered at once, and a small body read after the answer so that the
+/// client still hears it.
+#[tokio::test]
+async fn a_refusal_before_the_body_reads_a_small_body_after_the_answer() {
+    let tab = Tab::new("max_upload_size = 1000\nmax_files_per_upload = 1");
+    let (mut sender, handler) = streaming(&tab, Some(4 * 1024 * 1024));
+    let (status, response) = answer(handler).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.headers()[header::CONNECTION], "close");
+    for _ in 0..8 {
+        sender
+            .send(Ok(Bytes::from(vec![2; 64 * 1024])))
+            .await
+            .expect("the body is read after the answer");
+    }
     tab.assert_empty();
 }
 

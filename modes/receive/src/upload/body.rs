@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use multer::{Field, Multipart};
 use onionhost_sdk::CancellationToken;
 use onionhost_sdk::axum::body::{Body, BodyDataStream, Bytes};
@@ -23,10 +23,11 @@ pub(super) const OVERHEAD_PER_PART: u64 = 64 * 1024;
 /// After a refusal, the rest of a request is read and thrown away in the background, up to
 /// this much and this long, so that the visitor's browser is still listening when the answer
 /// comes (a socket closed with unread bytes is reset, and the reset can destroy the answer on
-/// its way). A request with more than this left is not read: its connection is closed right
-/// after the answer, so that a refused upload costs the host nothing more. Either way the
-/// upload's slot is free as soon as it is refused.
-pub(super) const DRAIN_MAX: u64 = 1024 * 1024;
+/// its way: the client sees a broken connection instead of the 413). A request with more than
+/// this left is not read: its connection is closed right after the answer, so that a refused
+/// upload costs the host nothing more. Either way the upload's slot is free as soon as it is
+/// refused. 8 MiB is about what a fast Tor circuit delivers in [`DRAIN_TIME`].
+pub(super) const DRAIN_MAX: u64 = 8 * 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(10);
 
 /// The most the parser may pull from the connection in one go: it reads whatever is ready
@@ -101,8 +102,17 @@ impl Stream for Metered {
 }
 
 /// The unread rest of a refused request, to be read and thrown away after the answer.
-pub(super) struct Rest {
+pub(super) enum Rest {
+    /// A body nothing has read yet.
+    Body(Body),
+    /// A form read part-way.
+    Form(Box<FormRest>),
+}
+
+/// What is left of a form read part-way.
+pub(super) struct FormRest {
     pub(super) multipart: Multipart<'static>,
+    /// The part being read, if any, which comes first.
     pub(super) field: Option<Field<'static>>,
     pub(super) meter: Arc<Meter>,
 }
@@ -112,28 +122,43 @@ impl Rest {
     /// [`DRAIN_TIME`], and not past the tab's stop). Dropping the body then lets hyper close
     /// the connection, which the answer said it would.
     pub(super) async fn drain(self, stopping: CancellationToken) {
-        let Rest {
-            mut multipart,
-            field,
-            meter,
-        } = self;
-        meter.draining.store(true, Ordering::Relaxed);
-        let start = meter.pulled.load(Ordering::Relaxed);
-        let over = || meter.pulled.load(Ordering::Relaxed).saturating_sub(start) > DRAIN_MAX;
         let read_all = async {
-            let mut field = field;
-            loop {
-                // Each part is dropped before the next is asked for, as the parser requires.
-                if let Some(mut part) = field.take() {
-                    while let Ok(Some(_)) = part.chunk().await {
-                        if over() {
+            match self {
+                Rest::Body(body) => {
+                    let mut read = 0u64;
+                    let mut data = body.into_data_stream();
+                    while let Some(Ok(chunk)) = data.next().await {
+                        read += chunk.len() as u64;
+                        if read > DRAIN_MAX {
                             return;
                         }
                     }
                 }
-                match multipart.next_field().await {
-                    Ok(Some(next)) => field = Some(next),
-                    _ => return,
+                Rest::Form(form) => {
+                    let FormRest {
+                        mut multipart,
+                        mut field,
+                        meter,
+                    } = *form;
+                    meter.draining.store(true, Ordering::Relaxed);
+                    let start = meter.pulled.load(Ordering::Relaxed);
+                    let over =
+                        || meter.pulled.load(Ordering::Relaxed).saturating_sub(start) > DRAIN_MAX;
+                    loop {
+                        // Each part is dropped before the next is asked for, as the parser
+                        // requires.
+                        if let Some(mut part) = field.take() {
+                            while let Ok(Some(_)) = part.chunk().await {
+                                if over() {
+                                    return;
+                                }
+                            }
+                        }
+                        match multipart.next_field().await {
+                            Ok(Some(next)) => field = Some(next),
+                            _ => return,
+                        }
+                    }
                 }
             }
         };

@@ -105,16 +105,13 @@ impl UploadError {
     }
 
     /// Whether the rest of the request is worth reading (when it is small) so that the
-    /// visitor's browser is still listening when the answer comes: the request itself was fine
+    /// visitor's browser is still listening when the answer comes: the request itself is fine
     /// to read, the visitor just must not have its data kept. A stalled, slow or malformed
     /// request is not read further.
-    pub(super) fn should_drain(&self) -> bool {
-        matches!(
+    pub(super) fn worth_draining(&self) -> bool {
+        !matches!(
             self,
-            UploadError::TooLarge(_)
-                | UploadError::FilesDisabled
-                | UploadError::TextDisabled
-                | UploadError::Io { .. }
+            UploadError::Malformed(_) | UploadError::IdleTimeout | UploadError::TooSlow
         )
     }
 }
