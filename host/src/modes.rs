@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use futures::future::BoxFuture;
-use onionhost_sdk::{DynMode, ModeError, ModeFactory, TabContext, axum};
+use onionhost_sdk::host::{DynMode, ModeFactory};
+use onionhost_sdk::{ModeError, TabContext, Visitor, axum};
 use tokio_util::sync::CancellationToken;
 
 use crate::transport::Connection;
@@ -45,6 +46,9 @@ impl TabService for RouterService {
         Box::pin(onionhost_sdk::http::serve_connection(
             conn,
             self.0.clone(),
+            // Until the transports say which circuit a connection came on, each connection
+            // is its own visitor.
+            Visitor::unique(),
             stopping,
             force_close,
         ))

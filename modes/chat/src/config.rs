@@ -66,9 +66,9 @@ impl Default for RateLimitConfig {
     }
 }
 
-impl ChatConfig {
+impl onionhost_sdk::ModeConfig for ChatConfig {
     /// Checks every value against its range; the error names the key and the allowed range.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let title_chars = self.title.chars().count();
         if self.title.trim().is_empty() || title_chars > MAX_TITLE_CHARS {
             return Err(ConfigError::at(
@@ -105,7 +105,9 @@ impl ChatConfig {
         )?;
         Ok(())
     }
+}
 
+impl ChatConfig {
     /// [`ChatConfig::keepalive_seconds`] as a duration.
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.keepalive_seconds)
@@ -141,11 +143,13 @@ where
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use onionhost_sdk::ModeConfig as _;
+
     use super::*;
 
     fn parse(toml: &str) -> Result<ChatConfig, ConfigError> {
         let value = toml::Value::Table(toml::from_str(toml).unwrap());
-        onionhost_sdk::factory::parse_config::<crate::ChatMode>(value)
+        onionhost_sdk::testing::parse_config::<crate::ChatMode>(value)
     }
 
     #[test]

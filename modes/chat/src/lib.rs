@@ -22,7 +22,7 @@ use std::sync::Arc;
 use onionhost_sdk::axum::Router;
 use onionhost_sdk::axum::extract::DefaultBodyLimit;
 use onionhost_sdk::axum::routing::{get, post};
-use onionhost_sdk::{BuildError, ConfigError, Mode, TabContext};
+use onionhost_sdk::{BuildError, Mode, TabContext};
 use tokio::sync::Semaphore;
 
 pub use config::{ChatConfig, RateLimitConfig};
@@ -33,13 +33,9 @@ onionhost_sdk::export_mode!(ChatMode);
 
 use room::Room;
 
-/// The chat mode: one ephemeral room per tab (`mode = "chat"`).
+/// The chat mode: one ephemeral room per tab (`mode = "chat"`). An instance is everything
+/// one chat tab's handlers share; two tabs never share any of it.
 pub struct ChatMode {
-    chat: Arc<Chat>,
-}
-
-/// Everything one chat tab's handlers share. Two tabs never share any of it.
-struct Chat {
     config: ChatConfig,
     room: Arc<Room>,
     sessions: nojs::Sessions,
@@ -49,14 +45,13 @@ struct Chat {
     ctx: TabContext,
 }
 
+/// The instance, as the handlers name it.
+type Chat = ChatMode;
+
 impl Mode for ChatMode {
     const NAME: &'static str = "chat";
 
     type Config = ChatConfig;
-
-    fn validate(config: &ChatConfig) -> Result<(), ConfigError> {
-        config.validate()
-    }
 
     fn build(config: ChatConfig, ctx: TabContext) -> Result<Self, BuildError> {
         let room = Arc::new(Room::new(
@@ -67,19 +62,17 @@ impl Mode for ChatMode {
         // Room for every member, plus pages reconnecting and sockets not yet joined.
         let connections = config.max_members + config.max_members / 2 + 16;
         Ok(Self {
-            chat: Arc::new(Chat {
-                config,
-                room,
-                sessions: nojs::Sessions::default(),
-                connections: Arc::new(Semaphore::new(connections)),
-                ctx,
-            }),
+            config,
+            room,
+            sessions: nojs::Sessions::default(),
+            connections: Arc::new(Semaphore::new(connections)),
+            ctx,
         })
     }
 
-    fn router(&self) -> Router {
+    fn router(self: Arc<Self>) -> Router {
         // A form body is URL-encoded: up to three bytes per byte of text, plus the field name.
-        let max_form_bytes = self.chat.config.max_message_bytes * 3 + 1024;
+        let max_form_bytes = self.config.max_message_bytes * 3 + 1024;
         Router::new()
             .route("/", get(page::index))
             .route("/chat.js", get(page::script))
@@ -93,6 +86,6 @@ impl Mode for ChatMode {
             .route("/nojs/{token}/leave", post(nojs::leave))
             .fallback(page::not_found)
             .layer(DefaultBodyLimit::max(max_form_bytes))
-            .with_state(Arc::clone(&self.chat))
+            .with_state(self)
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use onionhost_sdk::{CancellationToken, TabContext, TabEvent};
+use onionhost_sdk::{CancellationToken, TabEvent};
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::*;
@@ -17,7 +17,7 @@ struct Fixture {
 fn room(max_members: usize) -> Fixture {
     let reported = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&reported);
-    let ctx = TabContext::new(
+    let ctx = onionhost_sdk::testing::context(
         "test",
         CancellationToken::new(),
         move |event| sink.lock().unwrap().push(event),

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use onionhost_sdk::axum::Router;
 use onionhost_sdk::axum::routing::get;
-use onionhost_sdk::{BuildError, ConfigError, Mode, TabContext, TabEvent};
+use onionhost_sdk::{BuildError, Mode, TabContext, TabEvent};
 use tokio::sync::Semaphore;
 
 pub use config::ShareConfig;
@@ -24,13 +24,9 @@ pub use config::ShareConfig;
 use index::Index;
 use zip::ZipLayout;
 
-/// The share mode: files and folders for download (`mode = "share"`).
+/// The share mode: files and folders for download (`mode = "share"`). An instance is
+/// everything one share tab's handlers use; two tabs never share any of it.
 pub struct ShareMode {
-    share: Arc<Share>,
-}
-
-/// Everything one share tab's handlers use. Two tabs never share any of it.
-pub(crate) struct Share {
     config: ShareConfig,
     index: Index,
     zip: ZipLayout,
@@ -41,6 +37,9 @@ pub(crate) struct Share {
     next_transfer: AtomicU64,
     stop_requested: AtomicBool,
 }
+
+/// The instance, as the handlers name it.
+pub(crate) type Share = ShareMode;
 
 impl Share {
     /// Called when a whole file or the whole zip has been sent: stops the tab if asked to.
@@ -60,10 +59,6 @@ impl Mode for ShareMode {
     const NAME: &'static str = "share";
 
     type Config = ShareConfig;
-
-    fn validate(config: &ShareConfig) -> Result<(), ConfigError> {
-        config.validate()
-    }
 
     fn build(config: ShareConfig, ctx: TabContext) -> Result<Self, BuildError> {
         let index = Index::build(&config.paths)?;
@@ -95,20 +90,18 @@ impl Mode for ShareMode {
         }
         let downloads = Arc::new(Semaphore::new(config.max_concurrent_downloads));
         Ok(Self {
-            share: Arc::new(Share {
-                config,
-                index,
-                zip,
-                zip_name,
-                ctx,
-                downloads,
-                next_transfer: AtomicU64::new(0),
-                stop_requested: AtomicBool::new(false),
-            }),
+            config,
+            index,
+            zip,
+            zip_name,
+            ctx,
+            downloads,
+            next_transfer: AtomicU64::new(0),
+            stop_requested: AtomicBool::new(false),
         })
     }
 
-    fn router(&self) -> Router {
+    fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/", get(routes::index))
             .route("/share.css", get(routes::style))
@@ -117,6 +110,6 @@ impl Mode for ShareMode {
             .route("/files/", get(routes::index))
             .route("/files/{*path}", get(routes::files))
             .fallback(routes::not_found)
-            .with_state(Arc::clone(&self.share))
+            .with_state(self)
     }
 }
