@@ -5,13 +5,11 @@
 //! host ends when every tab has ended, or on Ctrl-C / SIGTERM.
 
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use futures::StreamExt as _;
-use onionhost_sdk::TabContext;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -55,10 +53,9 @@ pub(crate) async fn run(
         force_close: CancellationToken::new(),
     };
     let mut tabs = JoinSet::new();
-    let config_dir = config.source.as_deref().and_then(Path::parent);
     for tab in config.tabs {
         let name = tab.name.clone();
-        let factory = factory_for(&tab, registry, config_dir);
+        let factory = registry.factory(&tab.mode, tab.plugin.as_deref());
         let stopping = shutdown.child_token();
         let task = run_tab(tab, factory, shared.clone(), stopping);
         tabs.spawn(async move { (name, task.await) });
@@ -107,21 +104,6 @@ pub(crate) async fn run(
     summary
 }
 
-/// The factory that builds `tab`: a built-in mode, or a plugin loaded from its library (a
-/// relative path is relative to `config_dir`, the config file's folder).
-fn factory_for(
-    tab: &TabConfig,
-    registry: &Registry,
-    config_dir: Option<&Path>,
-) -> anyhow::Result<Arc<dyn TabFactory>> {
-    match &tab.plugin {
-        Some(path) => crate::plugin::load(tab, path, config_dir),
-        None => registry
-            .factory(&tab.mode)
-            .with_context(|| format!("unknown mode {:?}", tab.mode)),
-    }
-}
-
 /// Builds, serves and stops one tab. Panics anywhere in the tab's own code become errors.
 async fn run_tab(
     tab: TabConfig,
@@ -136,7 +118,7 @@ async fn run_tab(
         let name = tab.name.clone();
         let stop_name = tab.name.clone();
         let stop_token = stopping.clone();
-        TabContext::new(
+        onionhost_sdk::host::context(
             tab.name.as_str(),
             stopping.clone(),
             move |event| console.event(&name, event),
@@ -184,7 +166,7 @@ async fn run_tab(
     connections.close();
     connections.wait().await;
     tokio::select! {
-        () = tab_ctx.guarded_tasks_ended() => {}
+        () = onionhost_sdk::host::guarded_tasks_ended(&tab_ctx) => {}
         () = shared.force_close.cancelled() => {}
     }
     drop(incoming);
@@ -207,7 +189,8 @@ mod tests {
 
     use onionhost_sdk::axum::Router;
     use onionhost_sdk::axum::routing::get;
-    use onionhost_sdk::{BuildError, DynMode, Mode};
+    use onionhost_sdk::host::DynMode;
+    use onionhost_sdk::{BuildError, Mode, ModeConfig, TabContext};
     use serde::Deserialize;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -218,6 +201,8 @@ mod tests {
     #[serde(deny_unknown_fields)]
     struct NoConfig {}
 
+    impl ModeConfig for NoConfig {}
+
     /// Answers `GET /` with its tab's name.
     struct Hello(String);
 
@@ -227,7 +212,7 @@ mod tests {
         fn build(_: NoConfig, ctx: TabContext) -> Result<Self, BuildError> {
             Ok(Self(ctx.tab_name().to_owned()))
         }
-        fn router(&self) -> Router {
+        fn router(self: Arc<Self>) -> Router {
             let name = self.0.clone();
             Router::new()
                 .route("/", get(move || async move { name }))
@@ -248,7 +233,7 @@ mod tests {
         fn build(_: NoConfig, _: TabContext) -> Result<Self, BuildError> {
             panic!("broken on purpose")
         }
-        fn router(&self) -> Router {
+        fn router(self: Arc<Self>) -> Router {
             Router::new()
         }
     }
@@ -348,7 +333,7 @@ mod tests {
             fn build(_: NoConfig, ctx: TabContext) -> Result<Self, BuildError> {
                 Ok(Self(ctx))
             }
-            fn router(&self) -> Router {
+            fn router(self: Arc<Self>) -> Router {
                 let ctx = self.0.clone();
                 Router::new().route(
                     "/",

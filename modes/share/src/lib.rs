@@ -1,36 +1,36 @@
 #![doc = include_str!("../README.md")]
 
 mod body;
+mod conditional;
 mod config;
 mod html;
 mod index;
 mod range;
 mod routes;
+mod source;
 mod zip;
 
 #[cfg(test)]
 mod tests;
 
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use onionhost_sdk::axum::Router;
 use onionhost_sdk::axum::routing::get;
-use onionhost_sdk::{BuildError, ConfigError, Mode, TabContext, TabEvent};
+use onionhost_sdk::{BuildError, Mode, TabContext, TabEvent};
 use tokio::sync::Semaphore;
 
 pub use config::ShareConfig;
 
 use index::Index;
+use source::NoLongerShared;
 use zip::ZipLayout;
 
-/// The share mode: files and folders for download (`mode = "share"`).
+/// The share mode: files and folders for download (`mode = "share"`). An instance is
+/// everything one share tab's handlers use; two tabs never share any of it.
 pub struct ShareMode {
-    share: Arc<Share>,
-}
-
-/// Everything one share tab's handlers use. Two tabs never share any of it.
-pub(crate) struct Share {
     config: ShareConfig,
     index: Index,
     zip: ZipLayout,
@@ -40,7 +40,12 @@ pub(crate) struct Share {
     downloads: Arc<Semaphore>,
     next_transfer: AtomicU64,
     stop_requested: AtomicBool,
+    /// Per node: whether the console was told that this file is no longer served.
+    gone_reported: Vec<AtomicBool>,
 }
+
+/// The instance, as the handlers name it.
+pub(crate) type Share = ShareMode;
 
 impl Share {
     /// Called when a whole file or the whole zip has been sent: stops the tab if asked to.
@@ -54,6 +59,31 @@ impl Share {
             );
         }
     }
+
+    /// When `err` says a shared file is no longer served (it changed, was deleted or became
+    /// unreadable after sharing started), tells the console once for that file.
+    fn report_gone(&self, err: &io::Error) {
+        let Some(gone) = NoLongerShared::of(err) else {
+            return;
+        };
+        let Some(reported) = self.gone_reported.get(gone.node) else {
+            return;
+        };
+        if reported.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let what = if self.config.show_file_names_in_console {
+            self.index.nodes[gone.node].rel.clone()
+        } else {
+            "a shared file".to_owned()
+        };
+        self.ctx.report(TabEvent::Notice {
+            message: format!(
+                "{what} {}, so it is no longer served (restart the share to serve it again)",
+                gone.why
+            ),
+        });
+    }
 }
 
 impl Mode for ShareMode {
@@ -61,12 +91,9 @@ impl Mode for ShareMode {
 
     type Config = ShareConfig;
 
-    fn validate(config: &ShareConfig) -> Result<(), ConfigError> {
-        config.validate()
-    }
-
     fn build(config: ShareConfig, ctx: TabContext) -> Result<Self, BuildError> {
-        let index = Index::build(&config.paths)?;
+        let index =
+            Index::build(&config.paths).map_err(|err| BuildError::Other(err.to_string()))?;
         let zip = ZipLayout::new(&index);
         let zip_name = match &config.zip_name {
             Some(name) => name.clone(),
@@ -94,21 +121,21 @@ impl Mode for ShareMode {
             });
         }
         let downloads = Arc::new(Semaphore::new(config.max_concurrent_downloads));
+        let gone_reported = index.nodes.iter().map(|_| AtomicBool::new(false)).collect();
         Ok(Self {
-            share: Arc::new(Share {
-                config,
-                index,
-                zip,
-                zip_name,
-                ctx,
-                downloads,
-                next_transfer: AtomicU64::new(0),
-                stop_requested: AtomicBool::new(false),
-            }),
+            config,
+            index,
+            zip,
+            zip_name,
+            ctx,
+            downloads,
+            next_transfer: AtomicU64::new(0),
+            stop_requested: AtomicBool::new(false),
+            gone_reported,
         })
     }
 
-    fn router(&self) -> Router {
+    fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/", get(routes::index))
             .route("/share.css", get(routes::style))
@@ -117,6 +144,6 @@ impl Mode for ShareMode {
             .route("/files/", get(routes::index))
             .route("/files/{*path}", get(routes::files))
             .fallback(routes::not_found)
-            .with_state(Arc::clone(&self.share))
+            .with_state(self)
     }
 }
