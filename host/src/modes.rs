@@ -14,7 +14,8 @@ use anyhow::Context as _;
 
 use axum::Router;
 use futures::future::BoxFuture;
-use onionhost_sdk::{ConfigError, DynMode, ModeError, ModeFactory, TabContext, axum};
+use onionhost_sdk::host::{DynMode, ModeFactory};
+use onionhost_sdk::{ConfigError, ModeError, TabContext, Visitor, axum};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{HostConfig, SectionCheck, SectionProblem};
@@ -58,6 +59,9 @@ impl TabService for RouterService {
         Box::pin(onionhost_sdk::http::serve_connection(
             conn,
             self.0.clone(),
+            // Until the transports say which circuit a connection came on, each connection
+            // is its own visitor.
+            Visitor::unique(),
             stopping,
             force_close,
         ))

@@ -16,8 +16,8 @@ pub struct ChatConfig {
     pub max_members: usize,
     /// The largest message a member may send, in bytes of UTF-8.
     pub max_message_bytes: usize,
-    /// How fast one connection (or session without JavaScript) may act in the room: join,
-    /// send, rename...
+    /// How fast one visitor may act in the room (join, send, rename...), over all of their
+    /// connections and sessions together.
     pub rate_limit: RateLimitConfig,
     /// How fast the room takes in newcomers, all visitors together: each join and its later
     /// departure are announced to everyone, so this bounds those announcements.
@@ -31,12 +31,13 @@ pub struct ChatConfig {
     pub nojs_leave_after_seconds: u64,
 }
 
-/// A token bucket per connection (and per session without JavaScript): `burst` actions at
-/// once, refilled at `messages_per_minute`.
+/// A token bucket per visitor (what the host tells apart: a connection, or a Tor circuit),
+/// and per session without JavaScript: `burst` actions at once, refilled at
+/// `messages_per_minute`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
-    /// Sustained rate of messages (and renames, joins...) per connection.
+    /// Sustained rate of messages (and renames, joins...) per visitor.
     pub messages_per_minute: u32,
     /// How many may be sent in a quick burst before the sustained rate applies.
     pub burst: u32,
@@ -94,9 +95,9 @@ impl Default for JoinLimitConfig {
     }
 }
 
-impl ChatConfig {
+impl onionhost_sdk::ModeConfig for ChatConfig {
     /// Checks every value against its range; the error names the key and the allowed range.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let title_chars = self.title.chars().count();
         if self.title.trim().is_empty() || title_chars > MAX_TITLE_CHARS {
             return Err(ConfigError::at(
@@ -142,7 +143,9 @@ impl ChatConfig {
         )?;
         Ok(())
     }
+}
 
+impl ChatConfig {
     /// The room-wide join bucket's burst: [`JoinLimitConfig::burst`], or the larger of
     /// `max_members` and `joins_per_minute`.
     pub fn join_burst(&self) -> u32 {
@@ -188,11 +191,13 @@ where
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use onionhost_sdk::ModeConfig as _;
+
     use super::*;
 
     fn parse(toml: &str) -> Result<ChatConfig, ConfigError> {
         let value = toml::Value::Table(toml::from_str(toml).unwrap());
-        onionhost_sdk::factory::parse_config::<crate::ChatMode>(value)
+        onionhost_sdk::testing::parse_config::<crate::ChatMode>(value)
     }
 
     #[test]
