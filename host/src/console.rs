@@ -61,6 +61,14 @@ impl Console {
         let _ = out.flush();
     }
 
+    /// How many transfers (downloads, uploads) have started and not finished, in every tab.
+    pub(crate) fn transfers_in_flight(&self) -> usize {
+        self.transfers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
     /// Shows an event a tab reported.
     pub(crate) fn event(&self, tab: &str, event: TabEvent) {
         let mut transfers = self
