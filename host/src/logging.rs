@@ -44,11 +44,10 @@ fn is_arti(target: &str) -> bool {
 
 /// The cap on the libraries that see visitors' bytes: at most info, whatever else is asked.
 fn private_cap() -> Targets {
-    PRIVATE_TARGETS
-        .iter()
-        .fold(Targets::new().with_default(LevelFilter::TRACE), |cap, target| {
-            cap.with_target(*target, LevelFilter::INFO)
-        })
+    PRIVATE_TARGETS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |cap, target| cap.with_target(*target, LevelFilter::INFO),
+    )
 }
 
 /// The directives in effect: `RUST_LOG`, or the default when it is unset or invalid.
@@ -76,7 +75,8 @@ pub(crate) fn init() {
     let selected: Targets = directives
         .parse()
         .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::WARN));
-    let env = || EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(DEFAULT_DIRECTIVES));
+    let env =
+        || EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(DEFAULT_DIRECTIVES));
 
     // The cap is a filter of its own after the EnvFilter, so a more specific directive
     // (`tungstenite::protocol=trace`) cannot lift it.
@@ -126,7 +126,11 @@ mod tests {
     #[test]
     fn the_private_cap_holds_for_sub_targets() {
         let cap = private_cap();
-        for target in ["tungstenite::protocol", "hyper::proto::h1::io", "axum::rejection"] {
+        for target in [
+            "tungstenite::protocol",
+            "hyper::proto::h1::io",
+            "axum::rejection",
+        ] {
             assert!(!cap.would_enable(target, &Level::DEBUG), "{target}");
             assert!(cap.would_enable(target, &Level::INFO), "{target}");
         }

@@ -156,7 +156,7 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
             tokio::select! {
                 transport = starting => {
                     let transport = transport?;
-                    finished = Some(transport.finished());
+                    finished = Some(transport.finished(force_close.clone()));
                     Transport::Onion(transport)
                 }
                 () = shutdown.cancelled() => {
@@ -166,15 +166,18 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
             }
         };
         let tabs = config.tabs.len();
-        let summary =
-            supervisor::run(config, registry, transport, console, shutdown, force_close.clone())
-                .await;
+        let summary = supervisor::run(
+            config,
+            registry,
+            transport,
+            console,
+            shutdown,
+            force_close.clone(),
+        )
+        .await;
         if let Some(finished) = finished {
             // The onion services and their tasks end before the runtime goes down.
-            tokio::select! {
-                () = finished => {}
-                () = force_close.cancelled() => {}
-            }
+            finished.await;
         }
         Ok(if summary.failed == tabs && tabs > 0 {
             ExitCode::FAILURE

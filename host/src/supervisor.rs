@@ -173,7 +173,14 @@ async fn run_tab(
 
     let incoming = shared.transport.open(&tab, &shared.console).await?;
     let connections = TaskTracker::new();
-    serve(incoming, &*service, &connections, &stopping, &shared.force_close).await?;
+    serve(
+        incoming,
+        &*service,
+        &connections,
+        &stopping,
+        &shared.force_close,
+    )
+    .await?;
     // Requests in flight, and upgraded connections saying goodbye, finish; on a second
     // Ctrl-C, `force_close` cuts them.
     connections.close();
@@ -333,7 +340,15 @@ mod tests {
             let console = console.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                run(config, &registry, Transport::Local, console, shutdown, CancellationToken::new()).await
+                run(
+                    config,
+                    &registry,
+                    Transport::Local,
+                    console,
+                    shutdown,
+                    CancellationToken::new(),
+                )
+                .await
             })
         };
         let one = url_of(&console, "one").await;
@@ -399,7 +414,15 @@ mod tests {
             let console = console.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                run(config, &registry, Transport::Local, console, shutdown, CancellationToken::new()).await
+                run(
+                    config,
+                    &registry,
+                    Transport::Local,
+                    console,
+                    shutdown,
+                    CancellationToken::new(),
+                )
+                .await
             })
         };
         let goes = url_of(&console, "goes").await;
@@ -504,7 +527,15 @@ mod tests {
             let (console, shutdown, force_close) =
                 (console.clone(), shutdown.clone(), force_close.clone());
             tokio::spawn(async move {
-                run(config, &registry, Transport::Local, console, shutdown, force_close).await
+                run(
+                    config,
+                    &registry,
+                    Transport::Local,
+                    console,
+                    shutdown,
+                    force_close,
+                )
+                .await
             })
         };
         (url_of(console, name).await, host)
@@ -521,7 +552,11 @@ mod tests {
         while !got.ends_with(b"\r\na\r\n") {
             let mut buf = [0; 1024];
             let n = stream.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the download ended early: {:?}", String::from_utf8_lossy(&got));
+            assert!(
+                n > 0,
+                "the download ended early: {:?}",
+                String::from_utf8_lossy(&got)
+            );
             got.extend_from_slice(&buf[..n]);
         }
         (stream, got)
@@ -552,8 +587,10 @@ mod tests {
         assert!(get_text(&addr, "/stop").await.ends_with("bye"));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match tokio::net::TcpStream::connect(&addr).await {
-                Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            // A listener nobody accepts from can leave a connect hanging once its backlog fills.
+            let connect = tokio::net::TcpStream::connect(&addr);
+            match tokio::time::timeout(Duration::from_secs(1), connect).await {
+                Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => break,
                 other => {
                     assert!(
                         Instant::now() < deadline,
@@ -567,7 +604,13 @@ mod tests {
         release("refuses").notify_one();
         assert!(rest_of(&mut download).await.contains("\r\nb\r\n"));
         shutdown.cancel();
-        assert_eq!(host.await.unwrap(), Summary { stopped: 1, failed: 0 });
+        assert_eq!(
+            host.await.unwrap(),
+            Summary {
+                stopped: 1,
+                failed: 0
+            }
+        );
     }
 
     /// Regression: Ctrl-C or SIGTERM cut every download with more than 10 s left (a fixed
@@ -594,7 +637,13 @@ mod tests {
         tokio::time::resume();
         release("waits").notify_one();
         assert!(rest_of(&mut download).await.contains("\r\nb\r\n"));
-        assert_eq!(host.await.unwrap(), Summary { stopped: 1, failed: 0 });
+        assert_eq!(
+            host.await.unwrap(),
+            Summary {
+                stopped: 1,
+                failed: 0
+            }
+        );
     }
 
     /// The second Ctrl-C or SIGTERM closes the connections still open at once.
@@ -606,7 +655,13 @@ mod tests {
         let (mut download, _) = start_download(&addr).await;
         shutdown.cancel();
         force_close.cancel();
-        assert_eq!(host.await.unwrap(), Summary { stopped: 1, failed: 0 });
+        assert_eq!(
+            host.await.unwrap(),
+            Summary {
+                stopped: 1,
+                failed: 0
+            }
+        );
         assert!(!rest_of(&mut download).await.contains("\r\nb\r\n"));
         assert!(
             console

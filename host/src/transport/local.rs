@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use tokio::net::TcpListener;
 
-use super::{Connection, Incoming};
+use super::{Connection, Incoming, VisitorId};
 use crate::config::TabConfig;
 use crate::console::Console;
 
@@ -24,7 +24,8 @@ pub(crate) async fn open(tab: &TabConfig, console: &Console) -> anyhow::Result<I
                 Ok((stream, _peer)) => {
                     // Small writes (chat lines, WebSocket frames) should leave at once.
                     let _ = stream.set_nodelay(true);
-                    return Some((Box::new(stream) as Connection, listener));
+                    // Loopback tells nothing about who connects: each connection is its own visitor.
+                    return Some((Connection::new(stream, VisitorId::new()), listener));
                 }
                 Err(err) => {
                     // Running out of file descriptors must not end the tab: wait and retry.

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Incoming;
@@ -18,6 +19,7 @@ use crate::console::Console;
 mod client;
 mod keys;
 mod service;
+mod streams;
 
 pub(crate) use client::TorDirs;
 pub(crate) use service::parse_client_key;
@@ -26,9 +28,11 @@ pub(crate) use service::parse_client_key;
 pub(crate) struct OnionTransport {
     client: client::Client,
     keys_dir: Option<PathBuf>,
-    /// Every tab's stream task, which outlives its tab for a short grace (see
+    /// Every tab's stream task, which outlives its tab while its circuits close (see
     /// [`OnionTransport::finished`]).
     tasks: TaskTracker,
+    /// Cancelled to close every circuit at once (a second Ctrl-C).
+    cut: CancellationToken,
 }
 
 impl OnionTransport {
@@ -45,6 +49,7 @@ impl OnionTransport {
             client,
             keys_dir: tor.keys_dir.clone(),
             tasks: TaskTracker::new(),
+            cut: CancellationToken::new(),
         })
     }
 
@@ -78,16 +83,28 @@ impl OnionTransport {
             &keys,
             console,
             &self.tasks,
+            &self.cut,
         )
     }
 
-    /// A handle that waits until every stopped tab has delivered the last bytes it sent:
-    /// the host waits for it before it exits.
-    pub(crate) fn finished(&self) -> impl Future<Output = ()> + use<> {
+    /// A handle that waits until every stopped tab has delivered the last bytes it sent and
+    /// its onion service is down, or at once when `force_close` is cancelled: the host waits
+    /// for it before it exits.
+    pub(crate) fn finished(
+        &self,
+        force_close: CancellationToken,
+    ) -> impl Future<Output = ()> + use<> {
         let tasks = self.tasks.clone();
+        let cut = self.cut.clone();
         async move {
             tasks.close();
-            tasks.wait().await;
+            tokio::select! {
+                () = tasks.wait() => {}
+                () = force_close.cancelled() => {
+                    cut.cancel();
+                    tasks.wait().await;
+                }
+            }
         }
     }
 }
