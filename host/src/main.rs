@@ -138,7 +138,7 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let console = Console::default();
         // Signals are caught from here on, before anything slow starts (connecting to Tor).
         let shutdown = CancellationToken::new();
@@ -184,7 +184,10 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
         } else {
             ExitCode::SUCCESS
         })
-    })
+    });
+    // Before `tor_dirs` goes: the runtime, with every Arti task that might write there.
+    transport::onion::shut_down(runtime);
+    outcome
 }
 
 /// Catches Ctrl-C and SIGTERM from now on; the returned future cancels `shutdown` when the

@@ -108,3 +108,31 @@ impl OnionTransport {
         }
     }
 }
+
+/// What tokio's timer says to a sleep polled while the runtime goes down.
+const RUNTIME_SHUTTING_DOWN: &str = "A Tokio 1.x context was found, but it is being shutdown.";
+
+/// Shuts the host's runtime down, once every tab and onion service of the host has ended.
+///
+/// tor-hsservice 0.47 gives every onion service a blocking thread that expires queued
+/// proof-of-work requests in an endless loop (`expire_old_requests_loop`) that nothing can
+/// stop, not even dropping the service. When the runtime's timer goes down, that thread's sleep
+/// panics with [`RUNTIME_SHUTTING_DOWN`], which printed one panic per tab at every clean exit.
+/// The services and all our tasks have ended by now, so that panic, and only that one, is not
+/// shown while the runtime goes down; any other panic still is.
+pub(crate) fn shut_down(runtime: tokio::runtime::Runtime) {
+    let show = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied());
+        if message != Some(RUNTIME_SHUTTING_DOWN) {
+            show(info);
+        }
+    }));
+    drop(runtime);
+    // Back to the standard hook, which is the one the host runs with.
+    drop(std::panic::take_hook());
+}
