@@ -16,8 +16,12 @@ pub struct ChatConfig {
     pub max_members: usize,
     /// The largest message a member may send, in bytes of UTF-8.
     pub max_message_bytes: usize,
-    /// How fast one connection may send messages and renames.
+    /// How fast one connection (or session without JavaScript) may act in the room: join,
+    /// send, rename...
     pub rate_limit: RateLimitConfig,
+    /// How fast the room takes in newcomers, all visitors together: each join and its later
+    /// departure are announced to everyone, so this bounds those announcements.
+    pub join_limit: JoinLimitConfig,
     /// How often the server pings each live connection, in seconds, so that an idle
     /// connection over Tor stays open and a dead one is noticed.
     pub keepalive_seconds: u64,
@@ -27,14 +31,28 @@ pub struct ChatConfig {
     pub nojs_leave_after_seconds: u64,
 }
 
-/// A token bucket per connection: `burst` actions at once, refilled at `messages_per_minute`.
+/// A token bucket per connection (and per session without JavaScript): `burst` actions at
+/// once, refilled at `messages_per_minute`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
-    /// Sustained rate of messages (and renames) per connection.
+    /// Sustained rate of messages (and renames, joins...) per connection.
     pub messages_per_minute: u32,
     /// How many may be sent in a quick burst before the sustained rate applies.
     pub burst: u32,
+}
+
+/// One token bucket for the whole room's joins: `burst` at once, refilled at
+/// `joins_per_minute`. A member taken back by a reconnecting page does not count (nobody
+/// sees it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JoinLimitConfig {
+    /// Sustained rate of joins, all visitors together.
+    pub joins_per_minute: u32,
+    /// How many may join at once; when absent, `max_members` or `joins_per_minute`, whichever
+    /// is larger, so that an empty room can fill at once.
+    pub burst: Option<u32>,
 }
 
 /// The longest title, in characters.
@@ -51,6 +69,7 @@ impl Default for ChatConfig {
             max_members: 200,
             max_message_bytes: 4096,
             rate_limit: RateLimitConfig::default(),
+            join_limit: JoinLimitConfig::default(),
             keepalive_seconds: 20,
             nojs_leave_after_seconds: 30,
         }
@@ -62,6 +81,15 @@ impl Default for RateLimitConfig {
         Self {
             messages_per_minute: 30,
             burst: 10,
+        }
+    }
+}
+
+impl Default for JoinLimitConfig {
+    fn default() -> Self {
+        Self {
+            joins_per_minute: 60,
+            burst: None,
         }
     }
 }
@@ -96,6 +124,15 @@ impl ChatConfig {
             60_000,
         )?;
         check_range("rate_limit.burst", self.rate_limit.burst, 1, 10_000)?;
+        check_range(
+            "join_limit.joins_per_minute",
+            self.join_limit.joins_per_minute,
+            1,
+            60_000,
+        )?;
+        if let Some(burst) = self.join_limit.burst {
+            check_range("join_limit.burst", burst, 1, 100_000)?;
+        }
         check_range("keepalive_seconds", self.keepalive_seconds, 1, 300)?;
         check_range(
             "nojs_leave_after_seconds",
@@ -104,6 +141,16 @@ impl ChatConfig {
             3600,
         )?;
         Ok(())
+    }
+
+    /// The room-wide join bucket's burst: [`JoinLimitConfig::burst`], or the larger of
+    /// `max_members` and `joins_per_minute`.
+    pub fn join_burst(&self) -> u32 {
+        self.join_limit.burst.unwrap_or_else(|| {
+            u32::try_from(self.max_members)
+                .unwrap_or(u32::MAX)
+                .max(self.join_limit.joins_per_minute)
+        })
     }
 
     /// [`ChatConfig::keepalive_seconds`] as a duration.
@@ -166,6 +213,9 @@ mod tests {
             [rate_limit]
             messages_per_minute = 7
             burst = 2
+            [join_limit]
+            joins_per_minute = 9
+            burst = 3
             "#,
         )
         .unwrap();
@@ -179,10 +229,24 @@ mod tests {
                     messages_per_minute: 7,
                     burst: 2
                 },
+                join_limit: JoinLimitConfig {
+                    joins_per_minute: 9,
+                    burst: Some(3)
+                },
                 keepalive_seconds: 3,
                 nojs_leave_after_seconds: 4,
             }
         );
+    }
+
+    #[test]
+    fn the_join_burst_is_the_rooms_size_unless_set() {
+        let config = parse("max_members = 500").unwrap();
+        assert_eq!(config.join_burst(), 500);
+        let config = parse("max_members = 5").unwrap();
+        assert_eq!(config.join_burst(), 60, "a minute's worth in a small room");
+        let config = parse("max_members = 500\n[join_limit]\nburst = 20").unwrap();
+        assert_eq!(config.join_burst(), 20);
     }
 
     #[test]
@@ -218,6 +282,12 @@ mod tests {
                 "rate_limit.messages_per_minute",
             ),
             ("[rate_limit]\nburst = 0", "rate_limit.burst"),
+            (
+                "[join_limit]\njoins_per_minute = 0",
+                "join_limit.joins_per_minute",
+            ),
+            ("[join_limit]\nburst = 0", "join_limit.burst"),
+            ("[join_limit]\nburst = 100001", "join_limit.burst"),
         ] {
             let err = parse(toml).unwrap_err();
             assert_eq!(err.key.join("."), key, "{toml}: {err}");

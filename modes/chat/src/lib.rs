@@ -25,12 +25,13 @@ use onionhost_sdk::axum::routing::{get, post};
 use onionhost_sdk::{BuildError, ConfigError, Mode, TabContext};
 use tokio::sync::Semaphore;
 
-pub use config::{ChatConfig, RateLimitConfig};
+pub use config::{ChatConfig, JoinLimitConfig, RateLimitConfig};
 
 // Built as a `cdylib` with `--features plugin`, the chat mode is also a plugin.
 #[cfg(feature = "plugin")]
 onionhost_sdk::export_mode!(ChatMode);
 
+use limit::{KeyedBuckets, VisitorKey};
 use room::Room;
 
 /// The chat mode: one ephemeral room per tab (`mode = "chat"`).
@@ -46,8 +47,14 @@ struct Chat {
     /// Bounds open WebSockets, joined or not, so that sockets that never join cannot
     /// pile up beyond the room's size.
     connections: Arc<Semaphore>,
+    /// Each visitor's rate limit, over all of their connections and sessions.
+    visitors: KeyedBuckets<VisitorKey>,
     ctx: TabContext,
 }
+
+/// The fewest visitors with a rate-limit bucket that a room keeps apart before it refuses
+/// newcomers' actions (each costs a few dozen bytes).
+const MAX_VISITORS: usize = 64 * 1024;
 
 impl Mode for ChatMode {
     const NAME: &'static str = "chat";
@@ -59,19 +66,18 @@ impl Mode for ChatMode {
     }
 
     fn build(config: ChatConfig, ctx: TabContext) -> Result<Self, BuildError> {
-        let room = Arc::new(Room::new(
-            config.max_members,
-            config.max_message_bytes,
-            ctx.clone(),
-        ));
+        let room = Arc::new(Room::new(&config, ctx.clone()));
         // Room for every member, plus pages reconnecting and sockets not yet joined.
         let connections = config.max_members + config.max_members / 2 + 16;
+        // Visitors who acted recently: a few per connection slot, or the room's largest size.
+        let visitors = KeyedBuckets::new(config.rate_limit, (connections * 4).max(MAX_VISITORS));
         Ok(Self {
             chat: Arc::new(Chat {
                 config,
                 room,
                 sessions: nojs::Sessions::default(),
                 connections: Arc::new(Semaphore::new(connections)),
+                visitors,
                 ctx,
             }),
         })

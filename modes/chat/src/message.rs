@@ -108,4 +108,40 @@ mod tests {
             "a\nb\nc"
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any text gets an answer; an accepted message fits the limit, has no control
+            /// character but line feeds and tabs, no carriage return, and no white space at
+            /// either end.
+            #[test]
+            fn accepted_messages_keep_the_rules(
+                text in prop::collection::vec(
+                    prop_oneof![
+                        any::<char>(),
+                        prop::sample::select(vec!['\r', '\n', '\t', ' ', '\u{1B}', '\u{85}']),
+                    ],
+                    0..64,
+                ).prop_map(|chars| chars.into_iter().collect::<String>()),
+                max in 1usize..80,
+            ) {
+                let Ok(message) = check_message(&text, max) else {
+                    return Ok(());
+                };
+                prop_assert!(message.len() <= max);
+                prop_assert!(!message.is_empty());
+                prop_assert!(!message.contains('\r'));
+                prop_assert!(
+                    message.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'),
+                    "{message:?}"
+                );
+                prop_assert_eq!(message.trim(), message.as_str());
+                prop_assert_eq!(check_message(&message, max), Ok(message.clone()));
+            }
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! Usernames: the rules a chosen name must meet, the key that makes names unique ignoring
-//! case, and random readable names for newcomers.
+//! Usernames: the rules a chosen name must meet, the keys that make names unique ignoring
+//! case and look-alike characters, and random readable names for newcomers.
 
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -103,6 +103,37 @@ pub(crate) fn name_key(name: &str) -> String {
         .to_lowercase()
         .nfkc()
         .collect()
+}
+
+/// Everything a name must not share with a present member's: its case-folded [`name_key`],
+/// and the confusable skeletons (UTS #39) of the name as shown and of that key.
+///
+/// A skeleton maps every character to the prototype of its class of look-alikes (Cyrillic
+/// `а` and Latin `a`, `l` and `I`, `rn` and `m`), so two names with the same skeleton can pass
+/// for each other on screen. Skeletons are case-sensitive (`I` looks like `l`, `i` does not),
+/// hence two of them: `аlice` meets `alice` through the shown name, `Аlice` (Cyrillic capital)
+/// meets `alice` through the folded key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NameKeys {
+    /// [`name_key`] of the name.
+    pub(crate) key: String,
+    /// The skeleton of the name as shown, and the skeleton of `key` (often the same).
+    pub(crate) skeletons: [String; 2],
+}
+
+impl NameKeys {
+    /// The keys of a normalised name. Linear in the name's length, which is bounded.
+    pub(crate) fn of(name: &str) -> Self {
+        let key = name_key(name);
+        let skeletons = [skeleton(name), skeleton(&key)];
+        Self { key, skeletons }
+    }
+}
+
+/// The UTS #39 skeleton of `text` (variation selectors and other default-ignorable
+/// characters dropped, as they draw nothing).
+fn skeleton(text: &str) -> String {
+    unicode_security::skeleton(text).collect()
 }
 
 /// The standard variation selectors, which choose how the character before them is drawn.
@@ -394,6 +425,39 @@ mod tests {
         assert_ne!(name_key("ann"), name_key("anne"));
     }
 
+    fn looks_alike(a: &str, b: &str) -> bool {
+        let (a, b) = (NameKeys::of(a), NameKeys::of(b));
+        a.skeletons.iter().any(|s| b.skeletons.contains(s))
+    }
+
+    /// Regression (issue 9, look-alike names): "аlice" with a Cyrillic а passed as a second
+    /// person next to "alice".
+    #[test]
+    fn look_alike_names_share_a_skeleton() {
+        assert!(looks_alike("\u{430}lice", "alice"), "Cyrillic a");
+        assert!(
+            looks_alike("\u{410}lice", "alice"),
+            "Cyrillic capital A, through the key"
+        );
+        assert!(looks_alike("\u{410}LICE", "ALICE"));
+        assert!(looks_alike("Ilya", "llya"), "capital I and small L");
+        assert!(looks_alike("paypa1", "paypal"), "digit one and small L");
+        assert!(looks_alike("rnary", "mary"), "r n and m");
+        assert!(looks_alike("\u{3BF}tto", "otto"), "Greek omicron");
+        assert!(
+            looks_alike("Ann\u{FE0F}", "ann"),
+            "a variation selector draws nothing"
+        );
+        // Case is still ignored, and different names stay different.
+        assert!(looks_alike("ALICE", "alice"));
+        assert!(!looks_alike("alice", "alicia"));
+        assert!(
+            !looks_alike("\u{410}\u{43B}\u{438}\u{441}\u{430}", "alice"),
+            "Алиса is another name"
+        );
+        assert!(!looks_alike("bob", "rob"));
+    }
+
     #[test]
     fn random_names_are_valid_and_varied() {
         let mut seen = std::collections::HashSet::new();
@@ -404,5 +468,132 @@ mod tests {
             seen.insert(name);
         }
         assert!(seen.len() > 150, "only {} distinct names", seen.len());
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Characters that can disguise a name: controls, bidi controls and isolates,
+        /// zero-width and other invisible or blank characters, line separators.
+        const DISGUISING: &[char] = &[
+            '\u{0}',
+            '\n',
+            '\t',
+            '\u{1B}',
+            '\u{7F}',
+            '\u{85}',
+            '\u{9B}',
+            '\u{AD}',
+            '\u{34F}',
+            '\u{61C}',
+            '\u{115F}',
+            '\u{1160}',
+            '\u{17B4}',
+            '\u{180E}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2060}',
+            '\u{2061}',
+            '\u{2062}',
+            '\u{2063}',
+            '\u{2064}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{2800}',
+            '\u{3164}',
+            '\u{FEFF}',
+            '\u{FFA0}',
+            '\u{E0001}',
+            '\u{E0041}',
+            '\u{E000}',
+            '\u{F0000}',
+        ];
+
+        /// Names as a hostile visitor would try them: letters, look-alikes, marks, spaces,
+        /// and every disguising character, mixed.
+        fn wild_name() -> impl Strategy<Value = String> {
+            let c = prop_oneof![
+                3 => any::<char>(),
+                2 => prop::sample::select(DISGUISING.to_vec()),
+                2 => prop::sample::select(vec![
+                    'a', 'A', '\u{430}', '\u{410}', 'l', 'I', '1', ' ', '\u{A0}', '\u{3000}',
+                    '\u{301}', '\u{316}', '\u{FE0F}', '\u{FB03}', '\u{1E9E}', '\u{DF}',
+                ]),
+            ];
+            prop::collection::vec(c, 0..48).prop_map(|chars| chars.into_iter().collect())
+        }
+
+        fn is_mark(c: char) -> bool {
+            c.general_category_group() == GeneralCategoryGroup::Mark
+        }
+
+        proptest! {
+            /// Any input gets an answer, and an accepted name keeps every rule: 1 to 32
+            /// characters, no disguising character, no space at either end or two in a
+            /// row, no leading or piled-up marks; and it is its own normal form.
+            #[test]
+            fn accepted_names_keep_the_rules(raw in wild_name()) {
+                let Ok(name) = normalize_name(&raw) else {
+                    return Ok(());
+                };
+                let chars: Vec<char> = name.chars().collect();
+                prop_assert!((1..=MAX_NAME_CHARS).contains(&chars.len()), "{name:?}");
+                for &c in &chars {
+                    prop_assert!(!DISGUISING.contains(&c), "{name:?} has U+{:04X}", u32::from(c));
+                    prop_assert!(!c.is_control(), "{name:?}");
+                    prop_assert!(c == ' ' || !c.is_whitespace(), "{name:?}");
+                    prop_assert!(
+                        !matches!(
+                            c.general_category(),
+                            GeneralCategory::Format
+                                | GeneralCategory::PrivateUse
+                                | GeneralCategory::Unassigned
+                                | GeneralCategory::LineSeparator
+                                | GeneralCategory::ParagraphSeparator
+                        ),
+                        "{name:?} has U+{:04X}",
+                        u32::from(c)
+                    );
+                }
+                prop_assert!(!name.starts_with(' ') && !name.ends_with(' '), "{name:?}");
+                prop_assert!(!name.contains("  "), "{name:?}");
+                prop_assert!(!is_mark(chars[0]), "{name:?}");
+                prop_assert!(
+                    chars.windows(MAX_MARKS_IN_A_ROW + 1).all(|w| !w.iter().all(|&c| is_mark(c))),
+                    "{name:?}"
+                );
+                prop_assert_eq!(normalize_name(&name), Ok(name.clone()));
+            }
+
+            /// Keys are a function of what is shown: names that differ only in case have
+            /// the same key and the same skeletons, and computing them never panics.
+            #[test]
+            fn keys_ignore_case(raw in wild_name()) {
+                let Ok(name) = normalize_name(&raw) else {
+                    return Ok(());
+                };
+                let keys = NameKeys::of(&name);
+                prop_assert_eq!(&keys.key, &name_key(&keys.key), "the key is its own key");
+                if let Ok(upper) = normalize_name(&name.to_uppercase()) {
+                    prop_assert_eq!(NameKeys::of(&upper).key, keys.key.clone());
+                    let upper = NameKeys::of(&upper);
+                    prop_assert_eq!(&upper.skeletons[1], &keys.skeletons[1]);
+                }
+            }
+        }
     }
 }

@@ -203,8 +203,8 @@ fn not_in_room(chat: &Chat) -> Response {
 /// An action refused: the reason, to this visitor only, and the way back.
 fn refused(chat: &Chat, err: &ActionError, back: &str) -> Response {
     let status = match err {
-        ActionError::RoomFull => StatusCode::SERVICE_UNAVAILABLE,
-        ActionError::NameTaken(_) => StatusCode::CONFLICT,
+        ActionError::RoomFull | ActionError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ActionError::NameTaken(_) | ActionError::NameLooksAlike { .. } => StatusCode::CONFLICT,
         ActionError::Message(MessageError::TooLong { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
         ActionError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ActionError::Gone => StatusCode::GONE,

@@ -334,3 +334,39 @@ async fn the_join_page_and_the_start_page_offer_the_plain_chat() {
     assert!(index.contains("action=\"/nojs/join\""), "{index}");
     assert!(index.contains("href=\"/nojs\""), "{index}");
 }
+
+/// Regression (issue 9, look-alike names), without JavaScript: "аlice" (Cyrillic а) joined
+/// and renamed next to "alice".
+#[tokio::test]
+async fn a_look_alike_name_is_refused_without_javascript() {
+    let tab = tab("");
+    join(&tab.router, "alice").await;
+    let other = join(&tab.router, "\u{430}lice").await;
+    let mut page = open(&tab.router, &other).await;
+    let head = page.read_until("</li>").await;
+    assert!(head.contains("looks too much like"), "{head}");
+    assert!(!head.contains("You are <strong><bdi>\u{430}lice"), "{head}");
+    let response = post_form(
+        &tab.router,
+        &format!("{other}/rename"),
+        &[("name", "AL\u{406}CE")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(text(response).await.contains("looks too much like"));
+}
+
+/// Regression (issue 9, room-wide floods), without JavaScript: joins beyond the room's join
+/// limit are refused with 503 and nobody hears of them.
+#[tokio::test]
+async fn joins_beyond_the_join_limit_are_refused_without_javascript() {
+    let tab = tab("[join_limit]\nburst = 2\njoins_per_minute = 1");
+    let ann = join(&tab.router, "ann").await;
+    join(&tab.router, "bo").await;
+    let response = post_form(&tab.router, "/nojs/join", &[("name", "cy")]).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(text(response).await.contains("try again in a moment"));
+    let mut page = open(&tab.router, &ann).await;
+    let head = page.read_until("<ol class=\"log nojs-log\">").await;
+    assert!(head.contains("Here when this page loaded (2)"), "{head}");
+}

@@ -60,6 +60,11 @@ impl ServerMessage {
 
 /// Parses a request; the error is a sentence for the sender only (it may quote their input).
 pub(crate) fn parse_request(text: &str) -> Result<ClientRequest, String> {
+    // serde also reads a tagged enum from an array (`["send", "hi"]`); the protocol is
+    // objects only, so that there is one way to write each request.
+    if !text.trim_start().starts_with('{') {
+        return Err("a request is a JSON object with a \"type\"".to_owned());
+    }
     serde_json::from_str(text).map_err(|err| err.to_string())
 }
 
@@ -122,6 +127,9 @@ mod tests {
             "{}",
             r#"{"type":"send"}"#,
             r#"{"type":"send","text":5}"#,
+            // Found by the property tests: serde reads a tagged enum from an array too.
+            r#"["send","hi"]"#,
+            r#" ["join"]"#,
         ] {
             assert!(parse_request(bad).is_err(), "{bad} accepted");
         }
@@ -135,5 +143,110 @@ mod tests {
         }
         .to_json();
         assert_eq!(json, r#"{"type":"renamed","from":"a","to":"b"}"#);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        use super::*;
+
+        /// Text that a hostile page might send: any characters, with JSON's own syntax and
+        /// escapes over-represented.
+        fn wild_text() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                any::<char>().prop_map(String::from),
+                prop::sample::select(vec![
+                    "{", "}", "[", "]", "\"", ":", ",", "\\", "\\u0000", "\\ud800", "type", "join",
+                    "send", "rename", "leave", "null", "1e999", " ",
+                ])
+                .prop_map(String::from),
+            ];
+            prop::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+        }
+
+        /// Any JSON value, a few levels deep.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<String>().prop_map(Value::from),
+                prop::sample::select(vec!["join", "send", "rename", "leave", "welcome"])
+                    .prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    prop::collection::btree_map(
+                        prop::sample::select(vec!["type", "name", "text", "resume", "from"])
+                            .prop_map(String::from),
+                        inner,
+                        0..4
+                    )
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// Whatever a page sends, parsing answers (a request or a sentence) and never
+            /// panics.
+            #[test]
+            fn parsing_never_panics(text in wild_text()) {
+                let _ = parse_request(&text);
+            }
+
+            /// A request that parses names only the fields of its type: a JSON object whose
+            /// keys are all known to that type, so nothing (a sender, a victim) rides along.
+            #[test]
+            fn parsed_requests_carry_only_their_own_fields(value in json_value()) {
+                let Ok(request) = parse_request(&value.to_string()) else {
+                    return Ok(());
+                };
+                let object = value.as_object().expect("only objects parse");
+                let allowed: &[&str] = match request {
+                    ClientRequest::Join { .. } => &["type", "name", "resume"],
+                    ClientRequest::Send { .. } => &["type", "text"],
+                    ClientRequest::Rename { .. } => &["type", "name"],
+                    ClientRequest::Leave {} => &["type"],
+                };
+                prop_assert!(object.keys().all(|k| allowed.contains(&k.as_str())), "{value}");
+            }
+
+            /// Every field a page can fill comes through exactly, whatever it contains.
+            #[test]
+            fn valid_requests_keep_their_text(text in any::<String>(), other in any::<String>()) {
+                let parse = |v: Value| parse_request(&v.to_string());
+                prop_assert_eq!(
+                    parse(json!({"type": "send", "text": text})),
+                    Ok(ClientRequest::Send { text: text.clone() })
+                );
+                prop_assert_eq!(
+                    parse(json!({"type": "rename", "name": text})),
+                    Ok(ClientRequest::Rename { name: text.clone() })
+                );
+                prop_assert_eq!(
+                    parse(json!({"type": "join", "name": text, "resume": other})),
+                    Ok(ClientRequest::Join { name: Some(text), resume: Some(other) })
+                );
+            }
+
+            /// What the server sends is one line of valid JSON with no raw control
+            /// characters, and decodes to the same message.
+            #[test]
+            fn server_messages_encode_faithfully(from in any::<String>(), text in any::<String>()) {
+                for message in [
+                    ServerMessage::Message { from: from.clone(), text: text.clone() },
+                    ServerMessage::Renamed { from: from.clone(), to: text.clone() },
+                    ServerMessage::Error { code: from.clone(), message: text.clone() },
+                ] {
+                    let json = message.to_json();
+                    prop_assert!(!json.chars().any(char::is_control), "{json:?}");
+                    let back: ServerMessage = serde_json::from_str(&json).expect("valid JSON");
+                    prop_assert_eq!(back, message);
+                }
+            }
+        }
     }
 }

@@ -6,13 +6,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use onionhost_sdk::axum::extract::ws::Utf8Bytes;
 use onionhost_sdk::{CancellationToken, TabContext, TabEvent};
 use tokio::sync::broadcast;
 
+use crate::config::ChatConfig;
+use crate::limit::TokenBucket;
 use crate::message::{MessageError, check_message};
-use crate::names::{NameError, name_key, normalize_name, random_name};
+use crate::names::{NameError, NameKeys, normalize_name, random_name};
 use crate::protocol::ServerMessage;
 
 /// How many events a member may fall behind before it is disconnected (its page reconnects):
@@ -48,9 +51,23 @@ pub(crate) enum ActionError {
     /// The room holds `max_members` already.
     #[error("The room is full; try again later.")]
     RoomFull,
+    /// The room-wide join limit is exhausted (`join_limit`).
+    #[error("Many people are joining right now; try again in a moment.")]
+    Busy,
     /// Another member has this name (ignoring case).
     #[error("The name \u{201C}{0}\u{201D} is taken; choose another.")]
     NameTaken(String),
+    /// The name looks like a present member's (same confusable skeleton), so it could pass
+    /// for them.
+    #[error(
+        "The name \u{201C}{wanted}\u{201D} looks too much like \u{201C}{like}\u{201D}, who is here; choose another."
+    )]
+    NameLooksAlike {
+        /// The name asked for.
+        wanted: String,
+        /// The present member's name it could pass for.
+        like: String,
+    },
     /// The name breaks a rule.
     #[error(transparent)]
     Name(#[from] NameError),
@@ -79,7 +96,9 @@ impl ActionError {
     pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::RoomFull => "room_full",
-            Self::NameTaken(_) => "name_taken",
+            Self::Busy => "room_busy",
+            // The same code as a taken name: pages treat both alike.
+            Self::NameTaken(_) | Self::NameLooksAlike { .. } => "name_taken",
             Self::Name(_) => "name_invalid",
             Self::Message(_) => "message_invalid",
             Self::RateLimited => "rate_limited",
@@ -103,6 +122,8 @@ type MemberId = u64;
 
 struct Member {
     name: String,
+    /// The keys of `name` in the room's indexes.
+    keys: NameKeys,
     /// The secret that lets a reconnecting page take this member back (WebSocket only).
     resume: Option<String>,
     /// Which connection holds the member; bumped when a reconnect takes it over, so that
@@ -112,12 +133,71 @@ struct Member {
     replaced: CancellationToken,
 }
 
-#[derive(Default)]
 struct RoomState {
     members: HashMap<MemberId, Member>,
-    /// [`name_key`] of every member's name, in order: the member list is sorted by it.
+    /// The case-folded key of every member's name, in order: the member list is sorted by it.
     keys: BTreeMap<String, MemberId>,
+    /// The confusable skeletons of every member's name ([`NameKeys`]), so that a name that
+    /// looks like a present one is found with two lookups, not by comparing it with everyone.
+    skeletons: HashMap<String, MemberId>,
     next_id: MemberId,
+    /// The room-wide join limit.
+    joins: TokenBucket,
+}
+
+/// How a wanted name meets a present member's.
+enum Clash {
+    /// The same name, ignoring case.
+    Same(MemberId),
+    /// A different name that looks the same.
+    LooksAlike(MemberId),
+}
+
+impl RoomState {
+    /// Whether a name with `keys` meets the name of a member other than `except`.
+    fn clash(&self, keys: &NameKeys, except: Option<MemberId>) -> Option<Clash> {
+        let other = |id: &&MemberId| Some(**id) != except;
+        if let Some(&id) = self.keys.get(&keys.key).filter(other) {
+            return Some(Clash::Same(id));
+        }
+        keys.skeletons
+            .iter()
+            .find_map(|skeleton| self.skeletons.get(skeleton).filter(other))
+            .map(|&id| Clash::LooksAlike(id))
+    }
+
+    /// The error for a name that meets `clash`.
+    fn refusal(&self, wanted: String, clash: &Clash) -> ActionError {
+        match clash {
+            Clash::Same(_) => ActionError::NameTaken(wanted),
+            Clash::LooksAlike(id) => ActionError::NameLooksAlike {
+                wanted,
+                like: self
+                    .members
+                    .get(id)
+                    .map(|m| m.name.clone())
+                    .unwrap_or_default(),
+            },
+        }
+    }
+
+    fn index(&mut self, id: MemberId, keys: &NameKeys) {
+        self.keys.insert(keys.key.clone(), id);
+        for skeleton in &keys.skeletons {
+            self.skeletons.insert(skeleton.clone(), id);
+        }
+    }
+
+    fn unindex(&mut self, id: MemberId, keys: &NameKeys) {
+        if self.keys.get(&keys.key) == Some(&id) {
+            self.keys.remove(&keys.key);
+        }
+        for skeleton in &keys.skeletons {
+            if self.skeletons.get(skeleton) == Some(&id) {
+                self.skeletons.remove(skeleton);
+            }
+        }
+    }
 }
 
 /// One chat room. Shared by every connection of one tab, and by nothing else.
@@ -167,13 +247,24 @@ pub(crate) struct Membership {
 
 impl Room {
     /// An empty room for one tab.
-    pub(crate) fn new(max_members: usize, max_message_bytes: usize, ctx: TabContext) -> Self {
-        let (events, _) = broadcast::channel(event_backlog(max_members));
+    pub(crate) fn new(config: &ChatConfig, ctx: TabContext) -> Self {
+        let (events, _) = broadcast::channel(event_backlog(config.max_members));
+        let joins = TokenBucket::with(
+            config.join_limit.joins_per_minute,
+            config.join_burst(),
+            Instant::now(),
+        );
         Self {
-            state: Mutex::new(RoomState::default()),
+            state: Mutex::new(RoomState {
+                members: HashMap::new(),
+                keys: BTreeMap::new(),
+                skeletons: HashMap::new(),
+                next_id: 0,
+                joins,
+            }),
             events,
-            max_members,
-            max_message_bytes,
+            max_members: config.max_members,
+            max_message_bytes: config.max_message_bytes,
             ctx,
         }
     }
@@ -189,34 +280,45 @@ impl Room {
             }
             None => None,
         };
+        let wanted = wanted.map(|name| {
+            let keys = NameKeys::of(&name);
+            (name, keys)
+        });
         let mut state = self.lock();
-        if let Some(wanted) = &wanted
-            && let Some(&id) = state.keys.get(&name_key(wanted))
+        if let Some((name, keys)) = &wanted
+            && let Some(clash) = state.clash(keys, None)
         {
-            let resumes = request.resume.is_some()
-                && state.members.get(&id).and_then(|m| m.resume.as_ref())
-                    == request.resume.as_ref();
-            if resumes {
-                return Ok(self.take_over(&mut state, id));
+            if let Clash::Same(id) = clash {
+                let resumes = request.resume.is_some()
+                    && state.members.get(&id).and_then(|m| m.resume.as_ref())
+                        == request.resume.as_ref();
+                if resumes {
+                    return Ok(self.take_over(&mut state, id));
+                }
             }
-            name_refused = Some(ActionError::NameTaken(wanted.clone()));
+            name_refused = Some(state.refusal(name.clone(), &clash));
         }
         if state.members.len() >= self.max_members {
             return Err(ActionError::RoomFull);
         }
-        let name = match wanted {
-            Some(name) if name_refused.is_none() => name,
+        // Only a newcomer costs a token: taking a member back above is silent.
+        if !state.joins.try_take(Instant::now()) {
+            return Err(ActionError::Busy);
+        }
+        let (name, keys) = match wanted {
+            Some(wanted) if name_refused.is_none() => wanted,
             _ => free_random_name(&state),
         };
         let id = state.next_id;
         state.next_id += 1;
         let resume = request.resumable.then(new_token);
         let replaced = CancellationToken::new();
-        state.keys.insert(name_key(&name), id);
+        state.index(id, &keys);
         state.members.insert(
             id,
             Member {
                 name: name.clone(),
+                keys,
                 resume: resume.clone(),
                 seat: 0,
                 replaced: replaced.clone(),
@@ -318,20 +420,20 @@ impl Membership {
     /// Changes this member's name.
     pub(crate) fn rename(&self, wanted: &str) -> Result<(), ActionError> {
         let to = normalize_name(wanted)?;
-        let key = name_key(&to);
+        let keys = NameKeys::of(&to);
         let mut state = self.room.lock();
-        if let Some(&holder) = state.keys.get(&key)
-            && holder != self.id
-        {
-            return Err(ActionError::NameTaken(to));
+        // A member may take a name that looks like their own (`alice` to `Alice`).
+        if let Some(clash) = state.clash(&keys, Some(self.id)) {
+            return Err(state.refusal(to, &clash));
         }
         let member = Room::seated(&mut state, self.id, self.seat)?;
         if member.name == to {
             return Ok(());
         }
         let from = std::mem::replace(&mut member.name, to.clone());
-        state.keys.remove(&name_key(&from));
-        state.keys.insert(key, self.id);
+        let old_keys = std::mem::replace(&mut member.keys, keys.clone());
+        state.unindex(self.id, &old_keys);
+        state.index(self.id, &keys);
         self.room.broadcast(ServerMessage::Renamed { from, to });
         Ok(())
     }
@@ -357,8 +459,9 @@ impl Drop for Membership {
             return;
         };
         let name = member.name.clone();
-        state.members.remove(&self.id);
-        state.keys.remove(&name_key(&name));
+        if let Some(member) = state.members.remove(&self.id) {
+            state.unindex(self.id, &member.keys);
+        }
         self.room.broadcast(ServerMessage::Left { name });
         let present = state.members.len();
         drop(state);
@@ -376,18 +479,19 @@ fn member_names(state: &RoomState) -> Vec<String> {
         .collect()
 }
 
-fn free_random_name(state: &RoomState) -> String {
-    for _ in 0..RANDOM_NAME_ATTEMPTS {
-        let name = random_name();
-        if !state.keys.contains_key(&name_key(&name)) {
-            return name;
-        }
+/// A random name that meets no present member's, with its keys.
+fn free_random_name(state: &RoomState) -> (String, NameKeys) {
+    let free = |name: String| {
+        let keys = NameKeys::of(&name);
+        state.clash(&keys, None).is_none().then_some((name, keys))
+    };
+    if let Some(found) = (0..RANDOM_NAME_ATTEMPTS).find_map(|_| free(random_name())) {
+        return found;
     }
     // A crowded room: numbered names run out only after as many tries as there are members.
     (state.next_id..)
-        .map(|n| format!("guest-{n}"))
-        .find(|name| !state.keys.contains_key(&name_key(name)))
-        .unwrap_or_default()
+        .find_map(|n| free(format!("guest-{n}")))
+        .unwrap_or_else(|| (String::new(), NameKeys::of("")))
 }
 
 /// A secret for a URL or a resume: 128 random bits from the OS-seeded CSPRNG, in hex.

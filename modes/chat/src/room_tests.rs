@@ -8,6 +8,7 @@ use onionhost_sdk::{CancellationToken, TabContext, TabEvent};
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::*;
+use crate::names::name_key;
 
 struct Fixture {
     room: Arc<Room>,
@@ -24,7 +25,14 @@ fn room(max_members: usize) -> Fixture {
         |_| {},
     );
     Fixture {
-        room: Arc::new(Room::new(max_members, 64, ctx)),
+        room: Arc::new(Room::new(
+            &ChatConfig {
+                max_members,
+                max_message_bytes: 64,
+                ..ChatConfig::default()
+            },
+            ctx,
+        )),
         reported,
     }
 }
@@ -143,6 +151,157 @@ fn names_are_unique_ignoring_case() {
         other.membership.rename("GROẞ"),
         Err(ActionError::NameTaken("GROẞ".into()))
     );
+}
+
+/// Regression (issue 9, look-alike names): "аlice" with a Cyrillic а joined next to "alice"
+/// as a second person.
+#[test]
+fn a_name_that_looks_like_a_present_members_is_refused() {
+    let f = room(10);
+    let mut alice = join(&f.room, "alice");
+    let fake = join(&f.room, "\u{430}lice");
+    assert_eq!(
+        fake.name_refused,
+        Some(ActionError::NameLooksAlike {
+            wanted: "\u{430}lice".into(),
+            like: "alice".into()
+        })
+    );
+    assert_eq!(
+        fake.name_refused.as_ref().map(ActionError::code),
+        Some("name_taken")
+    );
+    let message = fake.name_refused.as_ref().map(ToString::to_string).unwrap();
+    assert!(
+        message.contains("looks too much like \u{201C}alice\u{201D}"),
+        "{message}"
+    );
+    assert_ne!(
+        fake.name, "\u{430}lice",
+        "joined under a random name instead"
+    );
+    // A Cyrillic capital, through the case-folded key; and a rename is refused the same way.
+    let other = join(&f.room, "\u{410}LICE");
+    assert!(matches!(
+        other.name_refused,
+        Some(ActionError::NameLooksAlike { .. })
+    ));
+    drain(&mut alice.events);
+    assert!(matches!(
+        fake.membership.rename("al\u{456}ce"),
+        Err(ActionError::NameLooksAlike { .. })
+    ));
+    assert!(matches!(
+        fake.membership.rename("a\u{FE0F}lice"),
+        Err(ActionError::NameTaken(_) | ActionError::NameLooksAlike { .. })
+    ));
+    assert!(drain(&mut alice.events).is_empty(), "nobody was renamed");
+    // A member may switch to a look-alike of their own name; the old one is then free.
+    alice.membership.rename("\u{430}lice").unwrap();
+    assert!(matches!(
+        join(&f.room, "alice").name_refused,
+        Some(ActionError::NameLooksAlike { .. })
+    ));
+    drop(alice);
+    assert!(
+        join(&f.room, "alice").name_refused.is_none(),
+        "free once alice left"
+    );
+}
+
+/// A name with a look-alike part, held by one member, is also what their other names are
+/// checked against: `ilya` holds `ilya`, `llya` holds `llya`, and `Ilya` looks like the
+/// second while it is the first ignoring case.
+#[test]
+fn a_rename_is_checked_against_every_other_member() {
+    let f = room(10);
+    let ilya = join(&f.room, "ilya");
+    let _llya = join(&f.room, "llya");
+    assert!(matches!(
+        ilya.membership.rename("Ilya"),
+        Err(ActionError::NameLooksAlike { like, .. }) if like == "llya"
+    ));
+}
+
+/// The look-alike check must not make a join storm quadratic: it is a few lookups per name,
+/// never a comparison with every member. 10,000 renames checked against 10,000 members take
+/// milliseconds; comparing skeletons with everyone would take minutes.
+#[test]
+fn look_alike_checks_do_not_grow_with_the_room() {
+    let f = room(20_000);
+    let first = join(&f.room, "first");
+    {
+        // Filled directly: every join's welcome carries the member list, which is linear by
+        // design and not what this test measures.
+        let mut state = f.room.lock();
+        for n in 0..10_000 {
+            let name = format!("member-{n}");
+            let id = state.next_id;
+            state.next_id += 1;
+            let keys = NameKeys::of(&name);
+            state.index(id, &keys);
+            state.members.insert(
+                id,
+                Member {
+                    name,
+                    keys,
+                    resume: None,
+                    seat: 0,
+                    replaced: CancellationToken::new(),
+                },
+            );
+        }
+    }
+    let start = std::time::Instant::now();
+    for n in 0..10_000 {
+        // Half of them look like a member's (`rnember` is `member`), half are free.
+        let wanted = if n % 2 == 0 {
+            format!("rnember-{n}")
+        } else {
+            format!("new-{n}")
+        };
+        let result = first.membership.rename(&wanted);
+        assert_eq!(result.is_err(), n % 2 == 0, "{wanted}: {result:?}");
+    }
+    let elapsed = start.elapsed();
+    assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+}
+
+/// Regression (issue 9, room-wide floods): every reconnect was a join and a leave announced
+/// to everyone, with no limit on the room's side.
+#[test]
+fn joins_beyond_the_rooms_join_limit_are_refused_until_it_refills() {
+    let ctx = TabContext::new("test", CancellationToken::new(), |_| {}, |_| {});
+    let config = ChatConfig {
+        join_limit: crate::config::JoinLimitConfig {
+            joins_per_minute: 1,
+            burst: Some(3),
+        },
+        ..ChatConfig::default()
+    };
+    let room = Arc::new(Room::new(&config, ctx));
+    let mut first = join(&room, "ann");
+    let resume = first.resume.clone();
+    for _ in 0..2 {
+        drop(join(&room, "bo"));
+    }
+    drain(&mut first.events);
+    assert_eq!(
+        room.join(JoinRequest::default()).err(),
+        Some(ActionError::Busy)
+    );
+    assert_eq!(ActionError::Busy.code(), "room_busy");
+    // Nobody else heard anything of the refused join.
+    assert!(drain(&mut first.events).is_empty());
+    // Taking a member back is silent, so it costs nothing and still works.
+    let back = room
+        .join(JoinRequest {
+            name: Some("ann".into()),
+            resume,
+            resumable: true,
+        })
+        .unwrap();
+    assert_eq!(back.name, "ann");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::Chat;
-use crate::limit::TokenBucket;
+use crate::limit::VisitorKey;
 use crate::protocol::{ClientRequest, ServerMessage, parse_request};
 use crate::room::{ActionError, JoinRequest, Joined, Membership, RoomEvent};
 
@@ -55,6 +55,8 @@ mod close {
     pub(super) const JOIN_TIMEOUT: u16 = 4002;
     /// The room is full; the page may try again later.
     pub(super) const ROOM_FULL: u16 = 4003;
+    /// Too many joins (the room's or this visitor's limit); the page may try again later.
+    pub(super) const BUSY: u16 = 4004;
 }
 
 /// Upgrades to a WebSocket, with the room's size limits on every frame and message.
@@ -84,7 +86,9 @@ pub(crate) async fn upgrade(
         .write_buffer_size(IO_BUFFER)
         .max_write_buffer_size(WRITE_BUFFER + max)
         .on_upgrade(move |socket| async move {
-            Connection::new(chat, socket).run().await;
+            Connection::new(chat, socket, VisitorKey::connection())
+                .run()
+                .await;
             drop(permit);
             drop(guard);
         })
@@ -133,7 +137,8 @@ enum Next {
 struct Connection {
     chat: Arc<Chat>,
     socket: WebSocket,
-    bucket: TokenBucket,
+    /// Whose rate limit this connection's requests cost.
+    visitor: VisitorKey,
     membership: Option<Membership>,
     events: Option<broadcast::Receiver<Arc<RoomEvent>>>,
     /// Cancelled when a newer connection takes the member over; a token that is never
@@ -143,12 +148,11 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(chat: Arc<Chat>, socket: WebSocket) -> Self {
-        let bucket = TokenBucket::new(chat.config.rate_limit, std::time::Instant::now());
+    fn new(chat: Arc<Chat>, socket: WebSocket, visitor: VisitorKey) -> Self {
         Self {
             chat,
             socket,
-            bucket,
+            visitor,
             membership: None,
             events: None,
             replaced: CancellationToken::new(),
@@ -227,8 +231,20 @@ impl Connection {
         };
         // Every frame that gets an answer costs a token, the ones refused included, so that
         // no kind of frame makes the server write without limit.
-        if !self.bucket.try_take(std::time::Instant::now()) {
-            return self.reply(&ActionError::RateLimited.to_message()).await;
+        if !self
+            .chat
+            .visitors
+            .try_take(self.visitor, std::time::Instant::now())
+        {
+            if let Next::Drop = self.reply(&ActionError::RateLimited.to_message()).await {
+                return Next::Drop;
+            }
+            // A page reconnecting too often: it retries with backoff rather than wait for
+            // the join timeout.
+            return match self.membership {
+                Some(_) => Next::Continue,
+                None => Next::Close(close::BUSY, "Too many joins; try again later."),
+            };
         }
         let Some(text) = text else {
             let err = ActionError::BadRequest("requests are JSON text frames".into());
@@ -268,7 +284,12 @@ impl Connection {
             Ok(joined) => joined,
             Err(err) => {
                 let _ = self.reply(&err.to_message()).await;
-                return Next::Close(close::ROOM_FULL, "The room is full.");
+                return match err {
+                    ActionError::Busy => {
+                        Next::Close(close::BUSY, "Too many joins; try again later.")
+                    }
+                    _ => Next::Close(close::ROOM_FULL, "The room is full."),
+                };
             }
         };
         let Joined {

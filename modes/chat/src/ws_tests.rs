@@ -288,15 +288,11 @@ async fn binary_frames_count_against_the_rate_limit_too() {
             .unwrap();
         client.error("bad_request").await;
     }
-    // The bucket is empty: a refused kind of frame gets the same answer as any other.
-    client
-        .ws
-        .send(Message::binary(vec![0u8; 16]))
-        .await
-        .unwrap();
-    client.error("rate_limited").await;
+    // The bucket is empty: the join is refused like any other frame, and the page is told
+    // to come back later rather than wait for the join timeout.
     client.send(json!({"type": "join"})).await;
     client.error("rate_limited").await;
+    assert_eq!(u16::from(client.closed().await.unwrap().code), 4004);
 }
 
 #[tokio::test]
@@ -430,4 +426,54 @@ async fn the_host_hears_how_many_are_present_and_never_a_name() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert_eq!(tab.events(), expected);
+}
+
+/// Regression (issue 9, look-alike names): "аlice" with a Cyrillic а joined next to "alice"
+/// as a second person; the join now gets a random name and says why, and so does a rename.
+#[tokio::test]
+async fn a_look_alike_name_is_refused_on_join_and_rename() {
+    let (_tab, addr) = serve("").await;
+    let (mut alice, _) = join(addr, "alice").await;
+    let (mut fake, welcome) = join(addr, "\u{430}lice").await;
+    assert_ne!(welcome["you"], "\u{430}lice", "{welcome}");
+    let why = fake.error("name_taken").await;
+    assert!(
+        why.contains("looks too much like \u{201C}alice\u{201D}"),
+        "{why}"
+    );
+    assert_eq!(alice.next().await, joined(welcome["you"].as_str().unwrap()));
+    fake.send(json!({"type": "rename", "name": "ALIC\u{415}"}))
+        .await;
+    assert!(
+        fake.error("name_taken")
+            .await
+            .contains("looks too much like")
+    );
+}
+
+/// Regression (issue 9, room-wide floods): each reconnect joined anew and was announced,
+/// without any limit on the room's side. Beyond the room's join limit a page is refused and
+/// closed with 4004 (its page retries later), and nobody hears of it.
+#[tokio::test]
+async fn joins_beyond_the_rooms_join_limit_are_refused() {
+    let (_tab, addr) = serve("[join_limit]\nburst = 3\njoins_per_minute = 1").await;
+    let (mut ann, _) = join(addr, "ann").await;
+    for name in ["bo", "cy"] {
+        let (mut member, _) = join(addr, name).await;
+        assert_eq!(ann.next().await, joined(name));
+        member.send(json!({"type": "leave"})).await;
+        member.closed().await;
+        assert_eq!(ann.next().await, json!({"type": "left", "name": name}));
+    }
+    let mut late = connect(addr).await;
+    late.send(json!({"type": "join", "name": "dee"})).await;
+    late.error("room_busy").await;
+    assert_eq!(u16::from(late.closed().await.unwrap().code), 4004);
+    ann.send(json!({"type": "send", "text": "still here"}))
+        .await;
+    assert_eq!(
+        ann.next().await,
+        message("ann", "still here"),
+        "no join or leave of dee"
+    );
 }
