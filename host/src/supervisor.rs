@@ -4,11 +4,13 @@
 //! panics, or whose transport fails is marked failed and reported; the other tabs go on. The
 //! host ends when every tab has ended. The first Ctrl-C / SIGTERM stops every tab: no new
 //! visitor gets in, transfers in flight run to their end (as OnionShare does, since a cut
-//! download is lost); a second one closes every connection at once.
+//! download is lost), other connections get [`SHUTDOWN_GRACE`]; a second one closes every
+//! connection at once.
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use futures::StreamExt as _;
@@ -21,6 +23,12 @@ use crate::config::{HostConfig, TabConfig};
 use crate::console::Console;
 use crate::modes::{Registry, TabFactory};
 use crate::transport::Transport;
+
+/// How long, after the first Ctrl-C or SIGTERM, connections that carry no transfer (a page
+/// being written, a request a mode keeps waiting) may run on. Transfers in flight are waited
+/// for however long they take; once they have ended and this has passed, whatever is left is
+/// closed.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How the host's run ended.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -49,10 +57,12 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
     force_close: CancellationToken,
 ) -> Summary {
+    // What closes the connections: the second signal, or the end of the first one's grace.
+    let close = force_close.child_token();
     let shared = Shared {
         transport: Arc::new(transport),
         console: console.clone(),
-        force_close: force_close.clone(),
+        force_close: close.clone(),
     };
     let mut tabs = JoinSet::new();
     let config_dir = config.source.as_deref().and_then(Path::parent);
@@ -104,12 +114,19 @@ pub(crate) async fn run(
         ));
     }
     let mut closing = false;
+    let grace = async {
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        console.transfers_ended().await;
+        close.cancel();
+    };
+    tokio::pin!(grace);
     loop {
         tokio::select! {
             joined = tabs.join_next() => match joined {
                 Some(joined) => finish(&console, joined),
                 None => return summary,
             },
+            () = &mut grace, if !close.is_cancelled() => {}
             () = force_close.cancelled(), if !closing => {
                 closing = true;
                 console.host("stopping at once: closing every connection");
@@ -508,6 +525,7 @@ mod tests {
                         "bye"
                     }),
                 )
+                .route("/hang", get(std::future::pending::<&'static str>))
         }
     }
 
@@ -644,6 +662,40 @@ mod tests {
                 failed: 0
             }
         );
+    }
+
+    /// A connection that carries no transfer (a request a mode never answers) does not hold
+    /// the host after the first signal for more than the grace.
+    #[tokio::test]
+    async fn the_first_signal_closes_what_is_not_a_transfer_after_the_grace() {
+        let console = Console::default();
+        let (shutdown, force_close) = (CancellationToken::new(), CancellationToken::new());
+        let (addr, host) = slow_host("hangs", &console, &shutdown, &force_close).await;
+        let mut hanging = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        hanging
+            .write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // The tab has taken the connection once a later one is answered.
+        assert!(
+            get_text(&addr, "/nothing")
+                .await
+                .starts_with("HTTP/1.1 404")
+        );
+        tokio::time::pause();
+        let stopping = tokio::time::Instant::now();
+        shutdown.cancel();
+        assert_eq!(
+            host.await.unwrap(),
+            Summary {
+                stopped: 1,
+                failed: 0
+            }
+        );
+        assert!(stopping.elapsed() >= SHUTDOWN_GRACE);
+        let mut rest = Vec::new();
+        let _ = hanging.read_to_end(&mut rest).await;
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
     }
 
     /// The second Ctrl-C or SIGTERM closes the connections still open at once.
