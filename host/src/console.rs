@@ -143,12 +143,24 @@ impl Console {
                 let how = match outcome {
                     TransferOutcome::Completed => "finished",
                     TransferOutcome::Cancelled => "cancelled",
+                    TransferOutcome::Failed => "failed",
+                };
+                // A failure is the host's side: say so, so that nobody blames the visitor.
+                let why = match (outcome, direction) {
+                    (TransferOutcome::Failed, Direction::Download) => {
+                        "; a shared file changed, was deleted or could not be read after \
+                         sharing started"
+                    }
+                    (TransferOutcome::Failed, Direction::Upload) => {
+                        "; the host could not finish it"
+                    }
+                    _ => "",
                 };
                 let saved = saved_to
                     .map(|s| format!(", saved in {s}"))
                     .unwrap_or_default();
                 format!(
-                    "{} #{id} {how}: {} in {:.1} s ({}/s){saved}",
+                    "{} #{id} {how}: {} in {:.1} s ({}/s){saved}{why}",
                     noun(direction),
                     human_bytes(bytes),
                     elapsed.as_secs_f64(),
@@ -273,6 +285,34 @@ mod tests {
         for line in &lines {
             assert!(!line.chars().any(char::is_control), "{line:?}");
         }
+    }
+
+    /// Regression (issue 9): a download the host could not finish (the shared file changed
+    /// or became unreadable) was shown as "cancelled", which blames the visitor.
+    #[test]
+    fn a_failed_download_says_why_and_not_cancelled() {
+        let console = Console::default();
+        console.event(
+            "t",
+            TabEvent::TransferFinished {
+                id: 7,
+                bytes: 10,
+                outcome: TransferOutcome::Failed,
+                saved_to: None,
+            },
+        );
+        let line = &console.lines()[0];
+        assert!(
+            line.starts_with("[t] download #7 failed: 10 B in "),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(
+                "; a shared file changed, was deleted or could not be read after sharing started"
+            ),
+            "{line}"
+        );
+        assert!(!line.contains("cancelled"), "{line}");
     }
 
     #[test]

@@ -67,10 +67,10 @@ fn host_config(
     registry: &Registry,
 ) -> anyhow::Result<Option<(HostConfig, CommonArgs)>> {
     let one_tab = |mode: &str, tab: TabArgs, section: toml::Table| -> anyhow::Result<HostConfig> {
-        let factory = registry.get(mode).context("built-in mode missing")?;
         let section = toml::Value::Table(section);
-        factory
-            .check(section.clone())
+        registry
+            .factory(mode, None)?
+            .check(&section)
             .map_err(|err| anyhow::anyhow!("{err}"))?;
         Ok(HostConfig {
             tabs: vec![TabConfig {
@@ -92,7 +92,7 @@ fn host_config(
         Command::Run { config, common } => (config::load(&config, registry)?, common),
         Command::Check { config } => {
             let config = config::load(&config, registry)?;
-            plugin::check_libraries(&config)?;
+            registry.check_plugins(&config)?;
             eprintln!("config is valid: {} tab(s)", config.tabs.len());
             return Ok(None);
         }

@@ -1,13 +1,23 @@
-//! The modes a host knows: the built-in ones, and how a tab's mode becomes a service.
+//! The mode catalog: turns a tab's mode name (and plugin library, if it has one) into a
+//! [`TabFactory`] that checks the tab's section and builds the tab.
+//!
+//! This is the one place where a built-in mode or a plugin is chosen. The config hands each
+//! section here to be checked while it is read ([`SectionCheck`]); the supervisor asks here
+//! for the factory of each tab it starts. A plugin's library is loaded once, at its first use,
+//! and that load serves both.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
 
 use axum::Router;
 use futures::future::BoxFuture;
-use onionhost_sdk::{DynMode, ModeError, ModeFactory, TabContext, axum};
+use onionhost_sdk::{ConfigError, DynMode, ModeError, ModeFactory, TabContext, axum};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{HostConfig, SectionCheck, SectionProblem};
 use crate::transport::Connection;
 
 /// A built tab, ready to serve connections.
@@ -24,6 +34,9 @@ pub(crate) trait TabService: Send + Sync {
 
 /// A mode the host can build tabs of: built in, or loaded from a plugin.
 pub(crate) trait TabFactory: Send + Sync {
+    /// Checks one tab's config section without building anything.
+    fn check(&self, section: &toml::Value) -> Result<(), ConfigError>;
+
     /// Builds one tab from its config section.
     fn build(
         &self,
@@ -55,6 +68,10 @@ impl TabService for RouterService {
 struct Builtin(Box<dyn ModeFactory>);
 
 impl TabFactory for Builtin {
+    fn check(&self, section: &toml::Value) -> Result<(), ConfigError> {
+        self.0.check(section.clone())
+    }
+
     fn build(
         &self,
         section: toml::Value,
@@ -65,9 +82,12 @@ impl TabFactory for Builtin {
     }
 }
 
-/// The built-in modes, by name.
+/// The modes this host can run: the built-in ones by name, and the plugins loaded so far.
 pub(crate) struct Registry {
     modes: BTreeMap<String, Arc<Builtin>>,
+    /// Plugins loaded so far, by mode and library path: the config check and the tab's start
+    /// use the same load.
+    plugins: Mutex<BTreeMap<(String, PathBuf), Arc<dyn TabFactory>>>,
 }
 
 impl Registry {
@@ -86,23 +106,134 @@ impl Registry {
             .into_iter()
             .map(|factory| (factory.name().to_owned(), Arc::new(Builtin(factory))))
             .collect();
-        Self { modes }
+        Self {
+            modes,
+            plugins: Mutex::new(BTreeMap::new()),
+        }
     }
 
-    /// The mode called `name`, for checking a config section.
-    pub(crate) fn get(&self, name: &str) -> Option<&dyn ModeFactory> {
-        self.modes.get(name).map(|builtin| &*builtin.0)
+    /// The factory of mode `mode`: the built-in one, or, with `plugin`, the mode of that
+    /// library (loaded now if it was not yet). The error says why there is none.
+    pub(crate) fn factory(
+        &self,
+        mode: &str,
+        plugin: Option<&Path>,
+    ) -> anyhow::Result<Arc<dyn TabFactory>> {
+        let Some(path) = plugin else {
+            return self
+                .modes
+                .get(mode)
+                .map(|builtin| Arc::clone(builtin) as Arc<dyn TabFactory>)
+                .with_context(|| self.unknown_mode(mode));
+        };
+        // A poisoned lock only means another tab's load panicked; the map is still whole.
+        let mut plugins = self
+            .plugins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (mode.to_owned(), path.to_owned());
+        if let Some(factory) = plugins.get(&key) {
+            return Ok(Arc::clone(factory));
+        }
+        let factory = crate::plugin::load(mode, path)?;
+        plugins.insert(key, Arc::clone(&factory));
+        Ok(factory)
     }
 
-    /// The mode called `name`, for building tabs.
-    pub(crate) fn factory(&self, name: &str) -> Option<Arc<dyn TabFactory>> {
-        self.modes
-            .get(name)
-            .map(|builtin| Arc::clone(builtin) as Arc<dyn TabFactory>)
+    /// Loads the library of every plugin tab of `config`; the error lists those that cannot be.
+    ///
+    /// `onionhost check` calls it so that a missing or incompatible plugin is reported before
+    /// the user runs the config (`run` only fails those tabs, and starts the others).
+    pub(crate) fn check_plugins(&self, config: &HostConfig) -> anyhow::Result<()> {
+        let problems: Vec<String> = config
+            .tabs
+            .iter()
+            .filter_map(|tab| {
+                let path = tab.plugin.as_deref()?;
+                self.factory(&tab.mode, Some(path))
+                    .err()
+                    .map(|err| format!("tab {:?}: {err:#}", tab.name))
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!(
+                "{}\n(`onionhost run` would start the other tabs and report these as failed)",
+                problems.join("\n")
+            )
+        }
     }
 
-    /// The names of the built-in modes.
-    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
-        self.modes.keys().map(String::as_str)
+    fn unknown_mode(&self, mode: &str) -> String {
+        format!(
+            "unknown mode {mode:?}: the built-in modes are {}; for a mode from a shared library add `plugin = \"path/to/lib.so\"`",
+            self.modes
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+impl SectionCheck for Registry {
+    /// A plugin checks its own section (its library is loaded for that), so that its errors get
+    /// a file and a line like a built-in mode's. A library that cannot be loaded is not a config
+    /// error: `run` starts the other tabs and fails this one, `check` reports it through
+    /// [`Registry::check_plugins`].
+    fn check(
+        &self,
+        mode: &str,
+        plugin: Option<&Path>,
+        section: &toml::Value,
+    ) -> Result<(), SectionProblem> {
+        if plugin.is_none() && !self.modes.contains_key(mode) {
+            return Err(SectionProblem::UnknownMode(self.unknown_mode(mode)));
+        }
+        let Ok(factory) = self.factory(mode, plugin) else {
+            return Ok(());
+        };
+        factory.check(section).map_err(SectionProblem::Section)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn built_in_sections_are_checked_and_unknown_modes_named() {
+        let registry = Registry::builtin();
+        let empty = toml::Value::Table(toml::Table::new());
+        assert!(registry.check("chat", None, &empty).is_ok());
+        let mut bad = toml::Table::new();
+        bad.insert("colour".into(), toml::Value::Integer(3));
+        match registry.check("chat", None, &toml::Value::Table(bad)) {
+            Err(SectionProblem::Section(err)) => assert_eq!(err.key, ["colour"]),
+            other => panic!("{other:?}"),
+        }
+        match registry.check("teleport", None, &empty) {
+            Err(SectionProblem::UnknownMode(message)) => assert!(
+                message.contains("the built-in modes are chat, receive, share"),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unloadable_plugin_is_not_a_section_error_but_check_reports_it() {
+        let registry = Registry::builtin();
+        let missing = Path::new("/nonexistent/libnothing.so");
+        let empty = toml::Value::Table(toml::Table::new());
+        assert!(registry.check("nothing", Some(missing), &empty).is_ok());
+        let err = registry.factory("nothing", Some(missing)).err().unwrap();
+        assert!(
+            format!("{err:#}").contains("cannot load the plugin"),
+            "{err:#}"
+        );
     }
 }

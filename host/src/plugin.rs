@@ -1,15 +1,15 @@
 //! Plugins: modes loaded at run time from shared libraries, served like built-in modes.
 //!
 //! A tab with `plugin = "path/to/libx.so"` loads the library (`library.rs` checks its ABI
-//! header first) when the config is read, to have the plugin check the tab's section, and again
-//! (the same, never unloaded, library) when the tab starts: it asks the plugin to build the tab
+//! header first) when the config is read, through the mode catalog (`modes.rs`), to have the
+//! plugin check the tab's section; when the tab starts, the same load asks the plugin to build the tab
 //! (`tab.rs`), and hands it each visitor connection as one end of a socket pair, copying bytes
 //! between the visitor and the other end (`pump.rs`). The plugin runs its own async runtime;
 //! only plain data crosses the boundary. A load or build error fails only that tab. See
 //! ARCHITECTURE.md, "Plugins".
 
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Weak};
 
 use anyhow::{Context as _, bail};
@@ -17,7 +17,6 @@ use futures::future::BoxFuture;
 use onionhost_sdk::{ConfigError, ModeError, TabContext};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{HostConfig, TabConfig};
 use crate::modes::{TabFactory, TabService};
 use crate::transport::Connection;
 
@@ -30,21 +29,10 @@ mod tab;
 use library::Plugin;
 use tab::PluginTab;
 
-/// Loads the plugin of `tab`; a relative path is resolved against `config_dir`, the folder
-/// of the config file.
-pub(crate) fn load(
-    tab: &TabConfig,
-    path: &Path,
-    config_dir: Option<&Path>,
-) -> anyhow::Result<Arc<dyn TabFactory>> {
-    let plugin = open(&tab.mode, path, config_dir)?;
-    Ok(Arc::new(PluginFactory(Arc::new(plugin))))
-}
-
-/// Loads the library at `path` and checks that it is the plugin of mode `mode`.
-fn open(mode: &str, path: &Path, config_dir: Option<&Path>) -> anyhow::Result<Plugin> {
-    let path = resolve(path, config_dir);
-    let plugin = library::open(&path)
+/// Loads the library at `path` (already resolved against the config file's folder) and
+/// checks that it is the plugin of mode `mode`.
+pub(crate) fn load(mode: &str, path: &Path) -> anyhow::Result<Arc<dyn TabFactory>> {
+    let plugin = library::open(path)
         .with_context(|| format!("cannot load the plugin {}", path.display()))?;
     if plugin.mode != mode {
         bail!(
@@ -56,56 +44,7 @@ fn open(mode: &str, path: &Path, config_dir: Option<&Path>) -> anyhow::Result<Pl
             plugin.mode
         );
     }
-    Ok(plugin)
-}
-
-/// Checks a plugin tab's section with the plugin's own `check_config`, when the config is read.
-///
-/// This loads the library (for good, like every plugin: it is the library the tab will run),
-/// so that a wrong key in a plugin's section is reported with its file and line, and stops
-/// the host before anything starts, exactly like one in a built-in mode's section. A library
-/// that cannot be loaded is not a config error here: `run` starts the other tabs and fails
-/// this one with the reason, and `check` reports it through [`check_libraries`].
-pub(crate) fn check_section(
-    mode: &str,
-    path: &Path,
-    config_dir: Option<&Path>,
-    section: &toml::Value,
-) -> Result<(), ConfigError> {
-    let Ok(plugin) = open(mode, path, config_dir) else {
-        return Ok(());
-    };
-    let text = section_text(section)?;
-    tab::check_config(plugin.functions, &text).map_err(|err| match err {
-        ModeError::Config(err) => err,
-        ModeError::Build(err) => ConfigError::section(err.to_string()),
-    })
-}
-
-/// Loads the library of every plugin tab of `config`; the error lists those that cannot be.
-///
-/// `onionhost check` calls it so that a missing or incompatible plugin is reported before the
-/// user runs the config (`run` only fails those tabs, and starts the others).
-pub(crate) fn check_libraries(config: &HostConfig) -> anyhow::Result<()> {
-    let config_dir = config.source.as_deref().and_then(Path::parent);
-    let problems: Vec<String> = config
-        .tabs
-        .iter()
-        .filter_map(|tab| {
-            let path = tab.plugin.as_deref()?;
-            open(&tab.mode, path, config_dir)
-                .err()
-                .map(|err| format!("tab {:?}: {err:#}", tab.name))
-        })
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        bail!(
-            "{}\n(`onionhost run` would start the other tabs and report these as failed)",
-            problems.join("\n")
-        )
-    }
+    Ok(Arc::new(PluginFactory(Arc::new(plugin))))
 }
 
 /// A tab's section as the TOML document a plugin parses.
@@ -118,18 +57,20 @@ fn section_text(section: &toml::Value) -> Result<String, ConfigError> {
     }
 }
 
-/// `path` as written in the config, relative to the config file's folder.
-fn resolve(path: &Path, config_dir: Option<&Path>) -> PathBuf {
-    match config_dir {
-        Some(dir) if path.is_relative() => dir.join(path),
-        _ => path.to_owned(),
-    }
-}
-
 /// A loaded plugin as a [`TabFactory`].
 struct PluginFactory(Arc<Plugin>);
 
 impl TabFactory for PluginFactory {
+    /// The plugin's own `check_config`: its errors carry the key, so that the config can show
+    /// their line.
+    fn check(&self, section: &toml::Value) -> Result<(), ConfigError> {
+        let text = section_text(section)?;
+        tab::check_config(self.0.functions, &text).map_err(|err| match err {
+            ModeError::Config(err) => err,
+            ModeError::Build(err) => ConfigError::section(err.to_string()),
+        })
+    }
+
     fn build(
         &self,
         section: toml::Value,
@@ -190,23 +131,4 @@ fn hand_over(tab: &PluginTab) -> anyhow::Result<tokio::net::UnixStream> {
     tab.serve(OwnedFd::from(theirs))
         .map_err(|()| anyhow::anyhow!("the plugin refused the connection"))?;
     Ok(ours)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_plugin_paths_are_relative_to_the_config_file() {
-        let dir = Path::new("/etc/onionhost");
-        assert_eq!(
-            resolve(Path::new("plugins/libx.so"), Some(dir)),
-            Path::new("/etc/onionhost/plugins/libx.so")
-        );
-        assert_eq!(
-            resolve(Path::new("/opt/libx.so"), Some(dir)),
-            Path::new("/opt/libx.so")
-        );
-        assert_eq!(resolve(Path::new("libx.so"), None), Path::new("libx.so"));
-    }
 }

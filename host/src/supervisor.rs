@@ -8,7 +8,6 @@
 //! connection at once.
 
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,10 +64,9 @@ pub(crate) async fn run(
         force_close: close.clone(),
     };
     let mut tabs = JoinSet::new();
-    let config_dir = config.source.as_deref().and_then(Path::parent);
     for tab in config.tabs {
         let name = tab.name.clone();
-        let factory = factory_for(&tab, registry, config_dir);
+        let factory = registry.factory(&tab.mode, tab.plugin.as_deref());
         let stopping = shutdown.child_token();
         let task = run_tab(tab, factory, shared.clone(), stopping);
         tabs.spawn(async move { (name, task.await) });
@@ -132,21 +130,6 @@ pub(crate) async fn run(
                 console.host("stopping at once: closing every connection");
             }
         }
-    }
-}
-
-/// The factory that builds `tab`: a built-in mode, or a plugin loaded from its library (a
-/// relative path is relative to `config_dir`, the config file's folder).
-fn factory_for(
-    tab: &TabConfig,
-    registry: &Registry,
-    config_dir: Option<&Path>,
-) -> anyhow::Result<Arc<dyn TabFactory>> {
-    match &tab.plugin {
-        Some(path) => crate::plugin::load(tab, path, config_dir),
-        None => registry
-            .factory(&tab.mode)
-            .with_context(|| format!("unknown mode {:?}", tab.mode)),
     }
 }
 

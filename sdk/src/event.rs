@@ -24,6 +24,9 @@ pub enum TransferOutcome {
     Completed,
     /// The visitor went away, or the transfer was refused part-way.
     Cancelled,
+    /// The host could not finish it: not the visitor's doing (for a download, a shared file
+    /// changed, was deleted or could not be read after sharing started).
+    Failed,
 }
 
 /// Something that happened in a tab, for the host's console.

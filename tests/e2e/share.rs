@@ -636,3 +636,206 @@ async fn the_zip_and_its_etag_survive_a_restart() {
         "the same share gives the same bytes"
     );
 }
+
+/// Runs `onionhost ARGS` in `dir` as a user to whom file modes apply, and waits (up to the
+/// deadline) for it to exit. Returns its exit code (`None`: still running at the deadline,
+/// then killed) and what it printed.
+///
+/// The tests run as root, and root reads every file whatever its mode: a chmod 000 file
+/// is readable to a host run as root, so the host is run as `nobody` (setpriv) instead,
+/// which is what a user sharing their files as themselves meets. (Run as another user,
+/// the test runs the host as that user: the modes then apply already.)
+fn run_unprivileged(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = std::fs::metadata("/proc/self").expect("/proc/self").uid() == 0;
+    let bin = onionhost_tests::host::onionhost_bin();
+    let mut cmd = if root {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(bin);
+        cmd
+    } else {
+        std::process::Command::new(bin)
+    };
+    let mut child = cmd
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn onionhost");
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if std::time::Instant::now() >= deadline {
+            child.kill().expect("kill the host this test started");
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().expect("output");
+    (
+        code,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Regression (issue 9): `onionhost share ok.txt secret.txt` with `secret.txt` unreadable by
+/// the host's user started anyway (then `/files/secret.txt` gave 500 and the zip broke
+/// mid-way). An unreadable file, folder, or file inside a shared folder now stops the host
+/// before it serves anything: exit status 2 and a message naming the path.
+#[tokio::test]
+async fn an_unreadable_shared_path_stops_the_host_before_it_serves() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    mode(root, 0o755);
+    mode(&write(root, "ok.txt", b"fine"), 0o644);
+    mode(&write(root, "secret.txt", b"private"), 0o600);
+    mode(&write(root, "locked/inside.txt", b"x"), 0o644);
+    mode(&root.join("locked"), 0o700);
+    mode(&write(root, "open/fine.txt", b"x"), 0o644);
+    mode(&write(root, "open/deep/hidden.txt", b"x"), 0o600);
+    mode(&root.join("open"), 0o755);
+    mode(&root.join("open/deep"), 0o755);
+
+    for (args, named) in [
+        (&["ok.txt", "secret.txt"][..], "secret.txt"),
+        (&["ok.txt", "locked"][..], "locked"),
+        (&["open"][..], "open/deep/hidden.txt"),
+    ] {
+        let mut full = vec!["share"];
+        full.extend(args);
+        full.push("--local-only");
+        let (code, stdout, stderr) = run_unprivileged(root, &full);
+        assert_eq!(code, Some(2), "{args:?}\n{stdout}\n{stderr}");
+        // Named as the user gave it (relative to the folder the host runs in).
+        assert!(
+            stderr.contains(&format!("cannot read {named}:")),
+            "{args:?}: the message must name {named}\n{stderr}"
+        );
+        assert!(!stdout.contains("serving at"), "{args:?}: {stdout}");
+    }
+
+    // The same user may share what it can read: the refusals above are about readability,
+    // not about running as another user. `check` walks the same paths and exits.
+    let config = root.join("onionhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tab]]\nname = \"files\"\nmode = \"share\"\n[tab.share]\npaths = [{:?}, {:?}]\n",
+            root.join("ok.txt").to_str().expect("utf-8"),
+            root.join("open/fine.txt").to_str().expect("utf-8"),
+        ),
+    )
+    .expect("config");
+    mode(&config, 0o644);
+    let (code, stdout, stderr) = run_unprivileged(
+        root,
+        &["check", "--config", config.to_str().expect("utf-8")],
+    );
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+}
+
+/// Regression (issue 9), through the real host: `If-None-Match` with the current ETag gets
+/// `304` (it got `200`) and `If-Match` with a stale one `412` (it got `206`), on a file and
+/// on the zip; and a file rewritten while it downloads cuts the download, which the console
+/// calls failed (it said "cancelled", blaming the visitor).
+#[tokio::test]
+async fn preconditions_and_a_file_changed_mid_download() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Larger than every buffer between the file and the client, so that most of it is read
+    // after the rewrite.
+    let big = write(dir.path(), "big.bin", &content(7, 64 << 20));
+    // An old modification time, so that the rewrite moves it whatever the clock's tick.
+    std::fs::File::options()
+        .write(true)
+        .open(&big)
+        .expect("open")
+        .set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30))
+        .expect("set mtime");
+    let host = TestHost::spawn(&[
+        "share",
+        big.to_str().expect("utf-8"),
+        "--keep-sharing",
+        "--local-only",
+    ])
+    .expect("spawn");
+    let url = host.url("share").expect("url");
+
+    for path in ["files/big.bin", "download"] {
+        let head = client()
+            .head(format!("{url}{path}"))
+            .send()
+            .await
+            .expect("HEAD");
+        let etag = header(&head, "etag");
+        let response = get(&format!("{url}{path}"), &[("if-none-match", &etag)]).await;
+        assert_eq!(response.status(), 304, "{path}");
+        assert_eq!(header(&response, "etag"), etag);
+        assert!(response.bytes().await.expect("body").is_empty());
+        let response = get(
+            &format!("{url}{path}"),
+            &[("if-match", "\"stale\""), ("range", "bytes=0-9")],
+        )
+        .await;
+        assert_eq!(response.status(), 412, "{path}");
+        let response = get(
+            &format!("{url}{path}"),
+            &[("if-match", &etag), ("range", "bytes=0-9")],
+        )
+        .await;
+        assert_eq!(response.status(), 206, "{path}");
+        assert_eq!(response.bytes().await.expect("piece").len(), 10);
+    }
+
+    let mut response = get(&format!("{url}files/big.bin"), &[]).await;
+    assert_eq!(response.status(), 200);
+    let first = response
+        .chunk()
+        .await
+        .expect("first bytes")
+        .expect("a chunk");
+    assert!(!first.is_empty());
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::options()
+            .write(true)
+            .open(&big)
+            .expect("open");
+        file.write_all(&content(8, 64 << 20))
+            .expect("rewrite in place");
+    }
+    let mut received = first.len();
+    let cut = loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => received += chunk.len(),
+            Ok(None) => break false,
+            Err(_) => break true,
+        }
+    };
+    assert!(
+        cut && received < 64 << 20,
+        "got {received} bytes, cut: {cut}"
+    );
+    host.wait_for(
+        r"download #\d+ failed: .*a shared file changed, was deleted or could not be read",
+    )
+    .expect("the console says the download failed");
+    host.wait_for(r"a shared file changed after sharing started, so it is no longer served")
+        .expect("the console says the file is no longer served");
+    assert!(!host.output().contains("cancelled"), "{}", host.output());
+    // The file as it is now is not served under the old ETag.
+    let response = get(&format!("{url}files/big.bin"), &[]).await;
+    assert_eq!(response.status(), 410);
+    let stopped = host.stop().expect("stop");
+    assert!(stopped.status.success(), "{stopped:?}");
+}

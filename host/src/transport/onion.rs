@@ -22,7 +22,6 @@ mod service;
 mod streams;
 
 pub(crate) use client::TorDirs;
-pub(crate) use service::parse_client_key;
 
 /// The onion transport: the host's Tor client, and where persistent tabs keep their keys.
 pub(crate) struct OnionTransport {

@@ -74,7 +74,10 @@
     xhr.addEventListener("error", function () {
       send.disabled = false;
       progress.hidden = true;
-      show(["The connection was lost. Nothing was saved; please try again."], true);
+      show([
+        "The connection was lost, or the server refused the upload before it was sent " +
+          "(see the limits below). Nothing was saved.",
+      ], true);
     });
     send.disabled = true;
     bar.value = 0;

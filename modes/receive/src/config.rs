@@ -32,15 +32,23 @@ pub struct ReceiveConfig {
     pub max_text_size: ByteSize,
     /// Show the names of received files on the console.
     pub show_file_names_in_console: bool,
-    /// How many uploads may be in progress at once; more are refused with "busy". Visitors of
-    /// an onion service have no address to tell them apart, so this bound is per tab.
+    /// How many uploads may be in progress at once; more are refused with "busy".
     pub max_concurrent_uploads: usize,
+    /// How many of those one visitor (one Tor circuit, or one connection on loopback) may
+    /// hold, so that one visitor cannot take every slot.
+    pub max_concurrent_uploads_per_visitor: usize,
     /// How many uploads the tab accepts per minute, in bursts of as many; more are refused
-    /// with "try again later". Per tab, like `max_concurrent_uploads`.
+    /// with "try again later". Per tab.
     pub max_uploads_per_minute: u32,
     /// An upload that sends nothing for this long is abandoned (and removed), so that a
     /// stalled or malicious visitor cannot hold an upload slot for ever.
     pub upload_idle_timeout_seconds: u64,
+    /// The slowest an upload may be, in bytes per second (0: no minimum), so that holding an
+    /// upload slot costs bandwidth; see [`ReceiveConfig::upload_rate_grace_seconds`].
+    pub min_upload_rate: ByteSize,
+    /// How far, in seconds, an upload may fall behind `min_upload_rate`: at its start, and
+    /// in any pause later.
+    pub upload_rate_grace_seconds: u64,
 }
 
 /// The largest text message that may be configured (16 MiB).
@@ -49,6 +57,10 @@ const MAX_TEXT_SIZE: u64 = 16 * 1024 * 1024;
 const MAX_FILES_PER_UPLOAD: usize = 100_000;
 /// The most concurrent uploads that may be configured.
 const MAX_CONCURRENT_UPLOADS: usize = 1024;
+
+/// The highest `min_upload_rate` that may be configured: more would cut off ordinary Tor
+/// circuits.
+const MAX_MIN_UPLOAD_RATE: u64 = 1024 * 1024;
 
 /// The default folder, under the home folder.
 pub const DEFAULT_DIR: &str = "~/onionhost-received";
@@ -68,8 +80,11 @@ impl Default for ReceiveConfig {
             max_text_size: ByteSize(64 * 1024),
             show_file_names_in_console: false,
             max_concurrent_uploads: 4,
+            max_concurrent_uploads_per_visitor: 2,
             max_uploads_per_minute: 60,
             upload_idle_timeout_seconds: 120,
+            min_upload_rate: ByteSize(4 * 1024),
+            upload_rate_grace_seconds: 60,
         }
     }
 }
@@ -125,6 +140,12 @@ impl ReceiveConfig {
             MAX_CONCURRENT_UPLOADS,
         )?;
         check_range(
+            "max_concurrent_uploads_per_visitor",
+            self.max_concurrent_uploads_per_visitor,
+            1,
+            MAX_CONCURRENT_UPLOADS,
+        )?;
+        check_range(
             "max_uploads_per_minute",
             self.max_uploads_per_minute,
             1,
@@ -133,6 +154,21 @@ impl ReceiveConfig {
         check_range(
             "upload_idle_timeout_seconds",
             self.upload_idle_timeout_seconds,
+            1,
+            3600,
+        )?;
+        if self.min_upload_rate.0 > MAX_MIN_UPLOAD_RATE {
+            return Err(ConfigError::at(
+                "min_upload_rate",
+                format!(
+                    "must be at most 1 MiB (a second), not {}; 0 for no minimum",
+                    self.min_upload_rate
+                ),
+            ));
+        }
+        check_range(
+            "upload_rate_grace_seconds",
+            self.upload_rate_grace_seconds,
             1,
             3600,
         )?;
@@ -168,6 +204,11 @@ impl ReceiveConfig {
     /// [`ReceiveConfig::upload_idle_timeout_seconds`] as a duration.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.upload_idle_timeout_seconds)
+    }
+
+    /// [`ReceiveConfig::upload_rate_grace_seconds`] as a duration.
+    pub fn upload_rate_grace(&self) -> Duration {
+        Duration::from_secs(self.upload_rate_grace_seconds)
     }
 }
 
@@ -347,6 +388,13 @@ mod tests {
             ("max_files_per_upload = 0", "max_files_per_upload"),
             ("max_concurrent_uploads = 0", "max_concurrent_uploads"),
             ("max_uploads_per_minute = 0", "max_uploads_per_minute"),
+            (
+                "max_concurrent_uploads_per_visitor = 0",
+                "max_concurrent_uploads_per_visitor",
+            ),
+            ("min_upload_rate = \"2 MiB\"", "min_upload_rate"),
+            ("min_upload_rate = \"fast\"", "min_upload_rate"),
+            ("upload_rate_grace_seconds = 0", "upload_rate_grace_seconds"),
             (
                 "upload_idle_timeout_seconds = 0",
                 "upload_idle_timeout_seconds",

@@ -4,6 +4,7 @@ mod config;
 mod names;
 mod page;
 mod rate;
+mod slots;
 mod store;
 mod upload;
 
@@ -19,12 +20,19 @@ use onionhost_sdk::axum::Router;
 use onionhost_sdk::axum::extract::DefaultBodyLimit;
 use onionhost_sdk::axum::routing::{get, post};
 use onionhost_sdk::{BuildError, ConfigError, Mode, TabContext, TabEvent};
-use tokio::sync::Semaphore;
 
 pub use config::{ByteSize, DEFAULT_DIR, ReceiveConfig};
 
 use rate::RateLimit;
+use slots::Slots;
 use store::Budget;
+
+/// What tells visitors apart for `max_concurrent_uploads_per_visitor`: the request extension
+/// the host puts on every request of one visitor.
+// Until the sdk's `http::Visitor` lands, a type no request carries: uploads count against the
+// tab's bound only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct VisitorKey;
 
 /// The receive mode: visitors upload files and text messages into a folder
 /// (`mode = "receive"`).
@@ -39,8 +47,9 @@ struct Receive {
     dir: PathBuf,
     /// Bytes accepted by this tab, against `max_total_size`.
     budget: Budget,
-    /// Uploads in progress, against `max_concurrent_uploads`.
-    slots: Arc<Semaphore>,
+    /// Uploads in progress, against `max_concurrent_uploads` and
+    /// `max_concurrent_uploads_per_visitor`.
+    slots: Arc<Slots<VisitorKey>>,
     /// Uploads started, against `max_uploads_per_minute`.
     rate: RateLimit,
     /// Numbers uploads for the console.
@@ -90,7 +99,10 @@ impl Mode for ReceiveMode {
         Ok(Self {
             receive: Arc::new(Receive {
                 budget: Budget::new(config.max_total_size.0),
-                slots: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
+                slots: Arc::new(Slots::new(
+                    config.max_concurrent_uploads,
+                    config.max_concurrent_uploads_per_visitor,
+                )),
                 rate: RateLimit::new(config.max_uploads_per_minute),
                 next_id: AtomicU64::new(1),
                 dir,

@@ -62,14 +62,29 @@ fn is_refused(c: char) -> bool {
         )
 }
 
-/// Names Windows reserves for devices, whatever their extension (`CON`, `nul.txt`, `COM1`).
+/// Names Windows reserves for devices, whatever their extension (`CON`, `nul.txt`, `COM1`,
+/// `LPT²`). The port number is compared as a character: `¹`, `²` and `³` are reserved like the
+/// digits, and each takes two bytes in UTF-8.
 fn is_windows_device_name(name: &str) -> bool {
     let stem = name.split('.').next().unwrap_or_default().trim_end();
     let upper = stem.to_ascii_uppercase();
-    matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
-        || ((upper.starts_with("COM") || upper.starts_with("LPT"))
-            && upper.len() == 4
-            && upper.as_bytes()[3].is_ascii_digit())
+    if matches!(
+        upper.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) {
+        return true;
+    }
+    let Some(port) = upper
+        .strip_prefix("COM")
+        .or_else(|| upper.strip_prefix("LPT"))
+    else {
+        return false;
+    };
+    let mut chars = port.chars();
+    matches!(
+        (chars.next(), chars.next()),
+        (Some('0'..='9' | '\u{B9}' | '\u{B2}' | '\u{B3}'), None)
+    )
 }
 
 /// `name` cut to at most `max` bytes, keeping its extension when it has a short one.
@@ -153,6 +168,30 @@ mod tests {
         assert_eq!(sanitize("nul.txt"), "_nul.txt");
         assert_eq!(sanitize("com1.log"), "_com1.log");
         assert_eq!(sanitize("console.txt"), "console.txt");
+        assert_eq!(sanitize("CONIN$"), "_CONIN$");
+        assert_eq!(sanitize("com10"), "com10");
+        assert_eq!(sanitize("lpt"), "lpt");
+    }
+
+    /// Regression: `COM¹`..`COM³` and `LPT¹`..`LPT³` were saved unchanged, because the check
+    /// wanted a four-byte name and the superscript digits take two bytes each; Windows reserves
+    /// them like `COM1`.
+    #[test]
+    fn superscript_port_numbers_are_windows_device_names_too() {
+        for stem in ["COM", "LPT", "com", "Lpt"] {
+            for digit in ['\u{B9}', '\u{B2}', '\u{B3}'] {
+                let name = format!("{stem}{digit}");
+                assert_eq!(sanitize(&name), format!("_{name}"), "{name}");
+                let with_extension = format!("{name}.txt");
+                assert_eq!(
+                    sanitize(&with_extension),
+                    format!("_{with_extension}"),
+                    "{with_extension}"
+                );
+            }
+        }
+        // Other superscripts are not port numbers.
+        assert_eq!(sanitize("COM\u{2074}"), "COM\u{2074}");
     }
 
     #[test]
@@ -176,5 +215,102 @@ mod tests {
         let numbered = numbered(&long, 99);
         assert!(numbered.len() <= MAX_NAME_BYTES, "{}", numbered.len());
         assert!(numbered.ends_with(" (99).txt"), "{numbered}");
+    }
+
+    mod properties {
+        //! Property tests of the sanitiser: whatever a visitor's browser sends as a name.
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Characters that make names interesting: separators, dots, spaces, controls, bidi
+        /// and invisible characters, what Windows refuses, superscript digits, multi-byte text.
+        const INTERESTING: &[char] = &[
+            '/', '\\', '.', ' ', '\t', '\n', '\r', '\0', '\u{1B}', '\u{8}', '\u{7F}', '\u{85}',
+            ':', '*', '?', '"', '<', '>', '|', '\u{202E}', '\u{2066}', '\u{200F}', '\u{200E}',
+            '\u{061C}', '\u{2028}', '\u{2029}', '\u{FEFF}', '\u{B9}', '\u{B2}', '\u{B3}', '1', '0',
+            'C', 'O', 'M', 'L', 'P', 'T', 'N', 'U', 'A', 'X', 'R', 'é', '履', '🎉', '\u{3000}',
+            '\u{A0}',
+        ];
+
+        /// Names built from device names, extensions and the characters above.
+        fn names() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                prop::sample::select(INTERESTING).prop_map(String::from),
+                prop::sample::select(
+                    &[
+                        "CON", "prn", "Aux", "NUL", "COM", "LPT", "CONIN$", "conout$", ".txt",
+                        "..", "../", "..\\", "C:\\", ".tar.gz",
+                    ][..]
+                )
+                .prop_map(String::from),
+                "[a-z]{1,40}",
+            ];
+            prop::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+        }
+
+        /// Device names, with or without a port number and an extension, in any case.
+        fn device_names() -> impl Strategy<Value = String> {
+            (
+                prop::sample::select(&["con", "prn", "aux", "nul", "com", "lpt", "conin$"][..]),
+                prop::sample::select(&["", "0", "1", "9", "\u{B9}", "\u{B2}", "\u{B3}"][..]),
+                prop::sample::select(&["", ".txt", " .log", ".", " ", ".tar.gz"][..]),
+                any::<bool>(),
+            )
+                .prop_map(|(device, port, extension, upper)| {
+                    let name = format!("{device}{port}{extension}");
+                    if upper { name.to_uppercase() } else { name }
+                })
+        }
+
+        fn check(raw: &str) {
+            let name = sanitize(raw);
+            assert!(!name.is_empty());
+            assert!(name.len() <= MAX_NAME_BYTES, "{} bytes", name.len());
+            assert!(
+                !name.contains(['/', '\\']),
+                "{raw:?} gave {name:?} with a separator"
+            );
+            assert!(
+                !name.chars().any(is_refused),
+                "{raw:?} gave {name:?} with a refused character"
+            );
+            assert!(
+                !name.starts_with('.') && !name.ends_with('.'),
+                "{raw:?} gave {name:?}"
+            );
+            assert!(name.trim() == name, "{raw:?} gave {name:?}");
+            assert!(
+                !is_windows_device_name(&name),
+                "{raw:?} gave the device name {name:?}"
+            );
+            assert_eq!(sanitize(&name), name, "a clean name stays as it is");
+            for n in [1, 99, u32::MAX] {
+                let numbered = numbered(&name, n);
+                assert!(numbered.len() <= MAX_NAME_BYTES, "{numbered:?}");
+                assert!(!is_windows_device_name(&numbered), "{numbered:?}");
+                assert!(!numbered.contains(['/', '\\']), "{numbered:?}");
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn any_string_gives_a_safe_name(raw in any::<String>()) {
+                check(&raw);
+            }
+
+            #[test]
+            fn tricky_names_give_safe_names(raw in names()) {
+                check(&raw);
+            }
+
+            #[test]
+            fn device_names_are_never_kept(raw in device_names()) {
+                check(&raw);
+            }
+        }
     }
 }

@@ -209,6 +209,11 @@ fn visitor_message(receive: &Receive, err: &UploadError) -> String {
         UploadError::Busy => {
             "Too many uploads are in progress. Please try again in a moment.".to_owned()
         }
+        UploadError::VisitorBusy => format!(
+            "You already have {} uploads in progress (max_concurrent_uploads_per_visitor). \
+             Please wait for one to finish.",
+            config.max_concurrent_uploads_per_visitor
+        ),
         UploadError::RateLimited => {
             "This service has received many uploads in the last minute. Please try again in a \
              minute."
@@ -217,6 +222,11 @@ fn visitor_message(receive: &Receive, err: &UploadError) -> String {
         UploadError::IdleTimeout => {
             format!("The upload stalled and was abandoned. {nothing}")
         }
+        UploadError::TooSlow => format!(
+            "The upload was too slow and was abandoned: it must keep up at least {} a second \
+             (min_upload_rate). {nothing}",
+            config.min_upload_rate
+        ),
         UploadError::Io { .. } => {
             format!("The upload could not be saved because of an error on the server. {nothing}")
         }

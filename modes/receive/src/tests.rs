@@ -16,6 +16,8 @@ use tower::ServiceExt;
 
 use crate::ReceiveMode;
 
+mod refusals;
+
 const BOUNDARY: &str = "----onionhost-test-boundary";
 
 /// One part of a multipart body.
@@ -261,6 +263,30 @@ async fn hostile_names_are_cleaned_on_disk_and_escaped_in_the_page() {
     );
     // Nothing escaped the tab's folder.
     assert_eq!(tab.folders().len(), 1);
+}
+
+/// Regression: a raw ESC or BS in a file name (browsers escape only `"`, CR and LF) made the
+/// multipart parser refuse the part's header, and the whole upload was a 400.
+#[tokio::test]
+async fn a_raw_esc_or_bs_in_a_file_name_is_cleaned_not_refused() {
+    let tab = Tab::new("");
+    let body = multipart(&[
+        Part::File("a\u{1B}[31mred\u{8}.txt", b"1"),
+        Part::File("nul\u{0}del\u{7F}", b"2"),
+        Part::Text("a message with \u{1B} in it"),
+    ]);
+    let (status, page) = tab.send(body, true).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let folder = tab.folder();
+    assert_eq!(
+        names_in(&folder),
+        ["a_[31mred_.txt", "message.txt", "nul_del_"]
+    );
+    // Only the headers are touched: what the visitor sent arrives as sent.
+    assert_eq!(
+        std::fs::read_to_string(folder.join("message.txt")).unwrap(),
+        "a message with \u{1B} in it"
+    );
 }
 
 #[tokio::test]

@@ -1,26 +1,40 @@
 //! `POST /upload`: a multipart form streamed to disk part by part, chunk by chunk, with every
 //! limit checked as the bytes arrive. Nothing is held in memory beyond one write buffer.
+//!
+//! Whatever can be judged from the request's head (slots, rate, type, announced length, free
+//! space) is judged before the body is touched: hyper sends `100 Continue` only when the body
+//! is first polled, so a client that asked for it (`Expect: 100-continue`) gets its refusal
+//! at once and never sends the body. Every refusal closes the connection; a refused upload's
+//! slot and files are freed before its answer goes out.
+
+mod body;
+mod error;
+mod pace;
+mod part_headers;
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use futures::Stream;
 use multer::{Constraints, Field, Multipart};
-use onionhost_sdk::axum::body::{Body, BodyDataStream, Bytes};
-use onionhost_sdk::axum::extract::State;
-use onionhost_sdk::axum::http::{HeaderMap, StatusCode, header};
+use onionhost_sdk::axum::body::{Body, Bytes};
+use onionhost_sdk::axum::extract::{Request, State};
+use onionhost_sdk::axum::http::{HeaderMap, HeaderValue, header};
 use onionhost_sdk::axum::response::Response;
 use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout_at};
 
 use crate::Receive;
 use crate::names;
 use crate::page;
+use crate::slots::SlotRefused;
 use crate::store::{SavedFile, UploadFiles};
+
+use body::{DRAIN_MAX, FormRest, Meter, OVERHEAD_BASE, OVERHEAD_PER_PART, Rest, metered};
+pub(crate) use error::{Limit, UploadError};
+use pace::Pace;
+use part_headers::PartHeaders;
 
 /// The form's field of files (repeatable).
 pub(crate) const FILES_FIELD: &str = "files";
@@ -35,137 +49,46 @@ const SPACE_CHECK_EVERY: u64 = 16 * 1024 * 1024;
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Parts beyond `max_files_per_upload` tolerated for text and empty file inputs.
 const EXTRA_PARTS: usize = 8;
-/// Bytes of a request that are not part data (boundaries and part headers) allowed before the
-/// request is refused, plus [`OVERHEAD_PER_PART`] per part: a part header that never ends
-/// must not make the parser buffer the request.
-const OVERHEAD_BASE: u64 = 1024 * 1024;
-const OVERHEAD_PER_PART: u64 = 64 * 1024;
-/// After refusing an upload, the rest of its body is read and thrown away, up to this much
-/// and this long, so that the visitor's browser is still listening when the answer comes.
-const DRAIN_MAX: u64 = 64 * 1024 * 1024;
-const DRAIN_TIME: Duration = Duration::from_secs(30);
 
-/// A limit an upload went over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Limit {
-    UploadSize,
-    TotalSize,
-    FreeSpace,
-    FileCount,
-    TextSize,
+/// The form as the parser reads it.
+type Form = Multipart<'static>;
+
+/// Why an upload ended without being saved, and what is left of its request.
+struct Refusal {
+    error: UploadError,
+    /// The unread rest of the body, when it is worth reading before the connection closes.
+    rest: Option<Rest>,
 }
 
-impl Limit {
-    /// The config key of the limit, which is also the `error` code in JSON answers.
-    pub(crate) fn key(self) -> &'static str {
-        match self {
-            Limit::UploadSize => "max_upload_size",
-            Limit::TotalSize => "max_total_size",
-            Limit::FreeSpace => "min_free_space",
-            Limit::FileCount => "max_files_per_upload",
-            Limit::TextSize => "max_text_size",
-        }
-    }
-}
-
-/// Why an upload was refused or failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum UploadError {
-    #[error("the upload went over {}", .0.key())]
-    TooLarge(Limit),
-    #[error("files are disabled")]
-    FilesDisabled,
-    #[error("text messages are disabled")]
-    TextDisabled,
-    #[error("the request is not a multipart form")]
-    NotMultipart,
-    #[error("the form is malformed or was cut off")]
-    Malformed(#[source] multer::Error),
-    #[error("the form carried no file and no message")]
-    Empty,
-    #[error("too many uploads in progress")]
-    Busy,
-    #[error("too many uploads this minute")]
-    RateLimited,
-    #[error("the visitor sent nothing for too long")]
-    IdleTimeout,
-    #[error("could not {action}")]
-    Io {
-        action: &'static str,
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl UploadError {
-    fn io(action: &'static str) -> impl FnOnce(io::Error) -> Self {
-        move |source| {
-            if source.kind() == io::ErrorKind::StorageFull {
-                UploadError::TooLarge(Limit::FreeSpace)
-            } else {
-                UploadError::Io { action, source }
-            }
-        }
-    }
-
-    /// The status the visitor gets.
-    pub(crate) fn status(&self) -> StatusCode {
-        match self {
-            UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            UploadError::FilesDisabled | UploadError::TextDisabled => StatusCode::FORBIDDEN,
-            UploadError::NotMultipart => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            UploadError::Malformed(_) | UploadError::Empty => StatusCode::BAD_REQUEST,
-            UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            UploadError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            UploadError::IdleTimeout => StatusCode::REQUEST_TIMEOUT,
-            UploadError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// A stable code for the page's script (and tests): the config key of a limit, or a word.
-    pub(crate) fn code(&self) -> &'static str {
-        match self {
-            UploadError::TooLarge(limit) => limit.key(),
-            UploadError::FilesDisabled => "files_disabled",
-            UploadError::TextDisabled => "text_disabled",
-            UploadError::NotMultipart => "not_multipart",
-            UploadError::Malformed(_) => "malformed",
-            UploadError::Empty => "empty",
-            UploadError::Busy => "busy",
-            UploadError::RateLimited => "rate_limited",
-            UploadError::IdleTimeout => "timeout",
-            UploadError::Io { .. } => "server_error",
-        }
-    }
-
-    /// Whether the rest of the request should be read before answering: the request itself
-    /// was fine to read, the visitor just must not have its data kept.
-    fn should_drain(&self) -> bool {
-        matches!(
-            self,
-            UploadError::TooLarge(_)
-                | UploadError::FilesDisabled
-                | UploadError::TextDisabled
-                | UploadError::Io { .. }
-        )
+impl From<UploadError> for Refusal {
+    /// A refusal whose body is not read any further (or was never touched).
+    fn from(error: UploadError) -> Self {
+        Self { error, rest: None }
     }
 }
 
 /// `POST /upload`.
-pub(crate) async fn upload(
-    State(receive): State<Arc<Receive>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let json = page::wants_json(&headers);
-    match handle(&receive, &headers, body).await {
+pub(crate) async fn upload(State(receive): State<Arc<Receive>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let json = page::wants_json(&parts.headers);
+    let visitor = parts.extensions.get::<crate::VisitorKey>().copied();
+    match handle(&receive, &parts.headers, visitor, body).await {
         Ok(saved) => page::received(&receive, json, &saved),
-        Err(err) => {
-            match &err {
-                UploadError::Io { .. } => tracing::warn!("an upload failed: {err}"),
-                _ => tracing::debug!("an upload was refused: {err}"),
+        Err(Refusal { error, rest }) => {
+            match &error {
+                UploadError::Io { .. } => tracing::warn!("an upload failed: {error}"),
+                _ => tracing::debug!("an upload was refused: {error}"),
             }
-            page::refused(&receive, json, &err)
+            let mut response = page::refused(&receive, json, &error);
+            // The rest of the request is not read, or only in the background: the connection
+            // carries no further request, and the client must not wait to send one.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            if let Some(rest) = rest {
+                tokio::spawn(rest.drain(receive.ctx.shutdown_token()));
+            }
+            response
         }
     }
 }
@@ -173,54 +96,84 @@ pub(crate) async fn upload(
 async fn handle(
     receive: &Receive,
     headers: &HeaderMap,
+    visitor: Option<crate::VisitorKey>,
     body: Body,
-) -> Result<Vec<SavedFile>, UploadError> {
-    let Ok(_slot) = Arc::clone(&receive.slots).try_acquire_owned() else {
-        return Err(UploadError::Busy);
-    };
-    receive
-        .rate
-        .try_take(Instant::now())
-        .map_err(|_| UploadError::RateLimited)?;
-    let boundary = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| multer::parse_boundary(value).ok())
-        .ok_or(UploadError::NotMultipart)?;
+) -> Result<Vec<SavedFile>, Refusal> {
     let content_length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    let meter = Arc::new(Meter::default());
-    let mut multipart = Multipart::with_constraints(
-        metered(body, Arc::clone(&meter)),
-        boundary,
-        Constraints::new().allowed_fields(vec![FILES_FIELD, TEXT_FIELD]),
-    );
+    // Nothing has polled the body yet: a refusal here is answered before the client sends
+    // it, if it waits for `100 Continue`; a client that does not wait has its body read
+    // after the answer when it is small.
+    let before_body = |error: UploadError, body: Body| {
+        let expects_continue = headers
+            .get(header::EXPECT)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let drain = !expects_continue
+            && error.worth_draining()
+            && content_length.is_none_or(|length| length <= DRAIN_MAX);
+        Refusal {
+            error,
+            rest: drain.then(|| Rest::Body(body)),
+        }
+    };
+    let slot = match receive.slots.try_acquire(visitor) {
+        Ok(slot) => slot,
+        Err(SlotRefused::Busy) => return Err(before_body(UploadError::Busy, body)),
+        Err(SlotRefused::VisitorBusy) => return Err(before_body(UploadError::VisitorBusy, body)),
+    };
+    if receive.rate.try_take(std::time::Instant::now()).is_err() {
+        return Err(before_body(UploadError::RateLimited, body));
+    }
+    let Some(boundary) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| multer::parse_boundary(value).ok())
+        // The part header scrubber relies on it, and a header value cannot hold one anyway.
+        .filter(|boundary| !boundary.contains('\r'))
+    else {
+        return Err(before_body(UploadError::NotMultipart, body));
+    };
     let mut upload = Upload::new(receive, content_length);
-    let mut field = None;
     let checked = match upload.check_announced(content_length) {
         Ok(()) => upload.check_space(content_length.unwrap_or(0)).await,
         Err(err) => Err(err),
     };
-    let result = match checked {
-        Ok(()) => upload.read(&mut multipart, &mut field, &meter).await,
-        Err(err) => Err(err),
-    };
-    match result {
-        Ok(()) => upload.commit().await,
+    if let Err(err) = checked {
+        upload.refused(&err);
+        drop(upload);
+        drop(slot);
+        return Err(before_body(err, body));
+    }
+    let meter = Arc::new(Meter::default());
+    let form = PartHeaders::new(metered(body, Arc::clone(&meter)), &boundary);
+    let mut multipart = Multipart::with_constraints(
+        form,
+        boundary,
+        Constraints::new().allowed_fields(vec![FILES_FIELD, TEXT_FIELD]),
+    );
+    let mut field = None;
+    match upload.read(&mut multipart, &mut field, &meter).await {
+        Ok(()) => upload.commit().await.map_err(Refusal::from),
         Err(err) => {
-            // The user sees why an upload did not arrive; the message names a limit or a
-            // kind of failure, never anything the visitor sent.
-            receive.ctx.report(TabEvent::Notice {
-                message: format!("upload #{} not saved: {err}", upload.id),
-            });
-            // Remove what was written before spending time on the rest of the request.
+            upload.refused(&err);
+            // Files, budget and slot are given back before anything else happens.
             drop(upload);
-            if err.should_drain() {
-                drain(&mut multipart, field, &meter).await;
-            }
-            Err(err)
+            drop(slot);
+            let left = content_length
+                .map(|announced| announced.saturating_sub(meter.pulled.load(Ordering::Relaxed)));
+            let drain = err.worth_draining() && left.is_none_or(|left| left <= DRAIN_MAX);
+            Err(Refusal {
+                error: err,
+                rest: drain.then(|| {
+                    Rest::Form(Box::new(FormRest {
+                        multipart,
+                        field,
+                        meter,
+                    }))
+                }),
+            })
         }
     }
 }
@@ -238,6 +191,8 @@ struct Upload<'a> {
     parts: usize,
     since_space_check: u64,
     last_progress: Instant,
+    /// The minimum transfer rate's deadline.
+    pace: Pace,
     done: bool,
 }
 
@@ -260,8 +215,34 @@ impl<'a> Upload<'a> {
             parts: 0,
             since_space_check: 0,
             last_progress: Instant::now(),
+            pace: Pace::new(
+                receive.config.min_upload_rate.0,
+                receive.config.upload_rate_grace(),
+                Instant::now(),
+            ),
             done: false,
         }
+    }
+
+    /// Tells the console why the upload is not saved; the message names a limit or a kind of
+    /// failure, never anything the visitor sent.
+    fn refused(&self, err: &UploadError) {
+        self.receive.ctx.report(TabEvent::Notice {
+            message: format!("upload #{} not saved: {err}", self.id),
+        });
+    }
+
+    /// Waits for the visitor's next bytes, at most until the idle timeout or the minimum
+    /// rate's deadline, whichever comes first.
+    async fn visitor<T>(&self, next: impl Future<Output = T>) -> Result<T, UploadError> {
+        let idle = Instant::now() + self.receive.config.idle_timeout();
+        let pace = self.pace.deadline().filter(|pace| *pace < idle);
+        timeout_at(pace.unwrap_or(idle), next)
+            .await
+            .map_err(|_| match pace {
+                Some(_) => UploadError::TooSlow,
+                None => UploadError::IdleTimeout,
+            })
     }
 
     fn files(&mut self) -> Result<&mut UploadFiles, UploadError> {
@@ -275,17 +256,16 @@ impl<'a> Upload<'a> {
     /// the caller can read the rest of the request after an error.
     async fn read(
         &mut self,
-        multipart: &mut Multipart<'static>,
+        multipart: &mut Form,
         field: &mut Option<Field<'static>>,
         meter: &Meter,
     ) -> Result<(), UploadError> {
         let config = &self.receive.config;
-        let idle = config.idle_timeout();
         loop {
             *field = None;
-            let next = timeout(idle, multipart.next_field())
-                .await
-                .map_err(|_| UploadError::IdleTimeout)?
+            let next = self
+                .visitor(multipart.next_field())
+                .await?
                 .map_err(UploadError::Malformed)?;
             let Some(next) = next else { break };
             self.parts += 1;
@@ -302,11 +282,12 @@ impl<'a> Upload<'a> {
                 self.start_file(names::sanitize(&file_name)).await?;
             }
             loop {
-                let chunk = timeout(idle, part.chunk())
-                    .await
-                    .map_err(|_| UploadError::IdleTimeout)?
+                let chunk = self
+                    .visitor(part.chunk())
+                    .await?
                     .map_err(UploadError::Malformed)?;
                 let Some(chunk) = chunk else { break };
+                self.pace.record(chunk.len() as u64, Instant::now());
                 meter
                     .delivered
                     .fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -495,100 +476,4 @@ impl Drop for Upload<'_> {
             self.abandon();
         }
     }
-}
-
-/// Counts a request's bytes: those pulled from the connection, and those handed out as part
-/// data. The difference is what the parser buffers, which must stay small.
-#[derive(Debug, Default)]
-struct Meter {
-    pulled: AtomicU64,
-    delivered: AtomicU64,
-    parts: AtomicU64,
-    draining: AtomicBool,
-}
-
-/// The most the parser may pull from the connection in one go: it reads whatever is ready
-/// before it looks at it, so without this bound it could buffer a whole socket's worth.
-const BURST: u64 = 256 * 1024;
-
-/// The request body, counted in [`Meter`], handed to the parser in bursts of at most
-/// [`BURST`] bytes.
-struct Metered {
-    inner: BodyDataStream,
-    meter: Arc<Meter>,
-    burst: u64,
-}
-
-fn metered(body: Body, meter: Arc<Meter>) -> Metered {
-    Metered {
-        inner: body.into_data_stream(),
-        meter,
-        burst: 0,
-    }
-}
-
-impl Stream for Metered {
-    type Item = Result<Bytes, io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.burst >= BURST {
-            // Let the parser hand out what it has before it reads more; it is polled again
-            // at once.
-            self.burst = 0;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        let bytes = match Pin::new(&mut self.inner).poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => bytes,
-            Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(io::Error::other(err)))),
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => {
-                self.burst = 0;
-                return Poll::Pending;
-            }
-        };
-        let len = bytes.len() as u64;
-        self.burst += len;
-        let meter = &self.meter;
-        // What the parser holds when it asks for more: at most a burst of data not yet handed
-        // out, plus boundaries and part headers. Far more means a header that never ends.
-        let pulled_before = meter.pulled.fetch_add(len, Ordering::Relaxed);
-        if !meter.draining.load(Ordering::Relaxed) {
-            let held = pulled_before.saturating_sub(meter.delivered.load(Ordering::Relaxed));
-            let allowed = OVERHEAD_BASE
-                + OVERHEAD_PER_PART.saturating_mul(meter.parts.load(Ordering::Relaxed));
-            if held > allowed {
-                return Poll::Ready(Some(Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "the form's part headers are too large",
-                ))));
-            }
-        }
-        Poll::Ready(Some(Ok(bytes)))
-    }
-}
-
-/// Reads and throws away the rest of a refused request (bounded in bytes and time).
-async fn drain(multipart: &mut Multipart<'static>, field: Option<Field<'static>>, meter: &Meter) {
-    meter.draining.store(true, Ordering::Relaxed);
-    let start = meter.pulled.load(Ordering::Relaxed);
-    let over = || meter.pulled.load(Ordering::Relaxed).saturating_sub(start) > DRAIN_MAX;
-    let read_all = async {
-        let mut field = field;
-        loop {
-            // Each part is dropped before the next is asked for, as the parser requires.
-            if let Some(mut part) = field.take() {
-                while let Ok(Some(_)) = part.chunk().await {
-                    if over() {
-                        return;
-                    }
-                }
-            }
-            match multipart.next_field().await {
-                Ok(Some(next)) => field = Some(next),
-                _ => return,
-            }
-        }
-    };
-    let _ = timeout(DRAIN_TIME, read_all).await;
 }

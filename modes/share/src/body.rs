@@ -4,10 +4,12 @@
 //!
 //! A download counts as complete when the HTTP server took every byte of a `200` response
 //! (the whole file or the whole zip). A `206` piece never counts, nor does a response whose
-//! body was dropped early (the visitor went away, or the tab was forced to close).
+//! body was dropped early (the visitor went away, or the tab was forced to close). A
+//! download the host could not finish (a shared file changed, was deleted or could not be
+//! read) ends with an error, so the visitor's client sees a broken download rather than a
+//! short or mixed file, and the console says it failed rather than blame the visitor.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,6 +22,7 @@ use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::Share;
+use crate::source::SharedFile;
 use crate::zip::Sink;
 
 /// The size of each chunk read and sent.
@@ -68,7 +71,7 @@ impl Sink for ChannelSink {
 
     fn copy_from(
         &mut self,
-        file: &mut File,
+        file: &mut SharedFile,
         len: u64,
         mut crc: Option<&mut crc32fast::Hasher>,
     ) -> io::Result<()> {
@@ -76,17 +79,15 @@ impl Sink for ChannelSink {
         while left > 0 {
             let want = ((CHUNK - self.buf.len()) as u64).min(left);
             let before = self.buf.len();
-            let n = (&mut *file).take(want).read_to_end(&mut self.buf)? as u64;
-            if n < want {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "a shared file got shorter while it was shared",
-                ));
+            if let Err(err) = file.read_into(&mut self.buf, want) {
+                // What this read added may be bytes of another version: never sent.
+                self.buf.truncate(before);
+                return Err(err);
             }
             if let Some(hasher) = crc.as_mut() {
                 hasher.update(&self.buf[before..]);
             }
-            left -= n;
+            left -= want;
             if self.buf.len() >= CHUNK {
                 self.flush()?;
             }
@@ -101,6 +102,7 @@ impl Sink for ChannelSink {
 /// as the visitor takes (blocked while the channel is full), and a few slow visitors must
 /// not starve the pool that every tab of the host shares.
 fn spawn_producer(
+    share: Arc<Share>,
     produce: impl FnOnce(&mut ChannelSink) -> io::Result<()> + Send + 'static,
 ) -> io::Result<Chunks> {
     let (tx, rx) = mpsc::channel(READ_AHEAD);
@@ -113,8 +115,10 @@ fn spawn_producer(
             };
             if let Err(err) = produce(&mut sink).and_then(|()| sink.flush()) {
                 tracing::debug!("a download ended early: {err}");
+                share.report_gone(&err);
                 // The response ends with an error, so the visitor sees a broken download
-                // rather than a short file.
+                // rather than a short file. (When the visitor is the one who left, nobody
+                // receives it.)
                 let _ = sink.tx.blocking_send(Err(err));
             }
         })?;
@@ -122,16 +126,24 @@ fn spawn_producer(
 }
 
 /// Bytes `start..end` of an open file.
-pub(crate) fn file_chunks(mut file: File, start: u64, end: u64) -> io::Result<Chunks> {
-    spawn_producer(move |sink| {
-        file.seek(SeekFrom::Start(start))?;
+pub(crate) fn file_chunks(
+    share: Arc<Share>,
+    mut file: SharedFile,
+    start: u64,
+    end: u64,
+) -> io::Result<Chunks> {
+    spawn_producer(share, move |sink| {
+        file.seek_to(start)?;
         sink.copy_from(&mut file, end - start, None)
     })
 }
 
 /// Bytes `start..end` of the share's zip.
 pub(crate) fn zip_chunks(share: Arc<Share>, start: u64, end: u64) -> io::Result<Chunks> {
-    spawn_producer(move |sink| share.zip.write_range(&share.index, start, end, sink))
+    let shared = Arc::clone(&share);
+    spawn_producer(share, move |sink| {
+        shared.zip.write_range(&shared.index, start, end, sink)
+    })
 }
 
 /// One download in progress: the response body, counting and reporting what it sends.
@@ -143,6 +155,9 @@ pub(crate) struct Transfer {
     sent: u64,
     /// Whether this is a whole file or the whole zip (a `200`), which may stop the share.
     whole: bool,
+    /// Whether the reading side ended it with an error (the host's failure, not the
+    /// visitor's).
+    failed: bool,
     last_progress: Instant,
     _permit: OwnedSemaphorePermit,
 }
@@ -171,6 +186,7 @@ impl Transfer {
             expected,
             sent: 0,
             whole,
+            failed: false,
             last_progress: Instant::now(),
             _permit: permit,
         }
@@ -182,6 +198,9 @@ impl Stream for Transfer {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let item = ready!(self.chunks.poll_recv(cx));
+        if let Some(Err(_)) = &item {
+            self.failed = true;
+        }
         if let Some(Ok(bytes)) = &item {
             self.sent += bytes.len() as u64;
             if self.last_progress.elapsed() >= PROGRESS_EVERY && self.sent < self.expected {
@@ -204,6 +223,8 @@ impl Drop for Transfer {
             bytes: self.sent,
             outcome: if completed {
                 TransferOutcome::Completed
+            } else if self.failed {
+                TransferOutcome::Failed
             } else {
                 TransferOutcome::Cancelled
             },

@@ -14,7 +14,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use onionhost_sdk::BuildError;
+use crate::source::Stamp;
 
 /// The most files and folders one share may hold.
 const MAX_NODES: usize = 1_000_000;
@@ -57,8 +57,8 @@ pub(crate) enum Kind {
 pub(crate) struct FileInfo {
     pub(crate) path: PathBuf,
     pub(crate) size: u64,
-    dev: u64,
-    ino: u64,
+    /// Its identity, size and modification time when the share started.
+    pub(crate) stamp: Stamp,
     /// Whether any execute bit is set (kept in the zip).
     pub(crate) executable: bool,
 }
@@ -81,9 +81,48 @@ pub(crate) enum Lookup {
     NotFound,
 }
 
+/// Why the shared paths cannot be shared as they are.
+///
+/// Every one of these is found while walking the paths, so the config check reports it
+/// (naming the path) and the host starts nothing: a share that would fail some visitors
+/// later is refused at once.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum IndexError {
+    /// A file or folder cannot be read by the user running the host.
+    #[error(
+        "cannot read {}: {source}; make it readable by the user running onionhost, \
+         or leave it out of `paths`",
+        path.display()
+    )]
+    Unreadable {
+        /// The file or folder.
+        path: PathBuf,
+        /// What opening or listing it gave.
+        source: io::Error,
+    },
+    /// A file was replaced by something else while it was walked.
+    #[error("{} changed while the share was being prepared; try again", .0.display())]
+    Changed(PathBuf),
+    /// Too many files and folders.
+    #[error("the share holds more than {MAX_NODES} files and folders; share fewer")]
+    TooMany,
+    /// A path inside the share too long for a zip entry.
+    #[error(
+        "{} is too deep: its path in the share is longer than {MAX_PATH_BYTES} bytes, \
+         which a zip cannot hold",
+        .0.display()
+    )]
+    PathTooLong(PathBuf),
+    /// Folders nested too deep.
+    #[error("{} is nested more than {MAX_DEPTH} folders deep", .0.display())]
+    TooDeep(PathBuf),
+}
+
 impl Index {
-    /// Walks the paths the user shared.
-    pub(crate) fn build(paths: &[PathBuf]) -> Result<Self, BuildError> {
+    /// Walks the paths the user shared, checking that every file and folder in them can be
+    /// read: each folder is listed and each file opened once (root reads everything, so only
+    /// opening says what the host's user may read: permissions, ACLs, security modules).
+    pub(crate) fn build(paths: &[PathBuf]) -> Result<Self, IndexError> {
         let mut index = Self {
             nodes: vec![Node {
                 name: String::new(),
@@ -100,8 +139,10 @@ impl Index {
         let mut taken = HashSet::new();
         let mut items = Vec::new();
         for path in paths {
-            let meta = std::fs::metadata(path)
-                .map_err(|err| BuildError::io(format!("read {}", path.display()), err))?;
+            let meta = std::fs::metadata(path).map_err(|source| IndexError::Unreadable {
+                path: path.clone(),
+                source,
+            })?;
             // The name the user typed (a link keeps its own name); for `.` or `..`, the
             // folder's real name.
             let base = path.file_name().map(|n| n.to_owned()).or_else(|| {
@@ -130,11 +171,9 @@ impl Index {
         path: &Path,
         meta: &Metadata,
         depth: usize,
-    ) -> Result<usize, BuildError> {
+    ) -> Result<usize, IndexError> {
         if self.nodes.len() >= MAX_NODES {
-            return Err(BuildError::Other(format!(
-                "the share holds more than {MAX_NODES} files and folders; share fewer"
-            )));
+            return Err(IndexError::TooMany);
         }
         let rel = if parent_rel.is_empty() {
             name.clone()
@@ -142,15 +181,21 @@ impl Index {
             format!("{parent_rel}/{name}")
         };
         if rel.len() > MAX_PATH_BYTES {
-            return Err(BuildError::Other(format!(
-                "{} is too deep: its path in the share is longer than {MAX_PATH_BYTES} bytes, \
-                 which a zip cannot hold",
-                path.display()
-            )));
+            return Err(IndexError::PathTooLong(path.to_owned()));
         }
         let id = self.nodes.len();
         let mtime = (meta.mtime(), u32::try_from(meta.mtime_nsec()).unwrap_or(0));
         if meta.is_file() {
+            let unreadable = |source| IndexError::Unreadable {
+                path: path.to_owned(),
+                source,
+            };
+            // Opened only to learn whether it can be read; closed at once.
+            let opened = File::open(path).map_err(unreadable)?;
+            let now = opened.metadata().map_err(unreadable)?;
+            if !now.is_file() || (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+                return Err(IndexError::Changed(path.to_owned()));
+            }
             self.nodes.push(Node {
                 name,
                 rel,
@@ -158,18 +203,14 @@ impl Index {
                 kind: Kind::File(FileInfo {
                     path: path.to_owned(),
                     size: meta.len(),
-                    dev: meta.dev(),
-                    ino: meta.ino(),
+                    stamp: Stamp::of(meta),
                     executable: meta.mode() & 0o111 != 0,
                 }),
             });
             return Ok(id);
         }
         if depth > MAX_DEPTH {
-            return Err(BuildError::Other(format!(
-                "{} is nested more than {MAX_DEPTH} folders deep",
-                path.display()
-            )));
+            return Err(IndexError::TooDeep(path.to_owned()));
         }
         self.nodes.push(Node {
             name,
@@ -181,11 +222,15 @@ impl Index {
                 files: 0,
             },
         });
-        let read = |err| BuildError::io(format!("read the folder {}", path.display()), err);
+        let unreadable = |path: &Path| {
+            let path = path.to_owned();
+            move |source| IndexError::Unreadable { path, source }
+        };
         let mut entries = Vec::new();
-        for entry in std::fs::read_dir(path).map_err(read)? {
-            let entry = entry.map_err(read)?;
-            let meta = std::fs::symlink_metadata(entry.path()).map_err(read)?;
+        for entry in std::fs::read_dir(path).map_err(unreadable(path))? {
+            let entry = entry.map_err(unreadable(path))?;
+            let entry_path = entry.path();
+            let meta = std::fs::symlink_metadata(&entry_path).map_err(unreadable(&entry_path))?;
             if meta.is_file() || meta.is_dir() {
                 entries.push((entry.file_name(), meta));
             } else {
@@ -280,29 +325,6 @@ impl Index {
         Ok(node)
     }
 }
-
-impl FileInfo {
-    /// Opens the file, checking that it is still the file that was shared, unchanged.
-    pub(crate) fn open(&self, mtime: (i64, u32)) -> io::Result<File> {
-        let file = File::open(&self.path)?;
-        let meta = file.metadata()?;
-        let same = meta.is_file()
-            && meta.dev() == self.dev
-            && meta.ino() == self.ino
-            && meta.len() == self.size
-            && (meta.mtime(), u32::try_from(meta.mtime_nsec()).unwrap_or(0)) == mtime;
-        if same {
-            Ok(file)
-        } else {
-            Err(io::Error::other(ChangedSinceShared))
-        }
-    }
-}
-
-/// The error of [`FileInfo::open`] when the file on disk is no longer the one shared.
-#[derive(Debug, thiserror::Error)]
-#[error("the file changed since the share started")]
-pub(crate) struct ChangedSinceShared;
 
 /// The name shown for a name on disk: invalid UTF-8 replaced, and `\` (a separator for some
 /// unzip programs) replaced by `_` so that no name can be read as a path.
@@ -493,20 +515,5 @@ mod tests {
             ["docs", "my-link"],
             "a link the user listed is followed"
         );
-    }
-
-    #[test]
-    fn a_changed_file_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, "one").unwrap();
-        let index = Index::build(std::slice::from_ref(&path)).unwrap();
-        let node = &index.nodes[1];
-        let Kind::File(file) = &node.kind else {
-            panic!("not a file")
-        };
-        file.open(node.mtime).unwrap();
-        std::fs::write(&path, "three").unwrap();
-        assert!(file.open(node.mtime).is_err());
     }
 }

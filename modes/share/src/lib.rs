@@ -1,16 +1,19 @@
 #![doc = include_str!("../README.md")]
 
 mod body;
+mod conditional;
 mod config;
 mod html;
 mod index;
 mod range;
 mod routes;
+mod source;
 mod zip;
 
 #[cfg(test)]
 mod tests;
 
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -22,6 +25,7 @@ use tokio::sync::Semaphore;
 pub use config::ShareConfig;
 
 use index::Index;
+use source::NoLongerShared;
 use zip::ZipLayout;
 
 /// The share mode: files and folders for download (`mode = "share"`).
@@ -40,6 +44,8 @@ pub(crate) struct Share {
     downloads: Arc<Semaphore>,
     next_transfer: AtomicU64,
     stop_requested: AtomicBool,
+    /// Per node: whether the console was told that this file is no longer served.
+    gone_reported: Vec<AtomicBool>,
 }
 
 impl Share {
@@ -54,6 +60,31 @@ impl Share {
             );
         }
     }
+
+    /// When `err` says a shared file is no longer served (it changed, was deleted or became
+    /// unreadable after sharing started), tells the console once for that file.
+    fn report_gone(&self, err: &io::Error) {
+        let Some(gone) = NoLongerShared::of(err) else {
+            return;
+        };
+        let Some(reported) = self.gone_reported.get(gone.node) else {
+            return;
+        };
+        if reported.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let what = if self.config.show_file_names_in_console {
+            self.index.nodes[gone.node].rel.clone()
+        } else {
+            "a shared file".to_owned()
+        };
+        self.ctx.report(TabEvent::Notice {
+            message: format!(
+                "{what} {}, so it is no longer served (restart the share to serve it again)",
+                gone.why
+            ),
+        });
+    }
 }
 
 impl Mode for ShareMode {
@@ -66,7 +97,8 @@ impl Mode for ShareMode {
     }
 
     fn build(config: ShareConfig, ctx: TabContext) -> Result<Self, BuildError> {
-        let index = Index::build(&config.paths)?;
+        let index =
+            Index::build(&config.paths).map_err(|err| BuildError::Other(err.to_string()))?;
         let zip = ZipLayout::new(&index);
         let zip_name = match &config.zip_name {
             Some(name) => name.clone(),
@@ -94,6 +126,7 @@ impl Mode for ShareMode {
             });
         }
         let downloads = Arc::new(Semaphore::new(config.max_concurrent_downloads));
+        let gone_reported = index.nodes.iter().map(|_| AtomicBool::new(false)).collect();
         Ok(Self {
             share: Arc::new(Share {
                 config,
@@ -104,6 +137,7 @@ impl Mode for ShareMode {
                 downloads,
                 next_transfer: AtomicU64::new(0),
                 stop_requested: AtomicBool::new(false),
+                gone_reported,
             }),
         })
     }

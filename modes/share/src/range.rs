@@ -99,6 +99,7 @@ fn parse(range: &str, len: u64) -> Decision {
 mod tests {
     use super::*;
     use onionhost_sdk::axum::http::HeaderValue;
+    use proptest::prelude::*;
 
     const ETAG: &str = "\"abc\"";
 
@@ -162,5 +163,59 @@ mod tests {
             with("bytes=0-9", Some("Fri, 27 Nov 2026 10:00:00 GMT")),
             Decision::Full
         );
+    }
+
+    /// The invariant every caller relies on: a piece is never empty and never reaches past
+    /// the end of the content.
+    fn within(decision: Decision, len: u64) -> bool {
+        match decision {
+            Decision::Partial { start, end } => start < end && end <= len,
+            Decision::Full | Decision::Unsatisfiable => true,
+        }
+    }
+
+    proptest! {
+        /// Any text at all: no panic, and the range stays inside the content.
+        #[test]
+        fn any_range_text_stays_inside(range in "\\PC{0,40}", len in any::<u64>()) {
+            prop_assert!(within(parse(&range, len), len));
+        }
+
+        /// Ranges that look like ranges (digits, dashes, commas, spaces, huge numbers).
+        #[test]
+        fn range_like_text_stays_inside(
+            range in "(bytes|BYTES|items)? ?=? ?[0-9]{0,25} ?-? ?[0-9]{0,25}(,[0-9]{0,3}-[0-9]{0,3})?",
+            len in prop_oneof![0u64..1000, any::<u64>()],
+        ) {
+            prop_assert!(within(parse(&range, len), len));
+        }
+
+        /// `bytes=a-b` inside the content gives exactly those bytes.
+        #[test]
+        fn a_range_inside_gives_exactly_it(len in 1u64..1_000_000, a in any::<u64>(), n in any::<u64>()) {
+            let start = a % len;
+            let last = start + n % (len - start);
+            prop_assert_eq!(
+                parse(&format!("bytes={start}-{last}"), len),
+                Decision::Partial { start, end: last + 1 }
+            );
+        }
+
+        /// Whole headers, `If-Range` included, with any bytes a header value may hold.
+        #[test]
+        fn any_headers_stay_inside(
+            range in proptest::collection::vec(any::<u8>(), 0..60),
+            if_range in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)),
+            len in any::<u64>(),
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_bytes(&range) {
+                headers.insert(header::RANGE, value);
+            }
+            if let Some(Ok(value)) = if_range.map(|v| HeaderValue::from_bytes(&v)) {
+                headers.insert(header::IF_RANGE, value);
+            }
+            prop_assert!(within(decide(&headers, len, ETAG), len));
+        }
     }
 }

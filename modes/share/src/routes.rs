@@ -14,9 +14,11 @@ use onionhost_sdk::axum::response::{IntoResponse, Response};
 
 use crate::Share;
 use crate::body::{Transfer, file_chunks, zip_chunks};
+use crate::conditional::{self, Precondition};
 use crate::html;
-use crate::index::{ChangedSinceShared, Kind, Lookup, Node, percent_encode};
+use crate::index::{Kind, Lookup, Node, percent_encode};
 use crate::range::{self, Decision};
+use crate::source::{Gone, NoLongerShared, SharedFile};
 use crate::zip::Fnv;
 
 const SHARE_CSS: &str = include_str!("../assets/share.css");
@@ -70,6 +72,9 @@ pub(crate) async fn download(
 ) -> Response {
     let len = share.zip.len();
     let etag = share.zip.etag().to_owned();
+    if let Some(refused) = preconditions(&headers, &etag) {
+        return refused;
+    }
     let decision = range::decide(&headers, len, &etag);
     let mut response = match head_response(decision, len, &etag, "application/zip", &share.zip_name)
     {
@@ -116,6 +121,9 @@ async fn send_file(
     };
     let len = file.size;
     let etag = file_etag(node, len);
+    if let Some(refused) = preconditions(headers, &etag) {
+        return refused;
+    }
     let decision = range::decide(headers, len, &etag);
     let mut response =
         match head_response(decision, len, &etag, "application/octet-stream", &node.name) {
@@ -131,31 +139,30 @@ async fn send_file(
     };
     let opened = {
         let share = Arc::clone(share);
-        tokio::task::spawn_blocking(move || {
-            let node = &share.index.nodes[id];
-            match &node.kind {
-                Kind::File(file) => file.open(node.mtime),
-                Kind::Dir { .. } => Err(std::io::Error::other("not a file")),
-            }
-        })
-        .await
+        tokio::task::spawn_blocking(move || SharedFile::open(&share.index, id)).await
     };
     let opened = match opened {
         Ok(Ok(opened)) => opened,
-        Ok(Err(err)) if err.get_ref().is_some_and(|e| e.is::<ChangedSinceShared>()) => {
-            return message(
-                share,
-                StatusCode::GONE,
-                "This file changed after sharing started, so it is no longer shared.",
-            );
-        }
         Ok(Err(err)) => {
-            tracing::debug!("a shared file could not be opened: {}", err.kind());
-            return message(
-                share,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "This file cannot be read right now.",
-            );
+            share.report_gone(&err);
+            let Some(gone) = NoLongerShared::of(&err) else {
+                tracing::debug!("a shared file could not be opened: {}", err.kind());
+                return message(
+                    share,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "This file cannot be read right now.",
+                );
+            };
+            let text = match gone.why {
+                Gone::Changed => {
+                    "This file changed after sharing started, so it is no longer shared."
+                }
+                Gone::Deleted => {
+                    "This file was deleted after sharing started, so it is no longer shared."
+                }
+                Gone::Unreadable => "This file can no longer be read, so it is no longer shared.",
+            };
+            return message(share, StatusCode::GONE, text);
         }
         Err(_) => {
             return message(
@@ -166,7 +173,7 @@ async fn send_file(
         }
     };
     let (start, end) = bounds(decision, len);
-    let chunks = match file_chunks(opened, start, end) {
+    let chunks = match file_chunks(Arc::clone(share), opened, start, end) {
         Ok(chunks) => chunks,
         Err(err) => return busy(share, &err),
     };
@@ -195,6 +202,30 @@ fn file_etag(node: &Node, len: u64) -> String {
     hash.write(&node.mtime.0.to_le_bytes());
     hash.write(&node.mtime.1.to_le_bytes());
     format!("\"file-{:016x}-{len:x}\"", hash.finish())
+}
+
+/// The `304` or `412` that `If-None-Match` / `If-Match` call for, if any (before `Range`).
+fn preconditions(headers: &HeaderMap, etag: &str) -> Option<Response> {
+    let status = match conditional::evaluate(headers, etag) {
+        Precondition::Proceed => return None,
+        Precondition::NotModified => StatusCode::NOT_MODIFIED,
+        Precondition::Failed => StatusCode::PRECONDITION_FAILED,
+    };
+    let mut response = if status == StatusCode::NOT_MODIFIED {
+        // No body, and none of the content's headers but its ETag (RFC 9110 §15.4.5).
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = status;
+        response
+    } else {
+        onionhost_sdk::http::plain_error(
+            status,
+            "This content has changed since you got its ETag; download it again.",
+        )
+    };
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Some(response)
 }
 
 /// The bytes a decision sends.

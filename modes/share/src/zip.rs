@@ -21,11 +21,11 @@
 //! records are written exactly where the format needs them: an entry of 4 GiB or more, an
 //! entry starting beyond 4 GiB, more than 65,534 entries, or a central directory beyond 4 GiB.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::sync::{Mutex, OnceLock};
 
 use crate::index::{Index, Kind};
+use crate::source::{Gone, NoLongerShared, SharedFile};
 
 /// The most a 32-bit field can hold; this value itself means "see the Zip64 field".
 const MAX32: u64 = 0xFFFF_FFFF;
@@ -253,10 +253,11 @@ pub(crate) trait Sink {
     /// nothing for a long time).
     fn is_abandoned(&self) -> bool;
     /// Copies exactly `len` bytes of `file`, from its current position, into the sink,
-    /// feeding them to `crc` on the way when there is one.
+    /// feeding them to `crc` on the way when there is one. Bytes go in only once
+    /// [`SharedFile::read_into`] has vouched for them.
     fn copy_from(
         &mut self,
-        file: &mut File,
+        file: &mut SharedFile,
         len: u64,
         crc: Option<&mut crc32fast::Hasher>,
     ) -> io::Result<()>;
@@ -409,9 +410,9 @@ impl ZipLayout {
             }
             let data = entry.data_offset();
             let descriptor = data + entry.size;
-            let wants_crc = out.end > descriptor && self.crcs[i].get().is_none();
+            let known = self.crcs[i].get().copied();
             let mut hasher = None;
-            if wants_crc {
+            if out.end > descriptor && known.is_none() {
                 // The range may start inside (or after) the data: hash what it skips.
                 let skipped = out.pos.saturating_sub(data).min(entry.size);
                 let mut h = crc32fast::Hasher::new();
@@ -419,21 +420,33 @@ impl ZipLayout {
                     hash_file(index, entry, skipped, &mut h, &*out.sink)?;
                 }
                 hasher = Some(h);
+            } else if out.end > descriptor && out.pos <= data {
+                // All the data goes out and the CRC is known: check the bytes against it, so
+                // that a file rewritten in place since that CRC was learnt (even one whose
+                // modification time was put back) ends the download rather than completes an
+                // archive whose entry fails its check. Hashing costs far less than Tor.
+                hasher = Some(crc32fast::Hasher::new());
             }
             if out.pos < descriptor && out.end > data {
                 let from = out.pos.max(data);
                 let to = out.end.min(descriptor);
-                let mut file = open(index, entry)?;
-                file.seek(SeekFrom::Start(from - data))?;
+                let mut file = SharedFile::open(index, entry.node)?;
+                file.seek_to(from - data)?;
                 out.sink.copy_from(&mut file, to - from, hasher.as_mut())?;
                 out.pos = to;
             }
             if out.done() {
                 return Ok(());
             }
-            let crc = match hasher {
-                Some(h) => *self.crcs[i].get_or_init(|| h.finalize()),
-                None => self.crc(index, i, &*out.sink)?,
+            let crc = match (hasher, known) {
+                (Some(h), Some(known)) => {
+                    if h.finalize() != known {
+                        return Err(NoLongerShared::error(entry.node, Gone::Changed));
+                    }
+                    known
+                }
+                (Some(h), None) => *self.crcs[i].get_or_init(|| h.finalize()),
+                (None, _) => self.crc(index, i, &*out.sink)?,
             };
             out.emit(descriptor, &entry.descriptor(crc))?;
         }
@@ -513,16 +526,9 @@ impl Clipped<'_> {
     }
 }
 
-fn open(index: &Index, entry: &Entry) -> io::Result<File> {
-    let node = &index.nodes[entry.node];
-    match &node.kind {
-        Kind::File(file) => file.open(node.mtime),
-        Kind::Dir { .. } => Err(io::Error::other("not a file")),
-    }
-}
-
 /// Feeds the first `len` bytes of the entry's file to `hasher`; gives up when `sink` is
-/// abandoned.
+/// abandoned. A file that changes while it is read gives an error, never a CRC of mixed
+/// bytes that would be remembered for the life of the tab.
 fn hash_file(
     index: &Index,
     entry: &Entry,
@@ -530,8 +536,9 @@ fn hash_file(
     hasher: &mut crc32fast::Hasher,
     sink: &dyn Sink,
 ) -> io::Result<()> {
-    let mut file = open(index, entry)?;
-    let mut buf = vec![0u8; 256 * 1024];
+    const PIECE: u64 = 256 * 1024;
+    let mut file = SharedFile::open(index, entry.node)?;
+    let mut buf = Vec::with_capacity(PIECE as usize);
     let mut left = len;
     while left > 0 {
         if sink.is_abandoned() {
@@ -540,16 +547,11 @@ fn hash_file(
                 "the visitor went away",
             ));
         }
-        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-        let n = file.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "a shared file got shorter while it was shared",
-            ));
-        }
-        hasher.update(&buf[..n]);
-        left -= n as u64;
+        let want = left.min(PIECE);
+        buf.clear();
+        file.read_into(&mut buf, want)?;
+        hasher.update(&buf);
+        left -= want;
     }
     Ok(())
 }
