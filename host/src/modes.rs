@@ -14,7 +14,8 @@ use anyhow::Context as _;
 
 use axum::Router;
 use futures::future::BoxFuture;
-use onionhost_sdk::{ConfigError, DynMode, ModeError, ModeFactory, TabContext, axum};
+use onionhost_sdk::host::{DynMode, ModeFactory};
+use onionhost_sdk::{ConfigError, ModeError, TabContext, axum};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{HostConfig, SectionCheck, SectionProblem};
@@ -55,9 +56,12 @@ impl TabService for RouterService {
         stopping: CancellationToken,
         force_close: CancellationToken,
     ) -> BoxFuture<'static, ()> {
+        // The transport says who the connection is from: its onion circuit, or itself.
+        let visitor = conn.visitor();
         Box::pin(onionhost_sdk::http::serve_connection(
             conn,
             self.0.clone(),
+            visitor,
             stopping,
             force_close,
         ))

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use futures::StreamExt as _;
-use onionhost_sdk::TabContext;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -147,7 +146,7 @@ async fn run_tab(
         let name = tab.name.clone();
         let stop_name = tab.name.clone();
         let stop_token = stopping.clone();
-        TabContext::new(
+        onionhost_sdk::host::context(
             tab.name.as_str(),
             stopping.clone(),
             move |event| console.event(&name, event),
@@ -186,7 +185,7 @@ async fn run_tab(
     connections.close();
     connections.wait().await;
     tokio::select! {
-        () = tab_ctx.guarded_tasks_ended() => {}
+        () = onionhost_sdk::host::guarded_tasks_ended(&tab_ctx) => {}
         () = shared.force_close.cancelled() => {}
     }
     Ok(())
@@ -240,7 +239,8 @@ mod tests {
 
     use onionhost_sdk::axum::Router;
     use onionhost_sdk::axum::routing::get;
-    use onionhost_sdk::{BuildError, DynMode, Mode};
+    use onionhost_sdk::host::DynMode;
+    use onionhost_sdk::{BuildError, Mode, ModeConfig, TabContext};
     use serde::Deserialize;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -251,6 +251,8 @@ mod tests {
     #[serde(deny_unknown_fields)]
     struct NoConfig {}
 
+    impl ModeConfig for NoConfig {}
+
     /// Answers `GET /` with its tab's name.
     struct Hello(String);
 
@@ -260,7 +262,7 @@ mod tests {
         fn build(_: NoConfig, ctx: TabContext) -> Result<Self, BuildError> {
             Ok(Self(ctx.tab_name().to_owned()))
         }
-        fn router(&self) -> Router {
+        fn router(self: Arc<Self>) -> Router {
             let name = self.0.clone();
             Router::new()
                 .route("/", get(move || async move { name }))
@@ -281,7 +283,7 @@ mod tests {
         fn build(_: NoConfig, _: TabContext) -> Result<Self, BuildError> {
             panic!("broken on purpose")
         }
-        fn router(&self) -> Router {
+        fn router(self: Arc<Self>) -> Router {
             Router::new()
         }
     }
@@ -389,7 +391,7 @@ mod tests {
             fn build(_: NoConfig, ctx: TabContext) -> Result<Self, BuildError> {
                 Ok(Self(ctx))
             }
-            fn router(&self) -> Router {
+            fn router(self: Arc<Self>) -> Router {
                 let ctx = self.0.clone();
                 Router::new().route(
                     "/",
@@ -469,7 +471,7 @@ mod tests {
         fn build(_: NoConfig, ctx: TabContext) -> Result<Self, BuildError> {
             Ok(Self(ctx))
         }
-        fn router(&self) -> Router {
+        fn router(self: Arc<Self>) -> Router {
             use onionhost_sdk::axum::body::{Body, Bytes};
             use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
             let download = self.0.clone();

@@ -5,10 +5,10 @@
 //! connection (`--local-only`) and on an onion service stream.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use futures::stream::BoxStream;
+use onionhost_sdk::Visitor;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::config::TabConfig;
@@ -21,30 +21,17 @@ pub(crate) mod onion;
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// Who a connection comes from, as far as the transport can tell: every stream of one onion
-/// service rendezvous circuit has the same one; each loopback connection has its own. Opaque,
-/// and unique for the life of the process (never reused, so never linkable to an earlier
-/// visitor).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct VisitorId(u64);
-
-impl VisitorId {
-    /// A visitor never seen before.
-    pub(crate) fn new() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
-/// One visitor connection: a boxed byte stream and who it comes from.
+/// One visitor connection: a boxed byte stream and who it comes from, as far as the transport
+/// can tell: every stream of one onion service rendezvous circuit has the same [`Visitor`];
+/// each loopback connection has its own.
 pub(crate) struct Connection {
     io: Box<dyn Io>,
-    visitor: VisitorId,
+    visitor: Visitor,
 }
 
 impl Connection {
     /// A connection on `io` from `visitor`.
-    pub(crate) fn new(io: impl Io, visitor: VisitorId) -> Self {
+    pub(crate) fn new(io: impl Io, visitor: Visitor) -> Self {
         Self {
             io: Box::new(io),
             visitor,
@@ -52,8 +39,7 @@ impl Connection {
     }
 
     /// Who the connection comes from.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn visitor(&self) -> VisitorId {
+    pub(crate) fn visitor(&self) -> Visitor {
         self.visitor
     }
 }

@@ -31,11 +31,8 @@ pub struct TabContext {
 pub struct TaskGuard(#[allow(dead_code)] TaskTrackerToken);
 
 impl TabContext {
-    /// Makes a context. The host (or [`crate::testing`]) calls this, not modes.
-    ///
-    /// `events` receives every [`TabEvent`] the tab reports; `stop` is called with a reason
-    /// when the tab asks to be stopped; `shutdown` is cancelled when the tab stops.
-    pub fn new(
+    /// Makes a context: see [`crate::host::context`] and [`crate::testing::context`].
+    pub(crate) fn new(
         tab_name: impl Into<Arc<str>>,
         shutdown: CancellationToken,
         events: impl Fn(TabEvent) + Send + Sync + 'static,
@@ -78,9 +75,8 @@ impl TabContext {
         TaskGuard(self.tasks.token())
     }
 
-    /// Resolves when no [`TaskGuard`] is held any more. The host calls it once the tab is
-    /// stopping.
-    pub async fn guarded_tasks_ended(&self) {
+    /// Resolves when no [`TaskGuard`] is held any more (see [`crate::host`]).
+    pub(crate) async fn guarded_tasks_ended(&self) {
         self.tasks.close();
         self.tasks.wait().await;
     }

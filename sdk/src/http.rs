@@ -19,8 +19,13 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+
+mod visitor;
+
+pub use visitor::Visitor;
 
 /// The Content-Security-Policy of every response: no inline script, no framing, no foreign
 /// resources.
@@ -78,6 +83,9 @@ fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response
 
 /// Serves `router` (already [`harden`]ed) on one connection until the visitor closes it.
 ///
+/// Every request of the connection carries `visitor` as a request extension (see
+/// [`Visitor`]): the host passes the one of the connection's circuit.
+///
 /// When `stopping` is cancelled the connection ends gracefully: requests in flight finish (a
 /// download runs to its end), no new request is read. When `force_close` is cancelled the
 /// connection is dropped at once; the host does that after a grace period when it shuts down.
@@ -90,17 +98,27 @@ fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response
 pub async fn serve_connection<I>(
     io: I,
     router: Router,
+    visitor: Visitor,
     stopping: CancellationToken,
     force_close: CancellationToken,
 ) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    serve_with_stall_limit(io, router, stopping, force_close, WRITE_STALL_TIMEOUT).await;
+    serve_with_stall_limit(
+        io,
+        router,
+        visitor,
+        stopping,
+        force_close,
+        WRITE_STALL_TIMEOUT,
+    )
+    .await;
 }
 
 async fn serve_with_stall_limit<I>(
     io: I,
     router: Router,
+    visitor: Visitor,
     stopping: CancellationToken,
     force_close: CancellationToken,
     stall_limit: Duration,
@@ -112,7 +130,12 @@ async fn serve_with_stall_limit<I>(
         limit: stall_limit,
         stalled: None,
     };
-    let service = TowerToHyperService::new(router);
+    let service = TowerToHyperService::new(router.map_request(
+        move |mut request: http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(visitor);
+            request
+        },
+    ));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -260,6 +283,7 @@ mod tests {
         let served = tokio::spawn(serve_with_stall_limit(
             server,
             endless(),
+            Visitor::unique(),
             never.clone(),
             never,
             Duration::from_millis(300),
@@ -284,6 +308,7 @@ mod tests {
         let served = tokio::spawn(serve_with_stall_limit(
             server,
             endless(),
+            Visitor::unique(),
             never.clone(),
             never,
             WRITE_STALL_TIMEOUT,
@@ -317,6 +342,7 @@ mod tests {
         let served = tokio::spawn(serve_with_stall_limit(
             server,
             endless(),
+            Visitor::unique(),
             stop.clone(),
             stop.clone(),
             Duration::from_millis(300),

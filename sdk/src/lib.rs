@@ -3,8 +3,10 @@
 pub mod context;
 pub mod error;
 pub mod event;
-pub mod factory;
 pub mod html;
+// Only the host and the plugin export use it; a mode never needs it.
+#[doc(hidden)]
+pub mod host;
 pub mod http;
 pub mod mode;
 pub mod plugin;
@@ -14,8 +16,8 @@ pub use axum;
 pub use context::{TabContext, TaskGuard};
 pub use error::{BuildError, ConfigError, ModeError};
 pub use event::{Direction, TabEvent, TransferOutcome};
-pub use factory::{DynMode, ModeFactory};
-pub use mode::Mode;
+pub use http::Visitor;
+pub use mode::{Mode, ModeConfig};
 pub use tokio_util::sync::CancellationToken;
 
 /// The sdk's version, as mode libraries and the host see it.

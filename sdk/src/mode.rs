@@ -1,5 +1,7 @@
 //! The [`Mode`] trait: what every mode, built in or loaded as a plugin, implements.
 
+use std::sync::Arc;
+
 use axum::Router;
 use serde::de::DeserializeOwned;
 
@@ -12,14 +14,15 @@ use crate::{BuildError, ConfigError, TabContext};
 /// 1. **Configure.** The host reads the tab's section of the config file (`[tab.<NAME>]`) into
 ///    [`Mode::Config`]. Unknown keys must be rejected (`#[serde(deny_unknown_fields)]`) and every
 ///    key should have a default, so that a tab with no section at all still starts. Then the
-///    host calls [`Mode::validate`], which checks values beyond their types. Any error here stops
-///    the host before anything is served.
+///    host calls [`ModeConfig::validate`], which checks values beyond their types. Any error
+///    here stops the host before anything is served.
 /// 2. **Build.** [`Mode::build`] makes one instance for one tab. Two tabs of the same mode get
 ///    two instances that share nothing. Do cheap, fallible set-up here (open a directory, walk
 ///    the shared files); report what you did with [`TabContext::report`].
-/// 3. **Serve.** The host calls [`Mode::router`] once and serves the router on the tab's
-///    transport until the tab stops. Keep the state your handlers need in the router's state:
-///    the instance itself is kept alive exactly as long as the router.
+/// 3. **Serve.** The host calls [`Mode::router`] once, with the instance in an [`Arc`], and
+///    serves the router on the tab's transport until the tab stops. Give the `Arc` to the
+///    router as its state (`.with_state(self)`): handlers extract `State<Arc<Self>>`, and no
+///    wrapper struct is needed. The instance is kept alive at least as long as the router.
 /// 4. **Stop.** When the host shuts down, or the tab is stopped (also by
 ///    [`TabContext::request_stop`]), [`TabContext::shutdown`] resolves. The host stops accepting
 ///    connections, lets requests in flight finish for a short grace period, then drops the
@@ -32,19 +35,24 @@ pub trait Mode: Sized + Send + Sync + 'static {
     const NAME: &'static str;
 
     /// The type of the mode's own config section, `[tab.<NAME>]`.
-    type Config: DeserializeOwned + Send + 'static;
-
-    /// Checks a parsed config beyond what its types say (ranges, paths that must exist...).
-    ///
-    /// Name the offending key in the error with [`ConfigError::at`].
-    fn validate(config: &Self::Config) -> Result<(), ConfigError> {
-        let _ = config;
-        Ok(())
-    }
+    type Config: ModeConfig;
 
     /// Builds the instance that serves one tab.
     fn build(config: Self::Config, ctx: TabContext) -> Result<Self, BuildError>;
 
     /// The HTTP application of this instance. Called once, after [`Mode::build`].
-    fn router(&self) -> Router;
+    fn router(self: Arc<Self>) -> Router;
+}
+
+/// A mode's config section: parsed with serde, then checked by [`ModeConfig::validate`].
+///
+/// A config with nothing to check beyond its types implements it with an empty body:
+/// `impl ModeConfig for MyConfig {}`.
+pub trait ModeConfig: DeserializeOwned + Send + 'static {
+    /// Checks a parsed config beyond what its types say (ranges, paths that must exist...).
+    ///
+    /// Name the offending key in the error with [`ConfigError::at`].
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
 }

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-use crate::{DynMode, Mode, ModeError, ModeFactory, TabContext, TabEvent};
+use crate::host::{DynMode, ModeFactory as _};
+use crate::{ConfigError, Mode, ModeError, TabContext, TabEvent, Visitor};
 
 /// A tab built for a test, with everything it reported.
 pub struct TestTab {
@@ -24,7 +25,7 @@ impl TestTab {
     pub fn build<M: Mode>(section: &str) -> Result<Self, ModeError> {
         let section: toml::Value = toml::from_str::<toml::Table>(section)
             .map(toml::Value::Table)
-            .map_err(|err| crate::ConfigError::section(err.to_string()))?;
+            .map_err(|err| ConfigError::section(err.to_string()))?;
         let events = Arc::new(Mutex::new(Vec::new()));
         let stop_requests = Arc::new(Mutex::new(Vec::new()));
         let shutdown = CancellationToken::new();
@@ -38,7 +39,17 @@ impl TestTab {
                 move |reason| lock(&stop_requests).push(reason),
             )
         };
-        let router = crate::http::harden(DynMode::<M>::new().build(section, ctx.clone())?);
+        // Requests sent with `oneshot` come from one visitor, as on one connection, unless
+        // the test inserts a `Visitor` of its own.
+        let visitor = Visitor::unique();
+        let router = crate::http::harden(DynMode::<M>::new().build(section, ctx.clone())?).layer(
+            axum::middleware::map_request(move |mut request: axum::extract::Request| async move {
+                if request.extensions().get::<Visitor>().is_none() {
+                    request.extensions_mut().insert(visitor);
+                }
+                request
+            }),
+        );
         Ok(Self {
             router,
             ctx,
@@ -73,6 +84,7 @@ impl TestTab {
                         tokio::spawn(crate::http::serve_connection(
                             stream,
                             router.clone(),
+                            Visitor::unique(),
                             shutdown.clone(),
                             shutdown.clone(),
                         ));
@@ -83,6 +95,22 @@ impl TestTab {
         });
         Ok(addr)
     }
+}
+
+/// Parses and validates a config section of mode `M`, as the host does before it starts.
+pub fn parse_config<M: Mode>(section: toml::Value) -> Result<M::Config, ConfigError> {
+    crate::host::parse_config::<M>(section)
+}
+
+/// A tab context for testing parts of a mode without building it: `events` gets every
+/// [`TabEvent`], `stop` every stop request, and the tab stops when `shutdown` is cancelled.
+pub fn context(
+    tab_name: &str,
+    shutdown: CancellationToken,
+    events: impl Fn(TabEvent) + Send + Sync + 'static,
+    stop: impl Fn(String) + Send + Sync + 'static,
+) -> TabContext {
+    TabContext::new(tab_name, shutdown, events, stop)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

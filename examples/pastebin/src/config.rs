@@ -42,9 +42,9 @@ impl Default for PastebinConfig {
     }
 }
 
-impl PastebinConfig {
+impl onionhost_sdk::ModeConfig for PastebinConfig {
     /// Checks values beyond their types.
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.title.chars().count() > 100 {
             return Err(ConfigError::at("title", "use at most 100 characters"));
         }
@@ -74,7 +74,9 @@ impl PastebinConfig {
         }
         Ok(())
     }
+}
 
+impl PastebinConfig {
     /// The expiry times the form offers, in minutes: common ones up to `keep_minutes`, and
     /// `keep_minutes` itself.
     pub(crate) fn expiry_choices(&self) -> Vec<u64> {

@@ -17,19 +17,15 @@ use tokio::sync::Semaphore;
 use onionhost_sdk::axum::Router;
 use onionhost_sdk::axum::extract::DefaultBodyLimit;
 use onionhost_sdk::axum::routing::{get, post};
-use onionhost_sdk::{BuildError, ConfigError, Mode, TabContext, TabEvent};
+use onionhost_sdk::{BuildError, Mode, TabContext, TabEvent};
 
 pub use config::PastebinConfig;
 
 use store::Store;
 
-/// The pastebin mode (`mode = "pastebin"`).
+/// The pastebin mode (`mode = "pastebin"`). An instance is what one tab's handlers share;
+/// two tabs share nothing.
 pub struct Pastebin {
-    state: Arc<State>,
-}
-
-/// What one tab's handlers share; two tabs share nothing.
-struct State {
     config: PastebinConfig,
     store: Store,
     /// Live views open in the whole tab, bounded by [`live::MAX_LIVE_VIEWS`].
@@ -37,39 +33,37 @@ struct State {
     ctx: TabContext,
 }
 
+/// The instance, as the handlers name it.
+type State = Pastebin;
+
 impl Mode for Pastebin {
     const NAME: &'static str = "pastebin";
 
     type Config = PastebinConfig;
 
-    fn validate(config: &PastebinConfig) -> Result<(), ConfigError> {
-        config.validate()
-    }
-
     fn build(config: PastebinConfig, ctx: TabContext) -> Result<Self, BuildError> {
         let store = Store::new(config.max_pastes, config.max_pastes_per_minute);
-        let state = Arc::new(State {
+        ctx.report(TabEvent::Notice {
+            message: format!(
+                "pastebin ready: pastes up to {} bytes, kept at most {} minutes, at most {} at \
+                 once",
+                config.max_paste_bytes, config.keep_minutes, config.max_pastes
+            ),
+        });
+        Ok(Self {
             config,
             store,
             live_views: Arc::new(Semaphore::new(live::MAX_LIVE_VIEWS)),
             ctx,
-        });
-        // Expired pastes are dropped by a task of the tab, not only when someone asks for them,
-        // so that nothing stays in memory longer than promised.
-        tokio::spawn(store::purge_expired(Arc::clone(&state)));
-        state.ctx.report(TabEvent::Notice {
-            message: format!(
-                "pastebin ready: pastes up to {} bytes, kept at most {} minutes, at most {} at \
-                 once",
-                state.config.max_paste_bytes, state.config.keep_minutes, state.config.max_pastes
-            ),
-        });
-        Ok(Self { state })
+        })
     }
 
-    fn router(&self) -> Router {
+    fn router(self: Arc<Self>) -> Router {
+        // Expired pastes are dropped by a task of the tab, not only when someone asks for them,
+        // so that nothing stays in memory longer than promised.
+        tokio::spawn(store::purge_expired(Arc::clone(&self)));
         // A form body is URL-encoded: up to three bytes per byte of text, plus the field name.
-        let max_form_bytes = self.state.config.max_paste_bytes * 3 + 1024;
+        let max_form_bytes = self.config.max_paste_bytes * 3 + 1024;
         Router::new()
             .route("/", get(pages::index))
             .route(
@@ -84,7 +78,7 @@ impl Mode for Pastebin {
             .route("/p/{id}/raw", get(pages::raw))
             .route("/p/{id}/live", get(live::viewers))
             .route("/live.js", get(pages::script))
-            .with_state(Arc::clone(&self.state))
+            .with_state(self)
     }
 }
 

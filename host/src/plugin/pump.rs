@@ -53,7 +53,7 @@ mod tests {
         let (visitor, host_side) = tokio::io::duplex(64);
         let (plugin_end, mut plugin) = UnixStream::pair().unwrap();
         let pumping = tokio::spawn(pump(
-            Connection::new(host_side, crate::transport::VisitorId::new()),
+            Connection::new(host_side, onionhost_sdk::Visitor::unique()),
             plugin_end,
         ));
         let (mut visitor_read, mut visitor_write) = split(visitor);
@@ -77,7 +77,7 @@ mod tests {
         let (_visitor, host_side) = tokio::io::duplex(64);
         let (plugin_end, plugin) = UnixStream::pair().unwrap();
         let pumping = tokio::spawn(pump(
-            Connection::new(host_side, crate::transport::VisitorId::new()),
+            Connection::new(host_side, onionhost_sdk::Visitor::unique()),
             plugin_end,
         ));
         drop(plugin);

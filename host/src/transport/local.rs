@@ -2,9 +2,10 @@
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
+use onionhost_sdk::Visitor;
 use tokio::net::TcpListener;
 
-use super::{Connection, Incoming, VisitorId};
+use super::{Connection, Incoming};
 use crate::config::TabConfig;
 use crate::console::Console;
 
@@ -25,7 +26,7 @@ pub(crate) async fn open(tab: &TabConfig, console: &Console) -> anyhow::Result<I
                     // Small writes (chat lines, WebSocket frames) should leave at once.
                     let _ = stream.set_nodelay(true);
                     // Loopback tells nothing about who connects: each connection is its own visitor.
-                    return Some((Connection::new(stream, VisitorId::new()), listener));
+                    return Some((Connection::new(stream, Visitor::unique()), listener));
                 }
                 Err(err) => {
                     // Running out of file descriptors must not end the tab: wait and retry.

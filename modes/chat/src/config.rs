@@ -94,9 +94,9 @@ impl Default for JoinLimitConfig {
     }
 }
 
-impl ChatConfig {
+impl onionhost_sdk::ModeConfig for ChatConfig {
     /// Checks every value against its range; the error names the key and the allowed range.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let title_chars = self.title.chars().count();
         if self.title.trim().is_empty() || title_chars > MAX_TITLE_CHARS {
             return Err(ConfigError::at(
@@ -142,7 +142,9 @@ impl ChatConfig {
         )?;
         Ok(())
     }
+}
 
+impl ChatConfig {
     /// The room-wide join bucket's burst: [`JoinLimitConfig::burst`], or the larger of
     /// `max_members` and `joins_per_minute`.
     pub fn join_burst(&self) -> u32 {
@@ -188,11 +190,13 @@ where
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use onionhost_sdk::ModeConfig as _;
+
     use super::*;
 
     fn parse(toml: &str) -> Result<ChatConfig, ConfigError> {
         let value = toml::Value::Table(toml::from_str(toml).unwrap());
-        onionhost_sdk::factory::parse_config::<crate::ChatMode>(value)
+        onionhost_sdk::testing::parse_config::<crate::ChatMode>(value)
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use onionhost_sdk::axum::Router;
 use onionhost_sdk::axum::extract::DefaultBodyLimit;
 use onionhost_sdk::axum::routing::{get, post};
-use onionhost_sdk::{BuildError, ConfigError, Mode, TabContext};
+use onionhost_sdk::{BuildError, Mode, TabContext};
 use tokio::sync::Semaphore;
 
 pub use config::{ChatConfig, JoinLimitConfig, RateLimitConfig};
@@ -34,13 +34,9 @@ onionhost_sdk::export_mode!(ChatMode);
 use limit::{KeyedBuckets, VisitorKey};
 use room::Room;
 
-/// The chat mode: one ephemeral room per tab (`mode = "chat"`).
+/// The chat mode: one ephemeral room per tab (`mode = "chat"`). An instance is everything
+/// one chat tab's handlers share; two tabs never share any of it.
 pub struct ChatMode {
-    chat: Arc<Chat>,
-}
-
-/// Everything one chat tab's handlers share. Two tabs never share any of it.
-struct Chat {
     config: ChatConfig,
     room: Arc<Room>,
     sessions: nojs::Sessions,
@@ -52,6 +48,9 @@ struct Chat {
     ctx: TabContext,
 }
 
+/// The instance, as the handlers name it.
+type Chat = ChatMode;
+
 /// The fewest visitors with a rate-limit bucket that a room keeps apart before it refuses
 /// newcomers' actions (each costs a few dozen bytes).
 const MAX_VISITORS: usize = 64 * 1024;
@@ -61,10 +60,6 @@ impl Mode for ChatMode {
 
     type Config = ChatConfig;
 
-    fn validate(config: &ChatConfig) -> Result<(), ConfigError> {
-        config.validate()
-    }
-
     fn build(config: ChatConfig, ctx: TabContext) -> Result<Self, BuildError> {
         let room = Arc::new(Room::new(&config, ctx.clone()));
         // Room for every member, plus pages reconnecting and sockets not yet joined.
@@ -72,20 +67,18 @@ impl Mode for ChatMode {
         // Visitors who acted recently: a few per connection slot, or the room's largest size.
         let visitors = KeyedBuckets::new(config.rate_limit, (connections * 4).max(MAX_VISITORS));
         Ok(Self {
-            chat: Arc::new(Chat {
-                config,
-                room,
-                sessions: nojs::Sessions::default(),
-                connections: Arc::new(Semaphore::new(connections)),
-                visitors,
-                ctx,
-            }),
+            config,
+            room,
+            sessions: nojs::Sessions::default(),
+            connections: Arc::new(Semaphore::new(connections)),
+            visitors,
+            ctx,
         })
     }
 
-    fn router(&self) -> Router {
+    fn router(self: Arc<Self>) -> Router {
         // A form body is URL-encoded: up to three bytes per byte of text, plus the field name.
-        let max_form_bytes = self.chat.config.max_message_bytes * 3 + 1024;
+        let max_form_bytes = self.config.max_message_bytes * 3 + 1024;
         Router::new()
             .route("/", get(page::index))
             .route("/chat.js", get(page::script))
@@ -99,6 +92,6 @@ impl Mode for ChatMode {
             .route("/nojs/{token}/leave", post(nojs::leave))
             .fallback(page::not_found)
             .layer(DefaultBodyLimit::max(max_form_bytes))
-            .with_state(Arc::clone(&self.chat))
+            .with_state(self)
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use onionhost_sdk::{CancellationToken, TabContext, TabEvent};
+use onionhost_sdk::{CancellationToken, TabEvent};
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::*;
@@ -18,7 +18,7 @@ struct Fixture {
 fn room(max_members: usize) -> Fixture {
     let reported = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&reported);
-    let ctx = TabContext::new(
+    let ctx = onionhost_sdk::testing::context(
         "test",
         CancellationToken::new(),
         move |event| sink.lock().unwrap().push(event),
@@ -271,7 +271,7 @@ fn look_alike_checks_do_not_grow_with_the_room() {
 /// to everyone, with no limit on the room's side.
 #[test]
 fn joins_beyond_the_rooms_join_limit_are_refused_until_it_refills() {
-    let ctx = TabContext::new("test", CancellationToken::new(), |_| {}, |_| {});
+    let ctx = onionhost_sdk::testing::context("test", CancellationToken::new(), |_| {}, |_| {});
     let config = ChatConfig {
         join_limit: crate::config::JoinLimitConfig {
             joins_per_minute: 1,

@@ -89,9 +89,9 @@ impl Default for ReceiveConfig {
     }
 }
 
-impl ReceiveConfig {
+impl onionhost_sdk::ModeConfig for ReceiveConfig {
     /// Checks every value against its range; the error names the key and the allowed range.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if let Some(dir) = &self.dir {
             if dir.as_os_str().is_empty() {
                 return Err(ConfigError::at(
@@ -180,7 +180,9 @@ impl ReceiveConfig {
         }
         Ok(())
     }
+}
 
+impl ReceiveConfig {
     /// The folder uploads go to, with `~/` expanded.
     pub fn upload_dir(&self) -> Result<PathBuf, String> {
         let dir = self
@@ -330,11 +332,13 @@ impl<'de> Deserialize<'de> for ByteSize {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use onionhost_sdk::ModeConfig as _;
+
     use super::*;
 
     fn parse(toml: &str) -> Result<ReceiveConfig, ConfigError> {
         let value = toml::Value::Table(toml::from_str(toml).unwrap());
-        onionhost_sdk::factory::parse_config::<crate::ReceiveMode>(value)
+        onionhost_sdk::testing::parse_config::<crate::ReceiveMode>(value)
     }
 
     #[test]

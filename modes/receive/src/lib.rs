@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicU64;
 use onionhost_sdk::axum::Router;
 use onionhost_sdk::axum::extract::DefaultBodyLimit;
 use onionhost_sdk::axum::routing::{get, post};
-use onionhost_sdk::{BuildError, ConfigError, Mode, TabContext, TabEvent};
+use onionhost_sdk::{BuildError, Mode, TabContext, TabEvent, Visitor};
 
 pub use config::{ByteSize, DEFAULT_DIR, ReceiveConfig};
 
@@ -27,21 +27,10 @@ use rate::RateLimit;
 use slots::Slots;
 use store::Budget;
 
-/// What tells visitors apart for `max_concurrent_uploads_per_visitor`: the request extension
-/// the host puts on every request of one visitor.
-// Until the sdk's `http::Visitor` lands, a type no request carries: uploads count against the
-// tab's bound only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct VisitorKey;
-
 /// The receive mode: visitors upload files and text messages into a folder
-/// (`mode = "receive"`).
+/// (`mode = "receive"`). An instance is everything one receive tab's handlers share; two
+/// tabs never share any of it.
 pub struct ReceiveMode {
-    receive: Arc<Receive>,
-}
-
-/// Everything one receive tab's handlers share. Two tabs never share any of it.
-struct Receive {
     config: ReceiveConfig,
     /// The folder uploads go to, `~` expanded.
     dir: PathBuf,
@@ -49,7 +38,7 @@ struct Receive {
     budget: Budget,
     /// Uploads in progress, against `max_concurrent_uploads` and
     /// `max_concurrent_uploads_per_visitor`.
-    slots: Arc<Slots<VisitorKey>>,
+    slots: Arc<Slots<Visitor>>,
     /// Uploads started, against `max_uploads_per_minute`.
     rate: RateLimit,
     /// Numbers uploads for the console.
@@ -57,14 +46,13 @@ struct Receive {
     ctx: TabContext,
 }
 
+/// The instance, as the handlers name it.
+type Receive = ReceiveMode;
+
 impl Mode for ReceiveMode {
     const NAME: &'static str = "receive";
 
     type Config = ReceiveConfig;
-
-    fn validate(config: &ReceiveConfig) -> Result<(), ConfigError> {
-        config.validate()
-    }
 
     fn build(config: ReceiveConfig, ctx: TabContext) -> Result<Self, BuildError> {
         let dir = config.upload_dir().map_err(BuildError::Other)?;
@@ -97,22 +85,20 @@ impl Mode for ReceiveMode {
             message: format!("Receiving {} into {}", accepts.join(" and "), dir.display()),
         });
         Ok(Self {
-            receive: Arc::new(Receive {
-                budget: Budget::new(config.max_total_size.0),
-                slots: Arc::new(Slots::new(
-                    config.max_concurrent_uploads,
-                    config.max_concurrent_uploads_per_visitor,
-                )),
-                rate: RateLimit::new(config.max_uploads_per_minute),
-                next_id: AtomicU64::new(1),
-                dir,
-                config,
-                ctx,
-            }),
+            budget: Budget::new(config.max_total_size.0),
+            slots: Arc::new(Slots::new(
+                config.max_concurrent_uploads,
+                config.max_concurrent_uploads_per_visitor,
+            )),
+            rate: RateLimit::new(config.max_uploads_per_minute),
+            next_id: AtomicU64::new(1),
+            dir,
+            config,
+            ctx,
         })
     }
 
-    fn router(&self) -> Router {
+    fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/", get(page::index))
             .route("/receive.js", get(page::script))
@@ -123,6 +109,6 @@ impl Mode for ReceiveMode {
                 post(upload::upload).layer(DefaultBodyLimit::disable()),
             )
             .fallback(page::not_found)
-            .with_state(Arc::clone(&self.receive))
+            .with_state(self)
     }
 }

@@ -43,9 +43,9 @@ const MAX_NAME_CHARS: usize = 200;
 /// The most downloads that may be configured to run at once.
 const MAX_CONCURRENT_DOWNLOADS: usize = 1_000;
 
-impl ShareConfig {
+impl onionhost_sdk::ModeConfig for ShareConfig {
     /// Checks every value; the error names the key and says how to fix it.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.paths.is_empty() {
             return Err(ConfigError::at(
                 "paths",
@@ -122,7 +122,7 @@ mod tests {
 
     fn parse(toml: &str) -> Result<ShareConfig, ConfigError> {
         let value = toml::Value::Table(toml::from_str(toml).unwrap());
-        onionhost_sdk::factory::parse_config::<crate::ShareMode>(value)
+        onionhost_sdk::testing::parse_config::<crate::ShareMode>(value)
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use onionhost_sdk::axum::Router;
 use onionhost_sdk::axum::routing::get;
-use onionhost_sdk::{BuildError, ConfigError, Mode, TabContext, TabEvent};
+use onionhost_sdk::{BuildError, Mode, TabContext, TabEvent};
 use tokio::sync::Semaphore;
 
 pub use config::ShareConfig;
@@ -28,13 +28,9 @@ use index::Index;
 use source::NoLongerShared;
 use zip::ZipLayout;
 
-/// The share mode: files and folders for download (`mode = "share"`).
+/// The share mode: files and folders for download (`mode = "share"`). An instance is
+/// everything one share tab's handlers use; two tabs never share any of it.
 pub struct ShareMode {
-    share: Arc<Share>,
-}
-
-/// Everything one share tab's handlers use. Two tabs never share any of it.
-pub(crate) struct Share {
     config: ShareConfig,
     index: Index,
     zip: ZipLayout,
@@ -47,6 +43,9 @@ pub(crate) struct Share {
     /// Per node: whether the console was told that this file is no longer served.
     gone_reported: Vec<AtomicBool>,
 }
+
+/// The instance, as the handlers name it.
+pub(crate) type Share = ShareMode;
 
 impl Share {
     /// Called when a whole file or the whole zip has been sent: stops the tab if asked to.
@@ -92,10 +91,6 @@ impl Mode for ShareMode {
 
     type Config = ShareConfig;
 
-    fn validate(config: &ShareConfig) -> Result<(), ConfigError> {
-        config.validate()
-    }
-
     fn build(config: ShareConfig, ctx: TabContext) -> Result<Self, BuildError> {
         let index =
             Index::build(&config.paths).map_err(|err| BuildError::Other(err.to_string()))?;
@@ -128,21 +123,19 @@ impl Mode for ShareMode {
         let downloads = Arc::new(Semaphore::new(config.max_concurrent_downloads));
         let gone_reported = index.nodes.iter().map(|_| AtomicBool::new(false)).collect();
         Ok(Self {
-            share: Arc::new(Share {
-                config,
-                index,
-                zip,
-                zip_name,
-                ctx,
-                downloads,
-                next_transfer: AtomicU64::new(0),
-                stop_requested: AtomicBool::new(false),
-                gone_reported,
-            }),
+            config,
+            index,
+            zip,
+            zip_name,
+            ctx,
+            downloads,
+            next_transfer: AtomicU64::new(0),
+            stop_requested: AtomicBool::new(false),
+            gone_reported,
         })
     }
 
-    fn router(&self) -> Router {
+    fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/", get(routes::index))
             .route("/share.css", get(routes::style))
@@ -151,6 +144,6 @@ impl Mode for ShareMode {
             .route("/files/", get(routes::index))
             .route("/files/{*path}", get(routes::files))
             .fallback(routes::not_found)
-            .with_state(Arc::clone(&self.share))
+            .with_state(self)
     }
 }

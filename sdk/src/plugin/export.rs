@@ -21,9 +21,8 @@ use super::abi::{
     ABI_VERSION, Bytes, CreateError, ErrorSink, HeaderPrefix, HostCallbacks, MAGIC, PluginHeader,
     TabArgs, make_text_field,
 };
-use crate::{
-    ConfigError, DynMode, Mode, ModeError, ModeFactory as _, SDK_VERSION, TabContext, TabEvent,
-};
+use crate::host::{DynMode, ModeFactory as _};
+use crate::{ConfigError, Mode, ModeError, SDK_VERSION, TabContext, TabEvent, Visitor};
 
 /// The header of a plugin exporting mode `M`; `panic_unwind` is `cfg!(panic = "unwind")` in the
 /// plugin crate.
@@ -323,7 +322,10 @@ unsafe extern "C" fn serve_connection(handle: *mut c_void, fd: c_int) -> c_int {
             runtime.spawn(async move {
                 match tokio::net::UnixStream::from_std(socket) {
                     Ok(io) => {
-                        crate::http::serve_connection(io, router, stopping, force_close).await;
+                        // The C ABI v1 passes no circuit: each connection is its own visitor.
+                        let visitor = Visitor::unique();
+                        crate::http::serve_connection(io, router, visitor, stopping, force_close)
+                            .await;
                     }
                     Err(err) => tracing::debug!("cannot serve a connection from the host: {err}"),
                 }
@@ -398,6 +400,8 @@ mod tests {
         panic: bool,
     }
 
+    impl crate::ModeConfig for EchoConfig {}
+
     /// Answers `/` with its tab's name, `/panic` with a panic; may fail or panic when built,
     /// after spawning a task that reports an event late.
     struct Echo(String);
@@ -423,7 +427,7 @@ mod tests {
             });
             Ok(Self(ctx.tab_name().to_owned()))
         }
-        fn router(&self) -> Router {
+        fn router(self: Arc<Self>) -> Router {
             let name = self.0.clone();
             Router::new()
                 .route("/", get(move || async move { name }))

@@ -1,7 +1,7 @@
 //! A tab's rendezvous requests and streams, turned into connections, and how they end.
 //!
 //! Each accepted rendezvous request is one visitor circuit: its streams are one visitor
-//! ([`VisitorId`]). When the tab stops, no rendezvous request is accepted any more (one being
+//! ([`Visitor`]). When the tab stops, no rendezvous request is accepted any more (one being
 //! completed is abandoned), and new streams on open circuits are refused; the circuits stay
 //! open while a connection on them is open, and [`LINGER`] after the last one closed, so that
 //! the end of a response still queued on a circuit reaches the visitor.
@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, Stream, StreamExt as _};
+use onionhost_sdk::Visitor;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -24,7 +25,7 @@ use tor_cell::relaycell::msg::{Connected, End, EndReason};
 use tor_hsservice::{RendRequest, StreamRequest};
 use tor_proto::stream::IncomingStreamRequest;
 
-use crate::transport::{Connection, Io, VisitorId};
+use crate::transport::{Connection, Io};
 
 /// The only port a tab answers on: plain HTTP, as onion services need no TLS.
 pub(crate) const HTTP_PORT: u16 = 80;
@@ -131,7 +132,7 @@ pub(crate) async fn serve<R: Rendezvous>(
         };
         circuits.spawn(circuit(
             request,
-            VisitorId::new(),
+            Visitor::unique(),
             sender.clone(),
             open.clone(),
             stop.clone(),
@@ -157,7 +158,7 @@ pub(crate) async fn serve<R: Rendezvous>(
 /// `visitor`.
 async fn circuit<R: Rendezvous>(
     request: R,
-    visitor: VisitorId,
+    visitor: Visitor,
     sender: mpsc::Sender<Connection>,
     open: Open,
     stop: CancellationToken,
@@ -200,7 +201,7 @@ async fn circuit<R: Rendezvous>(
 /// Accepts a request for the tab's port as a connection from `visitor`; ends any other.
 async fn accept<S: PendingStream>(
     request: S,
-    visitor: VisitorId,
+    visitor: Visitor,
     sender: mpsc::Sender<Connection>,
     open: Open,
 ) {

@@ -20,6 +20,8 @@ pub struct PanickyConfig {
     pub panic_in_build: bool,
 }
 
+impl onionhost_sdk::ModeConfig for PanickyConfig {}
+
 /// The test mode (`mode = "panicky"`).
 pub struct Panicky {
     hits: Arc<AtomicU64>,
@@ -41,7 +43,7 @@ impl Mode for Panicky {
         })
     }
 
-    fn router(&self) -> Router {
+    fn router(self: Arc<Self>) -> Router {
         let hits = Arc::clone(&self.hits);
         Router::new()
             .route(

@@ -1,11 +1,14 @@
-//! Type erasure over [`Mode`]: how the host holds many modes in one registry.
+//! What only the host (and the sdk's own plugin export) uses: type erasure over [`Mode`], and
+//! making and closing a [`TabContext`]. Hidden from the docs a mode author reads; a mode never
+//! needs any of it (tests use [`crate::testing`]).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::{Extension, Router};
+use tokio_util::sync::CancellationToken;
 
-use crate::{ConfigError, Mode, ModeError, TabContext};
+use crate::{ConfigError, Mode, ModeConfig, ModeError, TabContext, TabEvent};
 
 /// A mode with its types erased: parses a config section and builds a tab's router.
 pub trait ModeFactory: Send + Sync {
@@ -60,7 +63,7 @@ pub fn parse_config<M: Mode>(section: toml::Value) -> Result<M::Config, ConfigEr
             message: err.into_inner().to_string(),
         }
     })?;
-    M::validate(&config)?;
+    config.validate()?;
     Ok(config)
 }
 
@@ -76,6 +79,27 @@ impl<M: Mode> ModeFactory for DynMode<M> {
     fn build(&self, section: toml::Value, ctx: TabContext) -> Result<Router, ModeError> {
         let config = parse_config::<M>(section)?;
         let instance = Arc::new(M::build(config, ctx)?);
-        Ok(instance.router().layer(Extension(instance)))
+        // The extension keeps the instance alive as long as the router, even if the mode's
+        // router holds only parts of it.
+        Ok(Arc::clone(&instance).router().layer(Extension(instance)))
     }
+}
+
+/// Makes a tab's context.
+///
+/// `events` receives every [`TabEvent`] the tab reports; `stop` is called with a reason when
+/// the tab asks to be stopped; `shutdown` is cancelled when the tab stops.
+pub fn context(
+    tab_name: impl Into<Arc<str>>,
+    shutdown: CancellationToken,
+    events: impl Fn(TabEvent) + Send + Sync + 'static,
+    stop: impl Fn(String) + Send + Sync + 'static,
+) -> TabContext {
+    TabContext::new(tab_name, shutdown, events, stop)
+}
+
+/// Resolves when no [`crate::TaskGuard`] of `ctx` is held any more. The host calls it once
+/// the tab is stopping.
+pub async fn guarded_tasks_ended(ctx: &TabContext) {
+    ctx.guarded_tasks_ended().await;
 }
