@@ -2,6 +2,7 @@
 // multipart form and the server answers with a page; with it, the same request is sent by
 // XMLHttpRequest (the only browser API that reports upload progress) asking for JSON.
 // Everything from the server is shown with textContent, never as markup.
+/* global onionhostBytes */
 "use strict";
 
 (function () {
@@ -15,15 +16,9 @@
   const result = document.getElementById("result");
   const send = document.getElementById("send");
 
-  function size(n) {
-    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let unit = 0;
-    while (n >= 1024 && unit < units.length - 1) {
-      n /= 1024;
-      unit += 1;
-    }
-    return (unit === 0 ? String(n) : n.toFixed(1)) + " " + units[unit];
-  }
+  // Sizes read as the server writes them (onionhost_sdk::size::ByteSize), with
+  // onionhostBytes from /bytes.js, the sdk's twin of that format, loaded before this script.
+  const size = onionhostBytes;
 
   function show(lines, isError) {
     result.replaceChildren();

@@ -4,9 +4,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use onionhost_sdk::ConfigError;
+use onionhost_sdk::{ByteSize, ConfigError};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
 
 /// The receive mode's own config section, `[tab.receive]`. Every key has a default, so a
 /// receive tab needs no section at all.
@@ -65,25 +64,23 @@ const MAX_MIN_UPLOAD_RATE: u64 = 1024 * 1024;
 /// The default folder, under the home folder.
 pub const DEFAULT_DIR: &str = "~/onionhost-received";
 
-const GIB: u64 = 1024 * 1024 * 1024;
-
 impl Default for ReceiveConfig {
     fn default() -> Self {
         Self {
             dir: None,
-            max_upload_size: ByteSize(10 * GIB),
-            max_total_size: ByteSize(50 * GIB),
-            min_free_space: ByteSize(GIB),
+            max_upload_size: ByteSize::gib(10),
+            max_total_size: ByteSize::gib(50),
+            min_free_space: ByteSize::gib(1),
             max_files_per_upload: 1000,
             disable_files: false,
             disable_text: false,
-            max_text_size: ByteSize(64 * 1024),
+            max_text_size: ByteSize::kib(64),
             show_file_names_in_console: false,
             max_concurrent_uploads: 4,
             max_concurrent_uploads_per_visitor: 2,
             max_uploads_per_minute: 60,
             upload_idle_timeout_seconds: 120,
-            min_upload_rate: ByteSize(4 * 1024),
+            min_upload_rate: ByteSize::kib(4),
             upload_rate_grace_seconds: 60,
         }
     }
@@ -227,107 +224,6 @@ where
     Ok(())
 }
 
-/// A number of bytes, written in the config as an integer (`1048576`) or as a string with a
-/// unit (`"1 MiB"`, `"2.5 GB"`). Units: B, KB, MB, GB, TB (powers of 1000) and KiB, MiB, GiB,
-/// TiB (powers of 1024), in any case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ByteSize(pub u64);
-
-impl ByteSize {
-    /// Parses `"2 GiB"`, `"500MB"`, `"1024"`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let unit = unit.trim();
-        let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "kb" => 1000,
-            "mb" => 1000 * 1000,
-            "gb" => 1000 * 1000 * 1000,
-            "tb" => 1000 * 1000 * 1000 * 1000,
-            "kib" => 1024,
-            "mib" => 1024 * 1024,
-            "gib" => GIB,
-            "tib" => GIB * 1024,
-            _ => {
-                return Err(format!(
-                    "unknown unit {unit:?} in {text:?}: use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
-                ));
-            }
-        };
-        let bad = || format!("{text:?} is not a size: write a number of bytes or e.g. \"2 GiB\"");
-        if number.is_empty() {
-            return Err(bad());
-        }
-        if let Ok(whole) = number.parse::<u64>() {
-            return whole
-                .checked_mul(multiplier)
-                .map(ByteSize)
-                .ok_or_else(|| format!("{text:?} is too large"));
-        }
-        let value: f64 = number.parse().map_err(|_| bad())?;
-        #[allow(clippy::cast_precision_loss)]
-        let bytes = value * multiplier as f64;
-        #[allow(clippy::cast_precision_loss)]
-        if !bytes.is_finite() || bytes >= u64::MAX as f64 {
-            return Err(format!("{text:?} is too large"));
-        }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        Ok(ByteSize(bytes.round() as u64))
-    }
-}
-
-impl fmt::Display for ByteSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&human_bytes(self.0))
-    }
-}
-
-/// `n` bytes for people: `512 B`, `1.5 KiB`, `10 GiB`.
-pub(crate) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    let text = format!("{value:.1}");
-    let text = text.strip_suffix(".0").unwrap_or(&text);
-    format!("{text} {}", UNITS[unit])
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SizeVisitor;
-        impl Visitor<'_> for SizeVisitor {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number of bytes or a string such as \"2 GiB\"")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
-                Ok(ByteSize(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom("a size cannot be negative"))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
-                ByteSize::parse(v).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_any(SizeVisitor)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -347,36 +243,13 @@ mod tests {
         ReceiveConfig::default().validate().unwrap();
     }
 
+    /// Sizes are the sdk's `ByteSize` (its own tests cover the parser): integers or strings
+    /// with units.
     #[test]
     fn sizes_are_integers_or_strings_with_units() {
-        for (text, bytes) in [
-            ("0", 0),
-            ("1024", 1024),
-            ("1 KiB", 1024),
-            ("1kib", 1024),
-            ("2 GiB", 2 * GIB),
-            ("1.5 MiB", 1024 * 1024 * 3 / 2),
-            ("500 MB", 500_000_000),
-            ("3 B", 3),
-            ("1 TB", 1_000_000_000_000),
-        ] {
-            assert_eq!(ByteSize::parse(text).unwrap(), ByteSize(bytes), "{text}");
-        }
-        for bad in [
-            "",
-            "GiB",
-            "1 GB GB",
-            "1 gigabyte",
-            "-1",
-            "1e3",
-            "1..2 MB",
-            "99999999999 TiB",
-        ] {
-            assert!(ByteSize::parse(bad).is_err(), "{bad}");
-        }
         let config = parse("max_upload_size = 2048\nmax_total_size = \"3 GiB\"").unwrap();
         assert_eq!(config.max_upload_size, ByteSize(2048));
-        assert_eq!(config.max_total_size, ByteSize(3 * GIB));
+        assert_eq!(config.max_total_size, ByteSize::gib(3));
     }
 
     #[test]
@@ -433,13 +306,5 @@ mod tests {
         let dir = ReceiveConfig::default().upload_dir().unwrap();
         assert!(dir.ends_with("onionhost-received"), "{}", dir.display());
         assert!(!dir.starts_with("~"));
-    }
-
-    #[test]
-    fn human_sizes_read_well() {
-        assert_eq!(human_bytes(5), "5 B");
-        assert_eq!(human_bytes(1024), "1 KiB");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(10 * GIB), "10 GiB");
     }
 }

@@ -3,7 +3,6 @@
 mod config;
 mod names;
 mod page;
-mod rate;
 mod slots;
 mod store;
 mod upload;
@@ -21,9 +20,11 @@ use onionhost_sdk::axum::extract::DefaultBodyLimit;
 use onionhost_sdk::axum::routing::{get, post};
 use onionhost_sdk::{BuildError, Mode, TabContext, TabEvent, Visitor};
 
-pub use config::{ByteSize, DEFAULT_DIR, ReceiveConfig};
+pub use config::{DEFAULT_DIR, ReceiveConfig};
+/// The sizes of [`ReceiveConfig`]: the sdk's one byte-size type.
+pub use onionhost_sdk::ByteSize;
 
-use rate::RateLimit;
+use onionhost_sdk::rate::{Rate, RateLimiter};
 use slots::Slots;
 use store::Budget;
 
@@ -40,7 +41,7 @@ pub struct ReceiveMode {
     /// `max_concurrent_uploads_per_visitor`.
     slots: Arc<Slots<Visitor>>,
     /// Uploads started, against `max_uploads_per_minute`.
-    rate: RateLimit,
+    rate: RateLimiter,
     /// Numbers uploads for the console.
     next_id: AtomicU64,
     ctx: TabContext,
@@ -90,7 +91,7 @@ impl Mode for ReceiveMode {
                 config.max_concurrent_uploads,
                 config.max_concurrent_uploads_per_visitor,
             )),
-            rate: RateLimit::new(config.max_uploads_per_minute),
+            rate: RateLimiter::new(Rate::per_minute(config.max_uploads_per_minute)),
             next_id: AtomicU64::new(1),
             dir,
             config,
@@ -101,6 +102,7 @@ impl Mode for ReceiveMode {
     fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/", get(page::index))
+            .route("/bytes.js", get(page::bytes_script))
             .route("/receive.js", get(page::script))
             .route("/receive.css", get(page::style))
             // The upload streams to disk under limits of its own, checked as it arrives.

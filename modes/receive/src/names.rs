@@ -43,23 +43,12 @@ pub(crate) fn numbered(name: &str, n: u32) -> String {
     format!("{stem}{suffix}")
 }
 
-/// Characters replaced by `_`: controls, path and shell-special characters Windows refuses,
-/// and the invisible characters that change how a name reads (bidi overrides, line
-/// separators, the byte-order mark).
+/// Characters replaced by `_`: the sdk's disguising characters (controls, bidi marks,
+/// invisible characters, line separators, spaces other than U+0020, unassigned code points),
+/// and the path and shell-special characters Windows refuses.
 fn is_refused(c: char) -> bool {
-    c.is_control()
+    onionhost_sdk::text::is_disguising(c)
         || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
-        || matches!(
-            c,
-            '\u{061C}'
-                | '\u{200E}'
-                | '\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{FEFF}'
-        )
 }
 
 /// Names Windows reserves for devices, whatever their extension (`CON`, `nul.txt`, `COM1`,
@@ -155,6 +144,17 @@ mod tests {
         assert_eq!(sanitize("a\u{2066}b\u{200F}c\u{FEFF}"), "a_b_c_");
     }
 
+    /// Regression (issue 9): receive's own list of disguising characters missed the zero-width
+    /// space U+200B (and its neighbours U+200C, U+200D, U+2060), so `report\u{200B}.pdf` was
+    /// saved as a name that reads like `report.pdf`. The sdk's one predicate covers them.
+    #[test]
+    fn zero_width_characters_are_replaced() {
+        assert_eq!(sanitize("report\u{200B}.pdf"), "report_.pdf");
+        assert_eq!(sanitize("a\u{200C}b\u{200D}c\u{2060}d"), "a_b_c_d");
+        // A name of nothing but invisible characters does not look empty either.
+        assert_eq!(sanitize("\u{200B}\u{200B}"), "__");
+    }
+
     #[test]
     fn unicode_is_kept() {
         assert_eq!(sanitize("Résumé 履歴書 🎉.pdf"), "Résumé 履歴書 🎉.pdf");
@@ -231,7 +231,7 @@ mod tests {
             ':', '*', '?', '"', '<', '>', '|', '\u{202E}', '\u{2066}', '\u{200F}', '\u{200E}',
             '\u{061C}', '\u{2028}', '\u{2029}', '\u{FEFF}', '\u{B9}', '\u{B2}', '\u{B3}', '1', '0',
             'C', 'O', 'M', 'L', 'P', 'T', 'N', 'U', 'A', 'X', 'R', 'é', '履', '🎉', '\u{3000}',
-            '\u{A0}',
+            '\u{A0}', '\u{200B}', '\u{2060}',
         ];
 
         /// Names built from device names, extensions and the characters above.

@@ -11,7 +11,7 @@ use onionhost_sdk::axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::Receive;
-use crate::config::human_bytes;
+use onionhost_sdk::ByteSize;
 use crate::store::SavedFile;
 use crate::upload::{FILES_FIELD, Limit, TEXT_FIELD, UploadError};
 
@@ -82,6 +82,16 @@ pub(crate) async fn script() -> Response {
         .into_response()
 }
 
+/// `GET /bytes.js`: the sdk's size formatter for the script, so that sizes read the same with
+/// and without JavaScript.
+pub(crate) async fn bytes_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        onionhost_sdk::size::BYTES_JS,
+    )
+        .into_response()
+}
+
 /// `GET /receive.css`.
 pub(crate) async fn style() -> Response {
     (
@@ -138,7 +148,7 @@ pub(crate) fn received(_receive: &Receive, json: bool, saved: &[SavedFile]) -> R
                 body,
                 "<li><span class=\"name\">{}</span> <span class=\"size\">({})</span></li>",
                 escape(&file.name),
-                human_bytes(file.bytes)
+                ByteSize(file.bytes)
             );
         }
         body.push_str("</ul>\n");
@@ -258,6 +268,7 @@ fn page_head(title: &str) -> String {
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<link rel=\"stylesheet\" href=\"/receive.css\">\n\
+         <script src=\"/bytes.js\" defer></script>\n\
          <script src=\"/receive.js\" defer></script>\n</head>\n<body>\n<main>\n\
          <h1>{title}</h1>\n"
     )

@@ -125,7 +125,7 @@ async fn handle(
         Err(SlotRefused::Busy) => return Err(before_body(UploadError::Busy, body)),
         Err(SlotRefused::VisitorBusy) => return Err(before_body(UploadError::VisitorBusy, body)),
     };
-    if receive.rate.try_take(std::time::Instant::now()).is_err() {
+    if receive.rate.check().is_err() {
         return Err(before_body(UploadError::RateLimited, body));
     }
     let Some(boundary) = headers
