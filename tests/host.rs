@@ -75,7 +75,8 @@ impl TestHost {
         Self::spawn_in(dir, &["run", "--config", &path, "--local-only"], &[])
     }
 
-    /// Runs `onionhost ARGS` with extra environment variables, in `dir`.
+    /// Runs `onionhost ARGS` with extra environment variables (an empty value unsets one),
+    /// in `dir`.
     pub fn spawn_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let mut cmd = Command::new(onionhost_bin());
         cmd.args(args)
@@ -86,7 +87,12 @@ impl TestHost {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
-            cmd.env(k, v);
+            // An empty value unsets the variable (NO_COLOR, say, which is set by default).
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
         }
         let mut child = cmd.spawn().context("spawn onionhost")?;
         let captured = Arc::new((Mutex::new(Captured::default()), Condvar::new()));

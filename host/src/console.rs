@@ -28,6 +28,8 @@ struct Transfer {
 #[derive(Clone, Default)]
 pub(crate) struct Console {
     transfers: Arc<Mutex<HashMap<(String, u64), Transfer>>>,
+    /// How many transfers are in flight, for those who wait for none to be.
+    in_flight: Arc<tokio::sync::watch::Sender<usize>>,
     /// In tests: every line printed, to assert on.
     #[cfg(test)]
     captured: Arc<Mutex<Vec<String>>>,
@@ -59,6 +61,21 @@ impl Console {
         // A closed stdout must not take the host down: the tabs keep serving.
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
+    }
+
+    /// How many transfers (downloads, uploads) have started and not finished, in every tab.
+    pub(crate) fn transfers_in_flight(&self) -> usize {
+        self.transfers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Returns once no transfer is in flight.
+    pub(crate) async fn transfers_ended(&self) {
+        let mut in_flight = self.in_flight.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = in_flight.wait_for(|count| *count == 0).await;
     }
 
     /// Shows an event a tab reported.
@@ -153,6 +170,7 @@ impl Console {
             TabEvent::Notice { message } => message,
             other => format!("{other:?}"),
         };
+        self.in_flight.send_replace(transfers.len());
         drop(transfers);
         self.tab(tab, &line);
     }

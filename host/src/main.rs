@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 mod cli;
 mod config;
 mod console;
+mod logging;
 mod modes;
 mod plugin;
 mod supervisor;
@@ -26,7 +27,7 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    logging::init();
     let registry = Registry::builtin();
     let (config, common) = match host_config(cli.command, &registry) {
         Ok(Some(found)) => found,
@@ -58,39 +59,6 @@ fn with_tor_network(mut config: HostConfig, common: &CommonArgs) -> anyhow::Resu
         config.tor.network = Some(config::load_network(path)?);
     }
     Ok(config)
-}
-
-/// Libraries whose debug and trace logs carry what visitors send.
-const PRIVATE_TARGETS: &[&str] = &[
-    "tungstenite",
-    "tokio_tungstenite",
-    "hyper",
-    "hyper_util",
-    "h2",
-    "axum",
-    "multer",
-    "tower_http",
-];
-
-/// Logs go to stderr; `RUST_LOG` overrides the default of `info` for onionhost, `warn` for
-/// the libraries underneath.
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let mut filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,onionhost=info,onionhost_sdk=info"));
-    // Whatever RUST_LOG says, the libraries that see visitors' bytes never log below info:
-    // at debug and trace they print WebSocket frames (chat messages, names), headers and
-    // form fields.
-    for quiet in PRIVATE_TARGETS {
-        if let Ok(directive) = format!("{quiet}=info").parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
-        .init();
 }
 
 /// Turns the command line into a checked config; `None` when the command was only a check.
@@ -170,11 +138,12 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let console = Console::default();
         // Signals are caught from here on, before anything slow starts (connecting to Tor).
         let shutdown = CancellationToken::new();
-        tokio::spawn(watch_signals(shutdown.clone())?);
+        let force_close = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone(), force_close.clone())?);
         let mut finished = None;
         let transport = if common.local_only {
             console
@@ -187,7 +156,7 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
             tokio::select! {
                 transport = starting => {
                     let transport = transport?;
-                    finished = Some(transport.finished());
+                    finished = Some(transport.finished(force_close.clone()));
                     Transport::Onion(transport)
                 }
                 () = shutdown.cancelled() => {
@@ -197,8 +166,17 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
             }
         };
         let tabs = config.tabs.len();
-        let summary = supervisor::run(config, registry, transport, console, shutdown).await;
+        let summary = supervisor::run(
+            config,
+            registry,
+            transport,
+            console,
+            shutdown,
+            force_close.clone(),
+        )
+        .await;
         if let Some(finished) = finished {
+            // The onion services and their tasks end before the runtime goes down.
             finished.await;
         }
         Ok(if summary.failed == tabs && tabs > 0 {
@@ -206,22 +184,29 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
         } else {
             ExitCode::SUCCESS
         })
-    })
+    });
+    // Before `tor_dirs` goes: the runtime, with every Arti task that might write there.
+    transport::onion::shut_down(runtime);
+    outcome
 }
 
-/// Catches Ctrl-C and SIGTERM from now on; the returned future cancels `shutdown` when one
-/// comes.
+/// Catches Ctrl-C and SIGTERM from now on; the returned future cancels `shutdown` when the
+/// first comes (tabs stop, transfers in flight finish) and `force_close` at the second
+/// (everything stops at once).
 fn watch_signals(
     shutdown: CancellationToken,
+    force_close: CancellationToken,
 ) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
+        for token in [shutdown, force_close] {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            token.cancel();
         }
-        shutdown.cancel();
     })
 }

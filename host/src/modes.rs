@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use axum::Router;
 use futures::future::BoxFuture;
 use onionhost_sdk::host::{DynMode, ModeFactory};
-use onionhost_sdk::{ConfigError, ModeError, TabContext, Visitor, axum};
+use onionhost_sdk::{ConfigError, ModeError, TabContext, axum};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{HostConfig, SectionCheck, SectionProblem};
@@ -56,12 +56,12 @@ impl TabService for RouterService {
         stopping: CancellationToken,
         force_close: CancellationToken,
     ) -> BoxFuture<'static, ()> {
+        // The transport says who the connection is from: its onion circuit, or itself.
+        let visitor = conn.visitor();
         Box::pin(onionhost_sdk::http::serve_connection(
             conn,
             self.0.clone(),
-            // Until the transports say which circuit a connection came on, each connection
-            // is its own visitor.
-            Visitor::unique(),
+            visitor,
             stopping,
             force_close,
         ))

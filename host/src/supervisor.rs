@@ -2,7 +2,10 @@
 //!
 //! Each tab runs in its own task with its own stop signal. A tab whose mode fails to build,
 //! panics, or whose transport fails is marked failed and reported; the other tabs go on. The
-//! host ends when every tab has ended, or on Ctrl-C / SIGTERM.
+//! host ends when every tab has ended. The first Ctrl-C / SIGTERM stops every tab: no new
+//! visitor gets in, transfers in flight run to their end (as OnionShare does, since a cut
+//! download is lost), other connections get [`SHUTDOWN_GRACE`]; a second one closes every
+//! connection at once.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -19,7 +22,10 @@ use crate::console::Console;
 use crate::modes::{Registry, TabFactory};
 use crate::transport::Transport;
 
-/// How long requests in flight may run on after Ctrl-C or SIGTERM.
+/// How long, after the first Ctrl-C or SIGTERM, connections that carry no transfer (a page
+/// being written, a request a mode keeps waiting) may run on. Transfers in flight are waited
+/// for however long they take; once they have ended and this has passed, whatever is left is
+/// closed.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How the host's run ended.
@@ -39,18 +45,22 @@ struct Shared {
     force_close: CancellationToken,
 }
 
-/// Runs every tab of `config` until they all end or `shutdown` is cancelled.
+/// Runs every tab of `config` until they all end. When `shutdown` is cancelled every tab
+/// stops, and its connections finish; when `force_close` is cancelled too, they are closed.
 pub(crate) async fn run(
     config: HostConfig,
     registry: &Registry,
     transport: Transport,
     console: Console,
     shutdown: CancellationToken,
+    force_close: CancellationToken,
 ) -> Summary {
+    // What closes the connections: the second signal, or the end of the first one's grace.
+    let close = force_close.child_token();
     let shared = Shared {
         transport: Arc::new(transport),
         console: console.clone(),
-        force_close: CancellationToken::new(),
+        force_close: close.clone(),
     };
     let mut tabs = JoinSet::new();
     for tab in config.tabs {
@@ -91,17 +101,35 @@ pub(crate) async fn run(
         }
     }
 
-    console.host("stopping every tab");
-    let force_close = shared.force_close.clone();
-    let grace = tokio::spawn(async move {
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-        force_close.cancel();
-    });
-    while let Some(joined) = tabs.join_next().await {
-        finish(&console, joined);
+    // Each tab stops listening as soon as it sees the stop; what is left are the connections
+    // already open.
+    console.host("stopping every tab: no new visitors");
+    let transfers = console.transfers_in_flight();
+    if transfers > 0 && !force_close.is_cancelled() {
+        console.host(&format!(
+            "waiting for {transfers} transfer(s) in flight to finish; Ctrl-C (or SIGTERM) again stops at once"
+        ));
     }
-    grace.abort();
-    summary
+    let mut closing = false;
+    let grace = async {
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        console.transfers_ended().await;
+        close.cancel();
+    };
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            joined = tabs.join_next() => match joined {
+                Some(joined) => finish(&console, joined),
+                None => return summary,
+            },
+            () = &mut grace, if !close.is_cancelled() => {}
+            () = force_close.cancelled(), if !closing => {
+                closing = true;
+                console.host("stopping at once: closing every connection");
+            }
+        }
+    }
 }
 
 /// Builds, serves and stops one tab. Panics anywhere in the tab's own code become errors.
@@ -142,32 +170,54 @@ async fn run_tab(
         })?
         .with_context(|| format!("cannot start the {} mode", tab.mode))?;
 
-    let mut incoming = shared.transport.open(&tab, &shared.console).await?;
+    let incoming = shared.transport.open(&tab, &shared.console).await?;
     let connections = TaskTracker::new();
+    serve(
+        incoming,
+        &*service,
+        &connections,
+        &stopping,
+        &shared.force_close,
+    )
+    .await?;
+    // Requests in flight, and upgraded connections saying goodbye, finish; on a second
+    // Ctrl-C, `force_close` cuts them.
+    connections.close();
+    connections.wait().await;
+    tokio::select! {
+        () = onionhost_sdk::host::guarded_tasks_ended(&tab_ctx) => {}
+        () = shared.force_close.cancelled() => {}
+    }
+    Ok(())
+}
+
+/// Hands the tab's connections to `service` until the tab stops, then stops listening at once:
+/// `incoming` is dropped on return, so that a new visitor is refused rather than accepted and
+/// left waiting while the connections already open finish.
+async fn serve(
+    mut incoming: crate::transport::Incoming,
+    service: &dyn crate::modes::TabService,
+    connections: &TaskTracker,
+    stopping: &CancellationToken,
+    force_close: &CancellationToken,
+) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             biased;
             () = stopping.cancelled() => break,
             conn = incoming.next() => match conn {
                 Some(conn) => {
-                    connections.spawn(service.serve(conn, stopping.clone(), shared.force_close.clone()));
+                    connections.spawn(service.serve(conn, stopping.clone(), force_close.clone()));
                 }
                 None => {
                     stopping.cancel();
+                    drop(incoming);
                     connections.close();
                     connections.wait().await;
                     anyhow::bail!("the tab's listener ended unexpectedly");
                 }
             },
         }
-    }
-    // Requests in flight, and upgraded connections saying goodbye, finish before the tab's
-    // address goes away; the grace period bounds both.
-    connections.close();
-    connections.wait().await;
-    tokio::select! {
-        () = onionhost_sdk::host::guarded_tasks_ended(&tab_ctx) => {}
-        () = shared.force_close.cancelled() => {}
     }
     drop(incoming);
     Ok(())
@@ -185,7 +235,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use onionhost_sdk::axum::Router;
     use onionhost_sdk::axum::routing::get;
@@ -292,7 +342,15 @@ mod tests {
             let console = console.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                run(config, &registry, Transport::Local, console, shutdown).await
+                run(
+                    config,
+                    &registry,
+                    Transport::Local,
+                    console,
+                    shutdown,
+                    CancellationToken::new(),
+                )
+                .await
             })
         };
         let one = url_of(&console, "one").await;
@@ -358,7 +416,15 @@ mod tests {
             let console = console.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                run(config, &registry, Transport::Local, console, shutdown).await
+                run(
+                    config,
+                    &registry,
+                    Transport::Local,
+                    console,
+                    shutdown,
+                    CancellationToken::new(),
+                )
+                .await
             })
         };
         let goes = url_of(&console, "goes").await;
@@ -384,6 +450,263 @@ mod tests {
                 stopped: 2,
                 failed: 0
             }
+        );
+    }
+
+    /// Streams `a`, then `b` once the test releases tab `name`'s download; `/stop` asks the tab
+    /// to stop.
+    struct Slow(TabContext);
+
+    /// What each slow tab's download waits for, by tab name.
+    fn release(tab: &str) -> Arc<tokio::sync::Notify> {
+        static RELEASES: std::sync::LazyLock<
+            std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Notify>>>,
+        > = std::sync::LazyLock::new(Default::default);
+        Arc::clone(RELEASES.lock().unwrap().entry(tab.to_owned()).or_default())
+    }
+
+    impl Mode for Slow {
+        const NAME: &'static str = "slow";
+        type Config = NoConfig;
+        fn build(_: NoConfig, ctx: TabContext) -> Result<Self, BuildError> {
+            Ok(Self(ctx))
+        }
+        fn router(self: Arc<Self>) -> Router {
+            use onionhost_sdk::axum::body::{Body, Bytes};
+            use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
+            let download = self.0.clone();
+            let stop = self.0.clone();
+            Router::new()
+                .route(
+                    "/slow",
+                    get(move || async move {
+                        let release = release(download.tab_name());
+                        download.report(TabEvent::TransferStarted {
+                            id: 1,
+                            direction: Direction::Download,
+                            total_bytes: Some(2),
+                            label: None,
+                        });
+                        let first = futures::stream::once(async {
+                            Ok::<_, std::io::Error>(Bytes::from_static(b"a"))
+                        });
+                        let second = futures::stream::once(async move {
+                            release.notified().await;
+                            download.report(TabEvent::TransferFinished {
+                                id: 1,
+                                bytes: 2,
+                                outcome: TransferOutcome::Completed,
+                                saved_to: None,
+                            });
+                            Ok(Bytes::from_static(b"b"))
+                        });
+                        Body::from_stream(first.chain(second))
+                    }),
+                )
+                .route(
+                    "/stop",
+                    get(move || async move {
+                        stop.request_stop("asked to");
+                        "bye"
+                    }),
+                )
+                .route("/hang", get(std::future::pending::<&'static str>))
+        }
+    }
+
+    /// Starts a host of one slow tab called `name`; returns its address and the host task.
+    async fn slow_host(
+        name: &str,
+        console: &Console,
+        shutdown: &CancellationToken,
+        force_close: &CancellationToken,
+    ) -> (String, tokio::task::JoinHandle<Summary>) {
+        let registry = Registry::with(vec![DynMode::<Slow>::boxed()]);
+        let config = HostConfig {
+            tabs: vec![tab(name, "slow")],
+            ..HostConfig::default()
+        };
+        let host = {
+            let (console, shutdown, force_close) =
+                (console.clone(), shutdown.clone(), force_close.clone());
+            tokio::spawn(async move {
+                run(
+                    config,
+                    &registry,
+                    Transport::Local,
+                    console,
+                    shutdown,
+                    force_close,
+                )
+                .await
+            })
+        };
+        (url_of(console, name).await, host)
+    }
+
+    /// Sends `GET /slow` and reads until the first chunk (`a`) has arrived.
+    async fn start_download(addr: &str) -> (tokio::net::TcpStream, Vec<u8>) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(b"\r\na\r\n") {
+            let mut buf = [0; 1024];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "the download ended early: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+        (stream, got)
+    }
+
+    /// Reads the rest of a chunked response (up to its last chunk) or until the connection ends.
+    async fn rest_of(stream: &mut tokio::net::TcpStream) -> String {
+        let mut got = Vec::new();
+        while !got.ends_with(b"0\r\n\r\n") {
+            let mut buf = [0; 1024];
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    /// Regression: a share tab stopping after its first download kept listening while another
+    /// download was in flight, so a new visitor was accepted and then got no answer until that
+    /// download ended. A stopping tab stops listening at once.
+    #[tokio::test]
+    async fn a_stopping_tab_refuses_new_connections_at_once() {
+        let console = Console::default();
+        let (shutdown, force_close) = (CancellationToken::new(), CancellationToken::new());
+        let (addr, host) = slow_host("refuses", &console, &shutdown, &force_close).await;
+        let (mut download, _) = start_download(&addr).await;
+        assert!(get_text(&addr, "/stop").await.ends_with("bye"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // A listener nobody accepts from can leave a connect hanging once its backlog fills.
+            let connect = tokio::net::TcpStream::connect(&addr);
+            match tokio::time::timeout(Duration::from_secs(1), connect).await {
+                Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => break,
+                other => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "a stopping tab still takes connections: {other:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+        // The download in flight still runs to its end.
+        release("refuses").notify_one();
+        assert!(rest_of(&mut download).await.contains("\r\nb\r\n"));
+        shutdown.cancel();
+        assert_eq!(
+            host.await.unwrap(),
+            Summary {
+                stopped: 1,
+                failed: 0
+            }
+        );
+    }
+
+    /// Regression: Ctrl-C or SIGTERM cut every download with more than 10 s left (a fixed
+    /// grace). The first signal waits for transfers in flight however long they take, and
+    /// says so.
+    #[tokio::test]
+    async fn the_first_signal_waits_for_transfers_in_flight() {
+        let console = Console::default();
+        let (shutdown, force_close) = (CancellationToken::new(), CancellationToken::new());
+        let (addr, host) = slow_host("waits", &console, &shutdown, &force_close).await;
+        let (mut download, _) = start_download(&addr).await;
+        // Time stands still unless nothing else can run; then it jumps to the next timer,
+        // so an hour passes at once unless something is waiting for less.
+        tokio::time::pause();
+        shutdown.cancel();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(!host.is_finished(), "{:?}", console.lines());
+        assert!(
+            console.lines().iter().any(|l| l
+                == "waiting for 1 transfer(s) in flight to finish; Ctrl-C (or SIGTERM) again stops at once"),
+            "{:?}",
+            console.lines()
+        );
+        tokio::time::resume();
+        release("waits").notify_one();
+        assert!(rest_of(&mut download).await.contains("\r\nb\r\n"));
+        assert_eq!(
+            host.await.unwrap(),
+            Summary {
+                stopped: 1,
+                failed: 0
+            }
+        );
+    }
+
+    /// A connection that carries no transfer (a request a mode never answers) does not hold
+    /// the host after the first signal for more than the grace.
+    #[tokio::test]
+    async fn the_first_signal_closes_what_is_not_a_transfer_after_the_grace() {
+        let console = Console::default();
+        let (shutdown, force_close) = (CancellationToken::new(), CancellationToken::new());
+        let (addr, host) = slow_host("hangs", &console, &shutdown, &force_close).await;
+        let mut hanging = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        hanging
+            .write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // The tab has taken the connection once a later one is answered.
+        assert!(
+            get_text(&addr, "/nothing")
+                .await
+                .starts_with("HTTP/1.1 404")
+        );
+        tokio::time::pause();
+        let stopping = tokio::time::Instant::now();
+        shutdown.cancel();
+        assert_eq!(
+            host.await.unwrap(),
+            Summary {
+                stopped: 1,
+                failed: 0
+            }
+        );
+        assert!(stopping.elapsed() >= SHUTDOWN_GRACE);
+        let mut rest = Vec::new();
+        let _ = hanging.read_to_end(&mut rest).await;
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    }
+
+    /// The second Ctrl-C or SIGTERM closes the connections still open at once.
+    #[tokio::test]
+    async fn the_second_signal_stops_at_once() {
+        let console = Console::default();
+        let (shutdown, force_close) = (CancellationToken::new(), CancellationToken::new());
+        let (addr, host) = slow_host("cuts", &console, &shutdown, &force_close).await;
+        let (mut download, _) = start_download(&addr).await;
+        shutdown.cancel();
+        force_close.cancel();
+        assert_eq!(
+            host.await.unwrap(),
+            Summary {
+                stopped: 1,
+                failed: 0
+            }
+        );
+        assert!(!rest_of(&mut download).await.contains("\r\nb\r\n"));
+        assert!(
+            console
+                .lines()
+                .iter()
+                .any(|l| l == "stopping at once: closing every connection"),
+            "{:?}",
+            console.lines()
         );
     }
 }

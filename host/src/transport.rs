@@ -4,8 +4,12 @@
 //! Modes never see which transport serves them: the same router is served on a loopback TCP
 //! connection (`--local-only`) and on an onion service stream.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use futures::stream::BoxStream;
-use tokio::io::{AsyncRead, AsyncWrite};
+use onionhost_sdk::Visitor;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::config::TabConfig;
 use crate::console::Console;
@@ -17,11 +21,59 @@ pub(crate) mod onion;
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// One visitor connection, as a boxed byte stream.
-pub(crate) type Connection = Box<dyn Io>;
+/// One visitor connection: a boxed byte stream and who it comes from, as far as the transport
+/// can tell: every stream of one onion service rendezvous circuit has the same [`Visitor`];
+/// each loopback connection has its own.
+pub(crate) struct Connection {
+    io: Box<dyn Io>,
+    visitor: Visitor,
+}
+
+impl Connection {
+    /// A connection on `io` from `visitor`.
+    pub(crate) fn new(io: impl Io, visitor: Visitor) -> Self {
+        Self {
+            io: Box::new(io),
+            visitor,
+        }
+    }
+
+    /// Who the connection comes from.
+    pub(crate) fn visitor(&self) -> Visitor {
+        self.visitor
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
 
 /// A tab's incoming connections. Dropping it stops listening (and takes the tab's onion
-/// service down).
+/// service down: no new rendezvous is accepted).
 pub(crate) type Incoming = BoxStream<'static, Connection>;
 
 /// The transport every tab of this host uses.

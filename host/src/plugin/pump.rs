@@ -52,7 +52,10 @@ mod tests {
     async fn bytes_flow_both_ways_and_a_half_close_still_gets_the_answer() {
         let (visitor, host_side) = tokio::io::duplex(64);
         let (plugin_end, mut plugin) = UnixStream::pair().unwrap();
-        let pumping = tokio::spawn(pump(Box::new(host_side), plugin_end));
+        let pumping = tokio::spawn(pump(
+            Connection::new(host_side, onionhost_sdk::Visitor::unique()),
+            plugin_end,
+        ));
         let (mut visitor_read, mut visitor_write) = split(visitor);
 
         visitor_write.write_all(b"question").await.unwrap();
@@ -73,7 +76,10 @@ mod tests {
     async fn a_silent_visitor_does_not_outlive_the_plugin_closing() {
         let (_visitor, host_side) = tokio::io::duplex(64);
         let (plugin_end, plugin) = UnixStream::pair().unwrap();
-        let pumping = tokio::spawn(pump(Box::new(host_side), plugin_end));
+        let pumping = tokio::spawn(pump(
+            Connection::new(host_side, onionhost_sdk::Visitor::unique()),
+            plugin_end,
+        ));
         drop(plugin);
         tokio::time::timeout(std::time::Duration::from_secs(10), pumping)
             .await

@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
+use onionhost_sdk::Visitor;
 use tokio::net::TcpListener;
 
 use super::{Connection, Incoming};
@@ -24,7 +25,8 @@ pub(crate) async fn open(tab: &TabConfig, console: &Console) -> anyhow::Result<I
                 Ok((stream, _peer)) => {
                     // Small writes (chat lines, WebSocket frames) should leave at once.
                     let _ = stream.set_nodelay(true);
-                    return Some((Box::new(stream) as Connection, listener));
+                    // Loopback tells nothing about who connects: each connection is its own visitor.
+                    return Some((Connection::new(stream, Visitor::unique()), listener));
                 }
                 Err(err) => {
                     // Running out of file descriptors must not end the tab: wait and retry.

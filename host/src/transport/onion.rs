@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Incoming;
@@ -18,6 +19,7 @@ use crate::console::Console;
 mod client;
 mod keys;
 mod service;
+mod streams;
 
 pub(crate) use client::TorDirs;
 
@@ -25,9 +27,11 @@ pub(crate) use client::TorDirs;
 pub(crate) struct OnionTransport {
     client: client::Client,
     keys_dir: Option<PathBuf>,
-    /// Every tab's stream task, which outlives its tab for a short grace (see
+    /// Every tab's stream task, which outlives its tab while its circuits close (see
     /// [`OnionTransport::finished`]).
     tasks: TaskTracker,
+    /// Cancelled to close every circuit at once (a second Ctrl-C).
+    cut: CancellationToken,
 }
 
 impl OnionTransport {
@@ -44,6 +48,7 @@ impl OnionTransport {
             client,
             keys_dir: tor.keys_dir.clone(),
             tasks: TaskTracker::new(),
+            cut: CancellationToken::new(),
         })
     }
 
@@ -77,16 +82,56 @@ impl OnionTransport {
             &keys,
             console,
             &self.tasks,
+            &self.cut,
         )
     }
 
-    /// A handle that waits until every stopped tab has delivered the last bytes it sent:
-    /// the host waits for it before it exits.
-    pub(crate) fn finished(&self) -> impl Future<Output = ()> + use<> {
+    /// A handle that waits until every stopped tab has delivered the last bytes it sent and
+    /// its onion service is down, or at once when `force_close` is cancelled: the host waits
+    /// for it before it exits.
+    pub(crate) fn finished(
+        &self,
+        force_close: CancellationToken,
+    ) -> impl Future<Output = ()> + use<> {
         let tasks = self.tasks.clone();
+        let cut = self.cut.clone();
         async move {
             tasks.close();
-            tasks.wait().await;
+            tokio::select! {
+                () = tasks.wait() => {}
+                () = force_close.cancelled() => {
+                    cut.cancel();
+                    tasks.wait().await;
+                }
+            }
         }
     }
+}
+
+/// What tokio's timer says to a sleep polled while the runtime goes down.
+const RUNTIME_SHUTTING_DOWN: &str = "A Tokio 1.x context was found, but it is being shutdown.";
+
+/// Shuts the host's runtime down, once every tab and onion service of the host has ended.
+///
+/// tor-hsservice 0.47 gives every onion service a blocking thread that expires queued
+/// proof-of-work requests in an endless loop (`expire_old_requests_loop`) that nothing can
+/// stop, not even dropping the service. When the runtime's timer goes down, that thread's sleep
+/// panics with [`RUNTIME_SHUTTING_DOWN`], which printed one panic per tab at every clean exit.
+/// The services and all our tasks have ended by now, so that panic, and only that one, is not
+/// shown while the runtime goes down; any other panic still is.
+pub(crate) fn shut_down(runtime: tokio::runtime::Runtime) {
+    let show = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied());
+        if message != Some(RUNTIME_SHUTTING_DOWN) {
+            show(info);
+        }
+    }));
+    drop(runtime);
+    // Back to the standard hook, which is the one the host runs with.
+    drop(std::panic::take_hook());
 }

@@ -16,8 +16,8 @@ pub struct ChatConfig {
     pub max_members: usize,
     /// The largest message a member may send, in bytes of UTF-8.
     pub max_message_bytes: usize,
-    /// How fast one connection (or session without JavaScript) may act in the room: join,
-    /// send, rename...
+    /// How fast one visitor may act in the room (join, send, rename...), over all of their
+    /// connections and sessions together.
     pub rate_limit: RateLimitConfig,
     /// How fast the room takes in newcomers, all visitors together: each join and its later
     /// departure are announced to everyone, so this bounds those announcements.
@@ -31,12 +31,13 @@ pub struct ChatConfig {
     pub nojs_leave_after_seconds: u64,
 }
 
-/// A token bucket per connection (and per session without JavaScript): `burst` actions at
-/// once, refilled at `messages_per_minute`.
+/// A token bucket per visitor (what the host tells apart: a connection, or a Tor circuit),
+/// and per session without JavaScript: `burst` actions at once, refilled at
+/// `messages_per_minute`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
-    /// Sustained rate of messages (and renames, joins...) per connection.
+    /// Sustained rate of messages (and renames, joins...) per visitor.
     pub messages_per_minute: u32,
     /// How many may be sent in a quick burst before the sustained rate applies.
     pub burst: u32,

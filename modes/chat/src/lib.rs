@@ -31,7 +31,8 @@ pub use config::{ChatConfig, JoinLimitConfig, RateLimitConfig};
 #[cfg(feature = "plugin")]
 onionhost_sdk::export_mode!(ChatMode);
 
-use limit::{KeyedBuckets, VisitorKey};
+use limit::KeyedBuckets;
+use onionhost_sdk::http::Visitor;
 use room::Room;
 
 /// The chat mode: one ephemeral room per tab (`mode = "chat"`). An instance is everything
@@ -44,7 +45,7 @@ pub struct ChatMode {
     /// pile up beyond the room's size.
     connections: Arc<Semaphore>,
     /// Each visitor's rate limit, over all of their connections and sessions.
-    visitors: KeyedBuckets<VisitorKey>,
+    visitors: KeyedBuckets<Visitor>,
     ctx: TabContext,
 }
 

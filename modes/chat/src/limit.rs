@@ -3,26 +3,10 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::config::RateLimitConfig;
-
-/// Whom a per-visitor limit counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum VisitorKey {
-    /// A connection for which the host names no visitor: it has a limit of its own.
-    Connection(u64),
-}
-
-impl VisitorKey {
-    /// A key no other connection has.
-    pub(crate) fn connection() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        Self::Connection(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-}
 
 /// Holds up to `burst` tokens and gains `messages_per_minute` of them per minute; every
 /// action takes one. Time is passed in, so tests need no clock.

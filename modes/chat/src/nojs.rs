@@ -19,6 +19,7 @@ use onionhost_sdk::axum::extract::rejection::FormRejection;
 use onionhost_sdk::axum::extract::{Path, State};
 use onionhost_sdk::axum::http::{StatusCode, header};
 use onionhost_sdk::axum::response::{IntoResponse, Redirect, Response};
+use onionhost_sdk::http::Visitor;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
@@ -59,12 +60,18 @@ pub(crate) async fn join_page(State(chat): State<Arc<Chat>>) -> Response {
 /// `POST /nojs/join`: enters the room and sends the visitor to the session's page.
 pub(crate) async fn join(
     State(chat): State<Arc<Chat>>,
+    visitor: Visitor,
     form: Result<Form<JoinForm>, FormRejection>,
 ) -> Response {
     let form = match form {
         Ok(Form(form)) => form,
         Err(rejection) => return form_refused(&chat, &rejection, "/nojs"),
     };
+    // A join costs the visitor a token, as on the WebSocket: joining again and again from
+    // one circuit is bounded however many sessions it opens.
+    if !chat.visitors.try_take(visitor, std::time::Instant::now()) {
+        return refused(&chat, &ActionError::RateLimited, "/nojs");
+    }
     let name = Some(form.name).filter(|name| !name.trim().is_empty());
     let request = JoinRequest {
         name,
@@ -141,10 +148,11 @@ pub(crate) async fn stream(State(chat): State<Arc<Chat>>, Path(token): Path<Stri
 /// `POST /nojs/{token}/send`.
 pub(crate) async fn send(
     State(chat): State<Arc<Chat>>,
+    visitor: Visitor,
     Path(token): Path<String>,
     form: Result<Form<SendForm>, FormRejection>,
 ) -> Response {
-    act(&chat, &token, form, |membership, form| {
+    act(&chat, visitor, &token, form, |membership, form| {
         membership.say(&form.text)
     })
 }
@@ -152,10 +160,11 @@ pub(crate) async fn send(
 /// `POST /nojs/{token}/rename`.
 pub(crate) async fn rename(
     State(chat): State<Arc<Chat>>,
+    visitor: Visitor,
     Path(token): Path<String>,
     form: Result<Form<RenameForm>, FormRejection>,
 ) -> Response {
-    act(&chat, &token, form, |membership, form| {
+    act(&chat, visitor, &token, form, |membership, form| {
         membership.rename(&form.name)
     })
 }
@@ -169,9 +178,11 @@ pub(crate) async fn leave(State(chat): State<Arc<Chat>>, Path(token): Path<Strin
     Redirect::to("/").into_response()
 }
 
-/// Does what a form asks as the session's member, then sends the visitor back to the page.
+/// Does what a form asks as the session's member, within the session's and the visitor's
+/// rate limits, then sends the visitor back to the page.
 fn act<F>(
     chat: &Chat,
+    visitor: Visitor,
     token: &str,
     form: Result<Form<F>, FormRejection>,
     action: impl FnOnce(&crate::room::Membership, F) -> Result<(), ActionError>,
@@ -184,6 +195,9 @@ fn act<F>(
         Ok(Form(form)) => form,
         Err(rejection) => return form_refused(chat, &rejection, &back),
     };
+    if !chat.visitors.try_take(visitor, std::time::Instant::now()) {
+        return refused(chat, &ActionError::RateLimited, &back);
+    }
     match session.act(|membership| action(membership, form)) {
         Ok(()) => Redirect::to(&back).into_response(),
         Err(err) => refused(chat, &err, &back),

@@ -6,7 +6,9 @@ use onionhost_sdk::TabEvent;
 use onionhost_sdk::axum::Router;
 use onionhost_sdk::axum::http::StatusCode;
 
-use crate::test_support::{Streamed, get, post_form, see_other, tab, text};
+use onionhost_sdk::http::Visitor;
+
+use crate::test_support::{Streamed, get, post_form, post_form_as, see_other, tab, text};
 
 /// Joins without JavaScript; returns the session's page path (`/nojs/<token>`).
 async fn join(router: &Router, name: &str) -> String {
@@ -369,4 +371,45 @@ async fn joins_beyond_the_join_limit_are_refused_without_javascript() {
     let mut page = open(&tab.router, &ann).await;
     let head = page.read_until("<ol class=\"log nojs-log\">").await;
     assert!(head.contains("Here when this page loaded (2)"), "{head}");
+}
+
+/// Regression (issue 9, room-wide floods): the rate limit was per connection (or session),
+/// so a client that reconnected, or joined again, got a fresh burst each time. Keyed by the
+/// visitor (one Tor circuit), every session and connection of theirs shares one bucket.
+#[tokio::test]
+async fn one_visitor_shares_one_rate_limit_over_all_sessions() {
+    let tab = tab("[rate_limit]\nburst = 4\nmessages_per_minute = 1");
+    let circuit = Visitor::unique();
+    let join_as = async |name: &str| {
+        let response = post_form_as(&tab.router, circuit, "/nojs/join", &[("name", name)]).await;
+        see_other(&response)
+    };
+    let first = join_as("one").await;
+    let second = join_as("two").await;
+    for page in [&first, &second] {
+        let response = post_form_as(
+            &tab.router,
+            circuit,
+            &format!("{page}/send"),
+            &[("text", "hi")],
+        )
+        .await;
+        assert_eq!(see_other(&response), *page);
+    }
+    // Two joins and two messages took the visitor's four tokens, though each session has
+    // tokens left: the next post of either is refused, and so is a third join.
+    let response = post_form_as(
+        &tab.router,
+        circuit,
+        &format!("{second}/send"),
+        &[("text", "more")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(text(response).await.contains("too fast"));
+    let response = post_form_as(&tab.router, circuit, "/nojs/join", &[("name", "three")]).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another visitor is not held back by this one.
+    let response = post_form(&tab.router, &format!("{second}/send"), &[("text", "other")]).await;
+    assert_eq!(see_other(&response), second);
 }

@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 use onionhost_sdk::axum::Router;
 use onionhost_sdk::axum::body::Body;
 use onionhost_sdk::axum::http::{Request, Response, StatusCode, header};
+use onionhost_sdk::http::Visitor;
 use onionhost_sdk::testing::TestTab;
 use tower::ServiceExt;
 
@@ -27,9 +28,20 @@ pub(crate) async fn get(router: &Router, uri: &str) -> Response<Body> {
     router.clone().oneshot(request).await.unwrap()
 }
 
-/// `POST uri` with a URL-encoded form.
+/// `POST uri` with a URL-encoded form, from a visitor of its own (as each connection is on
+/// loopback).
 pub(crate) async fn post_form(
     router: &Router,
+    uri: &str,
+    fields: &[(&str, &str)],
+) -> Response<Body> {
+    post_form_as(router, Visitor::unique(), uri, fields).await
+}
+
+/// `POST uri` with a URL-encoded form, from `visitor` (one Tor circuit, say).
+pub(crate) async fn post_form_as(
+    router: &Router,
+    visitor: Visitor,
     uri: &str,
     fields: &[(&str, &str)],
 ) -> Response<Body> {
@@ -38,10 +50,11 @@ pub(crate) async fn post_form(
         .map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v)))
         .collect::<Vec<_>>()
         .join("&");
-    let request = Request::post(uri)
+    let mut request = Request::post(uri)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(body))
         .unwrap();
+    request.extensions_mut().insert(visitor);
     router.clone().oneshot(request).await.unwrap()
 }
 

@@ -12,12 +12,11 @@ use onionhost_sdk::axum::extract::ws::{
 };
 use onionhost_sdk::axum::http::{HeaderMap, StatusCode, Uri, header};
 use onionhost_sdk::axum::response::Response;
-use onionhost_sdk::http::plain_error;
+use onionhost_sdk::http::{Visitor, plain_error};
 use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::Chat;
-use crate::limit::VisitorKey;
 use crate::protocol::{ClientRequest, ServerMessage, parse_request};
 use crate::room::{ActionError, JoinRequest, Joined, Membership, RoomEvent};
 
@@ -62,6 +61,7 @@ mod close {
 /// Upgrades to a WebSocket, with the room's size limits on every frame and message.
 pub(crate) async fn upgrade(
     State(chat): State<Arc<Chat>>,
+    visitor: Visitor,
     headers: HeaderMap,
     uri: Uri,
     ws: WebSocketUpgrade,
@@ -86,9 +86,7 @@ pub(crate) async fn upgrade(
         .write_buffer_size(IO_BUFFER)
         .max_write_buffer_size(WRITE_BUFFER + max)
         .on_upgrade(move |socket| async move {
-            Connection::new(chat, socket, VisitorKey::connection())
-                .run()
-                .await;
+            Connection::new(chat, socket, visitor).run().await;
             drop(permit);
             drop(guard);
         })
@@ -137,8 +135,9 @@ enum Next {
 struct Connection {
     chat: Arc<Chat>,
     socket: WebSocket,
-    /// Whose rate limit this connection's requests cost.
-    visitor: VisitorKey,
+    /// Whose rate limit this connection's requests cost: every connection of one visitor
+    /// (one Tor circuit) shares it, so a reconnect gets no fresh burst.
+    visitor: Visitor,
     membership: Option<Membership>,
     events: Option<broadcast::Receiver<Arc<RoomEvent>>>,
     /// Cancelled when a newer connection takes the member over; a token that is never
@@ -148,7 +147,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(chat: Arc<Chat>, socket: WebSocket, visitor: VisitorKey) -> Self {
+    fn new(chat: Arc<Chat>, socket: WebSocket, visitor: Visitor) -> Self {
         Self {
             chat,
             socket,

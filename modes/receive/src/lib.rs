@@ -19,20 +19,13 @@ use std::sync::atomic::AtomicU64;
 use onionhost_sdk::axum::Router;
 use onionhost_sdk::axum::extract::DefaultBodyLimit;
 use onionhost_sdk::axum::routing::{get, post};
-use onionhost_sdk::{BuildError, Mode, TabContext, TabEvent};
+use onionhost_sdk::{BuildError, Mode, TabContext, TabEvent, Visitor};
 
 pub use config::{ByteSize, DEFAULT_DIR, ReceiveConfig};
 
 use rate::RateLimit;
 use slots::Slots;
 use store::Budget;
-
-/// What tells visitors apart for `max_concurrent_uploads_per_visitor`: the request extension
-/// the host puts on every request of one visitor.
-// Until the sdk's `http::Visitor` lands, a type no request carries: uploads count against the
-// tab's bound only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct VisitorKey;
 
 /// The receive mode: visitors upload files and text messages into a folder
 /// (`mode = "receive"`). An instance is everything one receive tab's handlers share; two
@@ -45,7 +38,7 @@ pub struct ReceiveMode {
     budget: Budget,
     /// Uploads in progress, against `max_concurrent_uploads` and
     /// `max_concurrent_uploads_per_visitor`.
-    slots: Arc<Slots<VisitorKey>>,
+    slots: Arc<Slots<Visitor>>,
     /// Uploads started, against `max_uploads_per_minute`.
     rate: RateLimit,
     /// Numbers uploads for the console.

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use onionhost_sdk::axum::body::{Body, Bytes};
 use onionhost_sdk::axum::http::{Request, StatusCode, header};
 use onionhost_sdk::testing::TestTab;
-use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
+use onionhost_sdk::{Direction, TabEvent, TransferOutcome, Visitor};
 use tower::ServiceExt;
 
 use crate::ReceiveMode;
@@ -71,8 +71,13 @@ impl Tab {
         Self { tab, dir }
     }
 
+    /// Posts `body` as a visitor of its own.
     async fn send(&self, body: Vec<u8>, json: bool) -> (StatusCode, String) {
-        let mut request = Request::post("/upload").header(
+        self.send_as(Visitor::unique(), body, json).await
+    }
+
+    async fn send_as(&self, visitor: Visitor, body: Vec<u8>, json: bool) -> (StatusCode, String) {
+        let mut request = Request::post("/upload").extension(visitor).header(
             header::CONTENT_TYPE,
             format!("multipart/form-data; boundary={BOUNDARY}"),
         );

@@ -22,7 +22,7 @@ use onionhost_sdk::axum::body::{Body, Bytes};
 use onionhost_sdk::axum::extract::{Request, State};
 use onionhost_sdk::axum::http::{HeaderMap, HeaderValue, header};
 use onionhost_sdk::axum::response::Response;
-use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
+use onionhost_sdk::{Direction, TabEvent, TransferOutcome, Visitor};
 use tokio::time::{Instant, timeout_at};
 
 use crate::Receive;
@@ -71,7 +71,9 @@ impl From<UploadError> for Refusal {
 pub(crate) async fn upload(State(receive): State<Arc<Receive>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let json = page::wants_json(&parts.headers);
-    let visitor = parts.extensions.get::<crate::VisitorKey>().copied();
+    // The host puts one on every request; a request without one counts against the tab's
+    // bound only.
+    let visitor = parts.extensions.get::<Visitor>().copied();
     match handle(&receive, &parts.headers, visitor, body).await {
         Ok(saved) => page::received(&receive, json, &saved),
         Err(Refusal { error, rest }) => {
@@ -96,7 +98,7 @@ pub(crate) async fn upload(State(receive): State<Arc<Receive>>, request: Request
 async fn handle(
     receive: &Receive,
     headers: &HeaderMap,
-    visitor: Option<crate::VisitorKey>,
+    visitor: Option<Visitor>,
     body: Body,
 ) -> Result<Vec<SavedFile>, Refusal> {
     let content_length = headers

@@ -141,7 +141,18 @@ pub(crate) async fn bootstrap(
         let mut events = client.bootstrap_events();
         tokio::spawn(async move {
             let mut shown: Option<(u32, Instant)> = None;
+            let mut blocked = None;
             while let Some(status) = events.next().await {
+                // Arti explains a blockage in many log lines (at debug, see logging.rs); the
+                // user gets one line each time the reason changes.
+                let blockage = status.blocked();
+                let kind = blockage.as_ref().map(|b| b.kind().to_string());
+                if kind != blocked {
+                    if let Some(reason) = &blockage {
+                        console.host(&format!("[tor] {}", blocked_line(&reason.to_string())));
+                    }
+                    blocked = kind;
+                }
                 let percent = (status.as_frac() * 100.0).round() as u32;
                 let due = match shown {
                     None => true,
@@ -177,6 +188,13 @@ pub(crate) async fn bootstrap(
             ))
         }
     }
+}
+
+/// The console's one line about a network that Arti cannot get through.
+fn blocked_line(reason: &str) -> String {
+    format!(
+        "cannot reach the Tor network: {reason}; check the connection (a network that blocks Tor needs bridges, which onionhost cannot use yet)"
+    )
 }
 
 #[cfg(test)]

@@ -1,35 +1,28 @@
 //! One tab's onion service: its Arti configuration, its launch, the console lines about it,
 //! and its streams handed to the tab as connections.
 
-use std::pin::Pin;
 use std::str::FromStr as _;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use arti_client::{DataStream, KeystoreSelector};
+use arti_client::KeystoreSelector;
 use futures::{Stream, StreamExt as _};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tor_cell::relaycell::msg::{Connected, End, EndReason};
 use tor_hscrypto::pk::HsClientDescEncKey;
+use tor_hsservice::HsNickname;
 use tor_hsservice::config::restricted_discovery::HsClientNickname;
 use tor_hsservice::config::{OnionServiceConfig, OnionServiceConfigBuilder, TokenBucketConfig};
 use tor_hsservice::status::{OnionServiceStatus, State};
-use tor_hsservice::{HsNickname, RunningOnionService, StreamRequest};
-use tor_proto::stream::IncomingStreamRequest;
 
 use super::client::Client;
 use super::keys::TabKeys;
+use super::streams::{self, HTTP_PORT};
 use crate::config::OnionTabOptions;
 use crate::console::Console;
-use crate::transport::{Connection, Incoming};
-
-/// The only port a tab answers on: plain HTTP, as onion services need no TLS.
-const HTTP_PORT: u16 = 80;
+use crate::transport::Incoming;
 
 /// Streams one visitor circuit may have open at once. A browser opens a handful; more is
 /// someone trying to exhaust the tab, and Arti closes that circuit.
@@ -43,10 +36,6 @@ const PROBE_FIRST_PAUSE: Duration = Duration::from_secs(1);
 
 /// Longest pause between reachability checks.
 const PROBE_MAX_PAUSE: Duration = Duration::from_secs(30);
-
-/// How long a stopped tab's rendezvous circuits stay open after its last connection closed,
-/// for the data still queued on them.
-const LINGER: Duration = Duration::from_secs(5);
 
 /// Accepted streams waiting for the tab to take them.
 const QUEUE: usize = 32;
@@ -128,6 +117,7 @@ pub(crate) fn launch(
     keys: &TabKeys,
     console: &Console,
     tasks: &TaskTracker,
+    cut: &CancellationToken,
 ) -> anyhow::Result<Incoming> {
     let config = service_config(name, options, keys.client_public())?;
     let address = keys.onion_address()?;
@@ -157,11 +147,12 @@ pub(crate) fn launch(
         stop.clone(),
     ));
     let (sender, receiver) = mpsc::channel(QUEUE);
-    tasks.spawn(serve_streams(
+    tasks.spawn(streams::serve(
         service,
-        tor_hsservice::handle_rend_requests(rend_requests),
+        rend_requests,
         sender,
         stop.clone(),
+        cut.clone(),
     ));
     let guard = stop.drop_guard();
     let incoming = futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
@@ -305,148 +296,6 @@ async fn watch_status(
         };
         troubled = announced;
         console.tab(tab, message);
-    }
-}
-
-/// Accepts the tab's streams and hands them over, until `stop` or the service ends. Owns the
-/// service: when this returns, the service is taken down.
-async fn serve_streams(
-    service: Arc<RunningOnionService>,
-    requests: impl Stream<Item = StreamRequest> + Send + 'static,
-    sender: mpsc::Sender<Connection>,
-    stop: CancellationToken,
-) {
-    let last_closed = LastClosed::default();
-    let mut requests = Box::pin(requests);
-    loop {
-        let request = tokio::select! {
-            () = stop.cancelled() => break,
-            () = sender.closed() => break,
-            request = requests.next() => match request {
-                Some(request) => request,
-                None => break,
-            },
-        };
-        // Accepting waits for the visitor's circuit; one slow visitor must not hold up others.
-        tokio::spawn(accept(request, sender.clone(), last_closed.clone()));
-    }
-    // New visitors can no longer introduce themselves: the service is taken down.
-    drop(service);
-    // But the last bytes of a response may still be queued on its rendezvous circuit, and a
-    // circuit closes, queue and all, as soon as nothing refers to it. The stream requests
-    // hold the circuits open (refusing new streams) until the last connection has been
-    // closed for `LINGER`, or until the visitors close them.
-    let drain = async {
-        while let Some(request) = requests.next().await {
-            refuse(request).await;
-        }
-    };
-    let linger = async {
-        loop {
-            let since = last_closed.elapsed();
-            if since >= LINGER {
-                return;
-            }
-            tokio::time::sleep(LINGER - since).await;
-        }
-    };
-    tokio::select! {
-        () = drain => {}
-        () = linger => {}
-    }
-}
-
-/// Ends a stream request the way other onion service implementations do (`DONE`), so this
-/// says nothing about which software runs here.
-async fn refuse(request: StreamRequest) {
-    if let Err(err) = request.reject(End::new_with_reason(EndReason::DONE)).await {
-        tracing::debug!("rejecting a stream failed: {err}");
-    }
-}
-
-/// Accepts a request for port 80 as a connection to the tab; ends any other.
-async fn accept(request: StreamRequest, sender: mpsc::Sender<Connection>, last_closed: LastClosed) {
-    let wanted = matches!(request.request(), IncomingStreamRequest::Begin(begin) if begin.port() == HTTP_PORT);
-    if !wanted {
-        refuse(request).await;
-        return;
-    }
-    match request.accept(Connected::new_empty()).await {
-        Ok(stream) => {
-            // The tab is gone if this fails; the stream is dropped and closed.
-            let stream = Tracked {
-                stream,
-                last_closed,
-            };
-            let _ = sender.send(Box::new(stream) as Connection).await;
-        }
-        Err(err) => tracing::debug!("accepting a stream failed: {err}"),
-    }
-}
-
-/// When a tab's last connection was closed (initially: when the service started).
-#[derive(Clone)]
-struct LastClosed(Arc<std::sync::Mutex<Instant>>);
-
-impl Default for LastClosed {
-    fn default() -> Self {
-        Self(Arc::new(std::sync::Mutex::new(Instant::now())))
-    }
-}
-
-impl LastClosed {
-    fn elapsed(&self) -> Duration {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .elapsed()
-    }
-
-    fn touch(&self) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
-    }
-}
-
-/// A visitor's stream that records when it is closed.
-struct Tracked {
-    stream: DataStream,
-    last_closed: LastClosed,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.last_closed.touch();
-    }
-}
-
-impl AsyncRead for Tracked {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

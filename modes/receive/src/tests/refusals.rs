@@ -17,8 +17,18 @@ fn streaming(
     tab: &Tab,
     content_length: Option<u64>,
 ) -> (Sender, tokio::task::JoinHandle<Response>) {
+    streaming_as(tab, Visitor::unique(), content_length)
+}
+
+/// [`streaming`], from `visitor`.
+fn streaming_as(
+    tab: &Tab,
+    visitor: Visitor,
+    content_length: Option<u64>,
+) -> (Sender, tokio::task::JoinHandle<Response>) {
     let (sender, receiver) = mpsc::channel(1);
     let mut request = Request::post("/upload")
+        .extension(visitor)
         .header(
             header::CONTENT_TYPE,
             format!("multipart/form-data; boundary={BOUNDARY}"),
@@ -215,4 +225,52 @@ async fn an_upload_at_the_minimum_rate_is_kept() {
         .unwrap()
         .len();
     assert_eq!(saved, 25 * 200);
+}
+
+/// Over Tor each visitor has a circuit of their own: one of them may hold at most
+/// `max_concurrent_uploads_per_visitor` of the slots, and the others stay open to everyone.
+#[tokio::test]
+async fn one_visitor_cannot_take_every_slot() {
+    let tab = Tab::new("max_concurrent_uploads = 4\nmax_concurrent_uploads_per_visitor = 2");
+    let greedy = Visitor::unique();
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let (mut sender, handler) = streaming_as(&tab, greedy, None);
+        sender
+            .send(Ok(file_head(&format!("held{i}"))))
+            .await
+            .unwrap();
+        sender.send(Ok(Bytes::from_static(b"x"))).await.unwrap();
+        held.push((sender, handler));
+    }
+    wait_until(|| tab.folders().len() == 2).await;
+    let (status, body) = tab
+        .send_as(greedy, multipart(&[Part::File("third", b"3")]), true)
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body.contains("\"max_concurrent_uploads_per_visitor\""),
+        "{body}"
+    );
+    let (status, body) = tab
+        .send(multipart(&[Part::File("other", b"o")]), true)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "another visitor still gets a slot: {body}"
+    );
+    // The greedy visitor's uploads finish, and it may upload again.
+    for (mut sender, handler) in held {
+        sender
+            .send(Ok(Bytes::from(format!("\r\n--{BOUNDARY}--\r\n"))))
+            .await
+            .unwrap();
+        drop(sender);
+        assert_eq!(answer(handler).await.0, StatusCode::OK);
+    }
+    let (status, body) = tab
+        .send_as(greedy, multipart(&[Part::File("again", b"a")]), true)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

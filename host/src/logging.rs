@@ -1,0 +1,150 @@
+//! The host's log on stderr: what `RUST_LOG` selects, under caps that no directive can lift.
+//!
+//! The log is for diagnosis; the console (stdout) is the user interface. Two rules hold
+//! whatever `RUST_LOG` says:
+//! - the libraries that see visitors' bytes never log below info: at debug and trace they
+//!   print WebSocket frames (chat messages, names), headers and form fields;
+//! - Arti's lines are details, shown only when debug is asked for its target, and then marked
+//!   as debug: the console already says in one line what a user needs to know (bootstrap
+//!   progress, a blocked network, an onion service in trouble).
+//!
+//! Colour only when stderr is a terminal and `NO_COLOR` is unset.
+
+use std::fmt;
+use std::io::IsTerminal as _;
+
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::filter::{EnvFilter, FilterFn, LevelFilter, Targets};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::{Layer as _, SubscriberExt as _};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// What is logged when `RUST_LOG` is unset: onionhost's own lines from info up, the
+/// libraries' warnings.
+const DEFAULT_DIRECTIVES: &str = "warn,onionhost=info,onionhost_sdk=info";
+
+/// Libraries whose debug and trace logs carry what visitors send.
+const PRIVATE_TARGETS: &[&str] = &[
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "axum",
+    "multer",
+    "tower_http",
+];
+
+/// Whether `target` is one of Arti's crates.
+fn is_arti(target: &str) -> bool {
+    target.starts_with("tor_") || target.starts_with("arti_")
+}
+
+/// The cap on the libraries that see visitors' bytes: at most info, whatever else is asked.
+fn private_cap() -> Targets {
+    PRIVATE_TARGETS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |cap, target| cap.with_target(*target, LevelFilter::INFO),
+    )
+}
+
+/// The directives in effect: `RUST_LOG`, or the default when it is unset or invalid.
+fn directives() -> String {
+    match std::env::var("RUST_LOG") {
+        Ok(value) if EnvFilter::try_new(&value).is_ok() => value,
+        _ => DEFAULT_DIRECTIVES.to_owned(),
+    }
+}
+
+/// Whether an Arti event passes: its target must be selected at debug (what Arti says is a
+/// detail, whatever level Arti gave it).
+fn arti_selected(selected: &Targets, meta: &Metadata<'_>) -> bool {
+    selected.would_enable(meta.target(), &Level::DEBUG)
+}
+
+/// Sets up the log on stderr.
+pub(crate) fn init() {
+    let directives = directives();
+    // NO_COLOR counts when it is set and not empty (no-color.org).
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    let ansi = std::io::stderr().is_terminal() && !no_color;
+    // Targets reads the same `target=level` syntax; span and field filters, which it does
+    // not know, only make it more permissive here, and the EnvFilter still applies.
+    let selected: Targets = directives
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::WARN));
+    let env =
+        || EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(DEFAULT_DIRECTIVES));
+
+    // The cap is a filter of its own after the EnvFilter, so a more specific directive
+    // (`tungstenite::protocol=trace`) cannot lift it.
+    let ours = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_filter(env())
+        .with_filter(private_cap())
+        .with_filter(FilterFn::new(|meta| !is_arti(meta.target())));
+    let arti = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .event_format(Demoted)
+        .with_filter(FilterFn::new(move |meta| {
+            is_arti(meta.target()) && (meta.is_span() || arti_selected(&selected, meta))
+        }));
+    tracing_subscriber::registry().with(ours).with(arti).init();
+}
+
+/// Prints an Arti event as a debug line, its own level in lowercase after the target.
+struct Demoted;
+
+impl<S, N> FormatEvent<S, N> for Demoted
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let now = humantime::format_rfc3339_micros(std::time::SystemTime::now());
+        let level = meta.level().as_str().to_ascii_lowercase();
+        write!(writer, "{now} DEBUG {}: ({level}) ", meta.target())?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_private_cap_holds_for_sub_targets() {
+        let cap = private_cap();
+        for target in [
+            "tungstenite::protocol",
+            "hyper::proto::h1::io",
+            "axum::rejection",
+        ] {
+            assert!(!cap.would_enable(target, &Level::DEBUG), "{target}");
+            assert!(cap.would_enable(target, &Level::INFO), "{target}");
+        }
+        assert!(cap.would_enable("onionhost::supervisor", &Level::TRACE));
+    }
+
+    #[test]
+    fn arti_needs_debug_for_its_target() {
+        let default: Targets = DEFAULT_DIRECTIVES.parse().expect("directives");
+        let debug: Targets = "info,tor_guardmgr=debug".parse().expect("directives");
+        assert!(!default.would_enable("tor_guardmgr::guard", &Level::DEBUG));
+        assert!(debug.would_enable("tor_guardmgr::guard", &Level::DEBUG));
+        assert!(!debug.would_enable("tor_chanmgr", &Level::DEBUG));
+        assert!(is_arti("tor_hsservice::pow") && is_arti("arti_client"));
+        assert!(!is_arti("onionhost") && !is_arti("tokio"));
+    }
+}
