@@ -1,6 +1,6 @@
 //! The keys of a `[[tab]]` that the host itself reads: its name, mode, plugin, port and onion
 //! service options. The mode's own section is checked by the mode (through
-//! [`SectionCheck`](super::SectionCheck)), never read here.
+//! [`SectionCheck`]), never read here.
 
 use std::collections::HashSet;
 use std::fmt;
