@@ -11,9 +11,9 @@ use onionhost_sdk::axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::Receive;
-use onionhost_sdk::ByteSize;
 use crate::store::SavedFile;
 use crate::upload::{FILES_FIELD, Limit, TEXT_FIELD, UploadError};
+use onionhost_sdk::ByteSize;
 
 const RECEIVE_JS: &str = include_str!("../assets/receive.js");
 const RECEIVE_CSS: &str = include_str!("../assets/receive.css");

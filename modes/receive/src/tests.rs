@@ -220,6 +220,36 @@ async fn the_script_gets_json() {
     assert_eq!(value["message"], true);
 }
 
+/// Regression (issue 9): the page without JavaScript said "60 MiB" and the script's own
+/// formatter "60.0 MiB" for the same size. Both now use the sdk's one format: the page
+/// prints `ByteSize`, and the script formats with the sdk's `bytes.js`, loaded before it.
+#[tokio::test]
+async fn sizes_read_the_same_with_and_without_javascript() {
+    let tab = Tab::new("");
+    let sixty = vec![0u8; 60 * 1024 * 1024];
+    let body = multipart(&[
+        Part::File("big.bin", &sixty),
+        Part::File("small.txt", b"abc"),
+    ]);
+    let (status, page) = tab.send(body, false).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("(60 MiB)"), "{page}");
+    assert!(page.contains("(3 bytes)"), "{page}");
+    let (status, form) = tab.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    let bytes_at = form.find("src=\"/bytes.js\"").expect("bytes.js is loaded");
+    let script_at = form
+        .find("src=\"/receive.js\"")
+        .expect("receive.js is loaded");
+    assert!(bytes_at < script_at, "bytes.js runs first: {form}");
+    let (status, js) = tab.get("/bytes.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(js, onionhost_sdk::size::BYTES_JS);
+    let (_, script) = tab.get("/receive.js").await;
+    assert!(script.contains("const size = onionhostBytes;"), "{script}");
+    assert!(!script.contains("toFixed"), "no second formatter: {script}");
+}
+
 #[tokio::test]
 async fn empty_browser_parts_are_ignored_and_an_empty_form_is_refused() {
     let tab = Tab::new("");
