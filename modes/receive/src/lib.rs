@@ -102,9 +102,9 @@ impl Mode for ReceiveMode {
     fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/", get(page::index))
-            .route("/bytes.js", get(page::bytes_script))
-            .route("/receive.js", get(page::script))
-            .route("/receive.css", get(page::style))
+            .route("/bytes.js", page::BYTES_JS.get())
+            .route("/receive.js", page::RECEIVE_JS.get())
+            .route("/receive.css", page::RECEIVE_CSS.get())
             // The upload streams to disk under limits of its own, checked as it arrives.
             .route(
                 "/upload",

@@ -1,8 +1,8 @@
 //! The pages and answers a visitor gets: the form, what was received, why an upload was
 //! refused (HTML, or JSON for the page's script), and the static script and style sheet (the
-//! CSP forbids inline ones).
+//! CSP forbids inline ones). Pages are maud templates on the sdk's shell, so every splice is
+//! escaped without an `escape()` call that could be forgotten.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use onionhost_sdk::axum::extract::State;
@@ -13,47 +13,23 @@ use serde_json::json;
 use crate::Receive;
 use crate::store::SavedFile;
 use crate::upload::{FILES_FIELD, Limit, TEXT_FIELD, UploadError};
+use maud::{Markup, html};
 use onionhost_sdk::ByteSize;
+use onionhost_sdk::page::{Asset, Shell};
 
-const RECEIVE_JS: &str = include_str!("../assets/receive.js");
-const RECEIVE_CSS: &str = include_str!("../assets/receive.css");
+/// The progress script.
+pub(crate) static RECEIVE_JS: Asset = Asset::js(include_str!("../assets/receive.js"));
+/// The style sheet.
+pub(crate) static RECEIVE_CSS: Asset = Asset::css(include_str!("../assets/receive.css"));
+/// The sdk's size formatter, which the progress script uses, so that sizes read the same with
+/// and without JavaScript.
+pub(crate) static BYTES_JS: Asset = Asset::js(onionhost_sdk::size::BYTES_JS);
 
 const TITLE: &str = "Send files";
 
 /// `GET /`: the upload form. It works as a plain form; the script adds progress.
 pub(crate) async fn index(State(receive): State<Arc<Receive>>) -> Response {
     let config = &receive.config;
-    let mut body = page_head(TITLE);
-    body.push_str(
-        "<form id=\"upload-form\" method=\"post\" action=\"/upload\" \
-         enctype=\"multipart/form-data\">\n",
-    );
-    if !config.disable_files {
-        let _ = write!(
-            body,
-            "<p><label for=\"files\">Files</label>\n\
-             <input id=\"files\" type=\"file\" name=\"{FILES_FIELD}\" multiple></p>\n"
-        );
-    }
-    if !config.disable_text {
-        let optional = if config.disable_files {
-            ""
-        } else {
-            " (optional)"
-        };
-        let _ = write!(
-            body,
-            "<p><label for=\"text\">Message{optional}</label>\n\
-             <textarea id=\"text\" name=\"{TEXT_FIELD}\" rows=\"6\"></textarea></p>\n"
-        );
-    }
-    body.push_str(
-        "<p><button type=\"submit\" id=\"send\">Send</button></p>\n</form>\n\
-         <div id=\"progress\" class=\"progress\" hidden>\
-         <progress id=\"bar\" max=\"100\" value=\"0\"></progress> \
-         <span id=\"progress-text\"></span></div>\n\
-         <div id=\"result\" role=\"status\" aria-live=\"polite\"></div>\n",
-    );
     let mut limits = Vec::new();
     if !config.disable_files {
         limits.push(format!(
@@ -64,49 +40,45 @@ pub(crate) async fn index(State(receive): State<Arc<Receive>>) -> Response {
     if !config.disable_text {
         limits.push(format!("messages up to {}", config.max_text_size));
     }
-    let _ = writeln!(
-        body,
-        "<p class=\"limits\">Limits: {}.</p>",
-        escape(&limits.join("; "))
-    );
-    body.push_str(PAGE_END);
-    html(StatusCode::OK, body)
-}
-
-/// `GET /receive.js`.
-pub(crate) async fn script() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        RECEIVE_JS,
-    )
-        .into_response()
-}
-
-/// `GET /bytes.js`: the sdk's size formatter for the script, so that sizes read the same with
-/// and without JavaScript.
-pub(crate) async fn bytes_script() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        onionhost_sdk::size::BYTES_JS,
-    )
-        .into_response()
-}
-
-/// `GET /receive.css`.
-pub(crate) async fn style() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        RECEIVE_CSS,
-    )
-        .into_response()
+    let optional = if config.disable_files {
+        ""
+    } else {
+        " (optional)"
+    };
+    let body = html! {
+        form id="upload-form" method="post" action="/upload" enctype="multipart/form-data" {
+            @if !config.disable_files {
+                p {
+                    label for="files" { "Files" }
+                    input id="files" type="file" name=(FILES_FIELD) multiple;
+                }
+            }
+            @if !config.disable_text {
+                p {
+                    label for="text" { "Message" (optional) }
+                    textarea id="text" name=(TEXT_FIELD) rows="6" {}
+                }
+            }
+            p { button type="submit" id="send" { "Send" } }
+        }
+        div id="progress" class="progress" hidden {
+            progress id="bar" max="100" value="0" {}
+            " "
+            span id="progress-text" {}
+        }
+        div id="result" role="status" aria-live="polite" {}
+        p class="limits" { "Limits: " (limits.join("; ")) "." }
+    };
+    page(StatusCode::OK, TITLE, body)
 }
 
 /// Anything else.
 pub(crate) async fn not_found() -> Response {
-    let mut body = page_head("Not found");
-    body.push_str("<p>There is nothing here.</p>\n<p><a href=\"/\">Send files</a></p>\n");
-    body.push_str(PAGE_END);
-    html(StatusCode::NOT_FOUND, body)
+    let body = html! {
+        p { "There is nothing here." }
+        p { a href="/" { "Send files" } }
+    };
+    page(StatusCode::NOT_FOUND, "Not found", body)
 }
 
 /// Whether the request asks for JSON (the page's script does).
@@ -132,33 +104,30 @@ pub(crate) fn received(_receive: &Receive, json: bool, saved: &[SavedFile]) -> R
             &json!({ "ok": true, "files": files, "message": messages > 0 }),
         );
     }
-    let mut body = page_head("Received");
-    if !files.is_empty() {
-        let _ = writeln!(
-            body,
-            "<p>{} received:</p>\n<ul class=\"files\">",
-            if files.len() == 1 {
-                "1 file".to_owned()
-            } else {
-                format!("{} files", files.len())
+    let count = if files.len() == 1 {
+        "1 file".to_owned()
+    } else {
+        format!("{} files", files.len())
+    };
+    let body = html! {
+        @if !files.is_empty() {
+            p { (count) " received:" }
+            ul class="files" {
+                @for file in &files {
+                    li {
+                        span class="name" { (file.name) }
+                        " "
+                        span class="size" { "(" (ByteSize(file.bytes)) ")" }
+                    }
+                }
             }
-        );
-        for file in &files {
-            let _ = writeln!(
-                body,
-                "<li><span class=\"name\">{}</span> <span class=\"size\">({})</span></li>",
-                escape(&file.name),
-                ByteSize(file.bytes)
-            );
         }
-        body.push_str("</ul>\n");
-    }
-    if messages > 0 {
-        body.push_str("<p>Your message was received.</p>\n");
-    }
-    body.push_str("<p><a href=\"/\">Send more</a></p>\n");
-    body.push_str(PAGE_END);
-    html(StatusCode::OK, body)
+        @if messages > 0 {
+            p { "Your message was received." }
+        }
+        p { a href="/" { "Send more" } }
+    };
+    page(StatusCode::OK, "Received", body)
 }
 
 /// The answer to a refused or failed upload: which limit, or what went wrong.
@@ -170,15 +139,11 @@ pub(crate) fn refused(receive: &Receive, json: bool, err: &UploadError) -> Respo
             &json!({ "ok": false, "error": err.code(), "message": message }),
         );
     }
-    let mut body = page_head("Not sent");
-    let _ = write!(
-        body,
-        "<p class=\"error\" data-error=\"{}\">{}</p>\n<p><a href=\"/\">Back</a></p>\n",
-        err.code(),
-        escape(&message)
-    );
-    body.push_str(PAGE_END);
-    html(err.status(), body)
+    let body = html! {
+        p class="error" data-error=(err.code()) { (message) }
+        p { a href="/" { "Back" } }
+    };
+    page(err.status(), "Not sent", body)
 }
 
 /// One or two sentences for the visitor: what went wrong and what they can do. Nothing
@@ -252,29 +217,18 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
         .into_response()
 }
 
-fn html(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
-    )
-        .into_response()
+/// A whole page: the sdk's shell around `main`, with the mode's style sheet and scripts
+/// (`bytes.js` first: `receive.js` formats sizes with it). The title is the page's `<h1>`
+/// inside `<main>`, as before the shell (the card look of `receive.css`).
+pub(crate) fn page(status: StatusCode, title: &str, main: Markup) -> Response {
+    let markup = Shell::new(title)
+        .stylesheet("/receive.css")
+        .script("/bytes.js")
+        .script("/receive.js")
+        .without_header()
+        .render(html! {
+            h1 { (title) }
+            (main)
+        });
+    (status, markup).into_response()
 }
-
-/// The start of every page, up to the page's own content.
-fn page_head(title: &str) -> String {
-    let title = escape(title);
-    format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title}</title>\n<link rel=\"stylesheet\" href=\"/receive.css\">\n\
-         <script src=\"/bytes.js\" defer></script>\n\
-         <script src=\"/receive.js\" defer></script>\n</head>\n<body>\n<main>\n\
-         <h1>{title}</h1>\n"
-    )
-}
-
-const PAGE_END: &str = "</main>\n</body>\n</html>\n";
-
-/// `text` made safe between tags and inside quoted attributes.
-pub(crate) use onionhost_sdk::html::escape;

@@ -14,7 +14,9 @@ use onionhost_sdk::testing::TestTab;
 use onionhost_sdk::{Direction, TabEvent, TransferOutcome, Visitor};
 use tower::ServiceExt;
 
-use crate::ReceiveMode;
+use onionhost_sdk::axum::extract::State;
+
+use crate::{ReceiveConfig, ReceiveMode};
 
 mod refusals;
 
@@ -768,4 +770,65 @@ async fn a_stalled_upload_is_abandoned() {
     assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
     tab.assert_empty();
     drop(sender);
+}
+
+/// Regression (issue 9): the pages were built with `format!` and an `escape()` call at each
+/// splice, so one forgotten call would have been an XSS. They are maud templates on the sdk's
+/// page shell now, which escape every splice. Every page, with hostile text wherever a page
+/// shows text it did not write itself: the title, and each received file's name.
+#[tokio::test]
+async fn hostile_titles_and_names_are_escaped_on_every_page() {
+    const HOSTILE: &str = "<b id=\"xss\">'&";
+    const ESCAPED: &str = "&lt;b id=&quot;xss&quot;&gt;'&amp;";
+    let dir = tempfile::tempdir().unwrap();
+    let config = ReceiveConfig {
+        dir: Some(dir.path().to_owned()),
+        min_free_space: onionhost_sdk::ByteSize(0),
+        ..ReceiveConfig::default()
+    };
+    let ctx = onionhost_sdk::testing::context(
+        HOSTILE,
+        onionhost_sdk::CancellationToken::new(),
+        |_| {},
+        |_| {},
+    );
+    let receive =
+        std::sync::Arc::new(<ReceiveMode as onionhost_sdk::Mode>::build(config, ctx).unwrap());
+    let hostile_file = crate::store::SavedFile {
+        name: HOSTILE.to_owned(),
+        bytes: 3,
+        is_message: false,
+    };
+    let pages = [
+        crate::page::index(State(std::sync::Arc::clone(&receive))).await,
+        crate::page::not_found().await,
+        crate::page::received(&receive, false, &[hostile_file]),
+        crate::page::refused(&receive, false, &crate::upload::UploadError::Empty),
+        crate::page::page(StatusCode::OK, HOSTILE, maud::html! { p { (HOSTILE) } }),
+    ];
+    for (index, response) in pages.into_iter().enumerate() {
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let page = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            !page.contains("id=\"xss\""),
+            "page {index} carries markup:\n{page}"
+        );
+        assert!(
+            page.to_ascii_lowercase().starts_with("<!doctype html>"),
+            "{page}"
+        );
+        if index >= 2 && index != 3 {
+            assert!(page.contains(ESCAPED), "page {index}:\n{page}");
+        }
+    }
+
+    // Through a real upload: the sanitiser keeps `&`, so an entity in a file name must reach
+    // the page escaped (as the text the visitor wrote), not read as markup.
+    let tab = Tab::new("");
+    let (status, page) = tab
+        .send(multipart(&[Part::File("a&lt;script&gt;.txt", b"1")]), false)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("a&amp;lt;script&amp;gt;.txt"), "{page}");
+    assert_eq!(names_in(&tab.folder()), ["a&lt;script&gt;.txt"]);
 }
