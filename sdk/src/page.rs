@@ -20,7 +20,7 @@
 //! assert!(page.0.contains("Hello, &lt;script&gt;"));
 //! ```
 //!
-//! A page is served by returning its [`Markup`](maud::Markup) (with a status if it is not
+//! A page is served by returning its [`Markup`] (with a status if it is not
 //! 200): its content type is `text/html; charset=utf-8`. [`Asset`] serves a mode's CSS and
 //! JavaScript, with an ETag so that a browser that kept a copy gets `304 Not Modified`.
 

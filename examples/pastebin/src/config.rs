@@ -66,7 +66,7 @@ impl onionhost_sdk::ModeConfig for PastebinConfig {
         if !(ByteSize(1)..=MAX_PASTE_BYTES_LIMIT).contains(&self.max_paste_bytes) {
             return Err(ConfigError::at(
                 "max_paste_bytes",
-                format!("use a size from 1 byte to {MAX_PASTE_BYTES_LIMIT}"),
+                format!("use a size from 1 to {MAX_PASTE_BYTES_LIMIT}"),
             ));
         }
         if !(1..=MAX_PASTES_LIMIT).contains(&self.max_pastes) {
