@@ -23,12 +23,15 @@ use tower::ServiceExt as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+mod head;
 mod origin;
 mod percent;
 mod visitor;
 
 pub use percent::{PercentDecodeError, percent_decode};
 pub use visitor::Visitor;
+
+use head::{HeadLimit, MAX_REQUEST_HEAD};
 
 /// The Content-Security-Policy of every response: no inline script, no framing, no foreign
 /// resources.
@@ -37,9 +40,6 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; frame-ancestors '
 
 /// How long a visitor may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The largest request head (request line and headers) a visitor may send.
-const MAX_REQUEST_HEAD: usize = 32 * 1024;
 
 /// How long a visitor may take no bytes at all before the connection is closed. Without it a
 /// visitor that stops reading holds its connection, and whatever its response holds (a share's
@@ -136,7 +136,7 @@ async fn serve_with_stall_limit<I>(
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let io = StallLimit {
-        io,
+        io: HeadLimit::new(io),
         limit: stall_limit,
         stalled: None,
     };
@@ -153,6 +153,7 @@ async fn serve_with_stall_limit<I>(
         // `Date` would tell every visitor the host's clock, and clock skew links an onion
         // service to the machine behind it.
         .auto_date_header(false)
+        // A backstop: `HeadLimit` closes the connection before a head reaches this.
         .max_buf_size(MAX_REQUEST_HEAD);
     let conn = builder
         .serve_connection(TokioIo::new(io), service)
@@ -377,7 +378,7 @@ mod tests {
     }
 
     /// Sends `request` raw through [`serve_connection`] and returns all the host answered.
-    async fn raw_exchange(router: Router, request: &[u8]) -> Vec<u8> {
+    pub(super) async fn raw_exchange(router: Router, request: &[u8]) -> Vec<u8> {
         use tokio::io::AsyncReadExt;
         let (mut visitor, server) = tokio::io::duplex(256 * 1024);
         let never = CancellationToken::new();

@@ -33,10 +33,10 @@ fn changes_state(method: &Method, headers: &HeaderMap) -> bool {
 /// frames, `file:` pages and redirects, never from a tab's own page). A request with neither
 /// header is not a browser's, and is let in: such a client could forge them anyway.
 fn is_cross_site(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if site == "cross-site" || site == "same-site" {
-            return true;
-        }
+    if let Some(site) = headers.get("sec-fetch-site")
+        && (site == "cross-site" || site == "same-site")
+    {
+        return true;
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return false;
