@@ -1,7 +1,7 @@
 //! The pages: the list of shared items and each folder's listing. Every name is shown as
-//! text: markup escaped, control and bidirectional-override characters shown as `⟨U+XXXX⟩`
-//! so that a name cannot disguise itself (`txt.exe` reversed to look like `exe.txt`), and
-//! each name isolated with `<bdi>`.
+//! text: markup escaped, disguising characters (the sdk's one list: controls, bidi
+//! overrides, invisible characters) shown as `⟨U+XXXX⟩` so that a name cannot disguise
+//! itself (`txt.exe` reversed to look like `exe.txt`), and each name isolated with `<bdi>`.
 
 use std::fmt::Write as _;
 
@@ -10,44 +10,14 @@ use crate::index::{Index, Kind, node_url};
 /// `text` made safe between tags and inside quoted attributes.
 pub(crate) use onionhost_sdk::html::escape;
 
-/// Characters that reorder or hide text: shown by their code point instead.
-fn is_disguising(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{2069}' | '\u{feff}')
-}
-
 /// A file name as HTML text.
 pub(crate) fn name(text: &str) -> String {
-    let mut shown = String::with_capacity(text.len());
-    for c in text.chars() {
-        if is_disguising(c) {
-            let _ = write!(shown, "⟨U+{:04X}⟩", u32::from(c));
-        } else {
-            shown.push(c);
-        }
-    }
-    format!("<bdi>{}</bdi>", escape(&shown))
+    format!("<bdi>{}</bdi>", escape(&onionhost_sdk::text::show(text)))
 }
 
-/// `1.5 MiB`, `12 bytes`.
+/// A size as every page and the console show it (`1.5 KiB`, `12 bytes`): the sdk's one format.
 pub(crate) fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return if bytes == 1 {
-            "1 byte".to_owned()
-        } else {
-            format!("{bytes} bytes")
-        };
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
+    onionhost_sdk::ByteSize(bytes).to_string()
 }
 
 fn files(count: u64) -> String {
@@ -215,6 +185,8 @@ mod tests {
             "<bdi>a⟨U+202E⟩txt.exe⟨U+000A⟩b</bdi>"
         );
         assert_eq!(name("ünï 日本"), "<bdi>ünï 日本</bdi>");
+        // The sdk's list: zero-width and look-alike spaces too.
+        assert_eq!(name("a\u{200b}b\u{a0}c"), "<bdi>a⟨U+200B⟩b⟨U+00A0⟩c</bdi>");
     }
 
     #[test]
@@ -222,6 +194,7 @@ mod tests {
         assert_eq!(size(0), "0 bytes");
         assert_eq!(size(1), "1 byte");
         assert_eq!(size(1536), "1.5 KiB");
-        assert_eq!(size(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        assert_eq!(size(5 * 1024 * 1024 * 1024), "5 GiB");
+        assert_eq!(size(60 * 1024 * 1024), "60 MiB");
     }
 }
