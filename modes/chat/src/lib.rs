@@ -2,7 +2,6 @@
 
 mod config;
 mod html;
-mod limit;
 mod message;
 mod names;
 mod nojs;
@@ -31,8 +30,8 @@ pub use config::{ChatConfig, JoinLimitConfig, RateLimitConfig};
 #[cfg(feature = "plugin")]
 onionhost_sdk::export_mode!(ChatMode);
 
-use limit::KeyedBuckets;
 use onionhost_sdk::http::Visitor;
+use onionhost_sdk::rate::KeyedRateLimiter;
 use room::Room;
 
 /// The chat mode: one ephemeral room per tab (`mode = "chat"`). An instance is everything
@@ -45,14 +44,14 @@ pub struct ChatMode {
     /// pile up beyond the room's size.
     connections: Arc<Semaphore>,
     /// Each visitor's rate limit, over all of their connections and sessions.
-    visitors: KeyedBuckets<Visitor>,
+    visitors: KeyedRateLimiter<Visitor>,
     ctx: TabContext,
 }
 
 /// The instance, as the handlers name it.
 type Chat = ChatMode;
 
-/// The fewest visitors with a rate-limit bucket that a room keeps apart before it refuses
+/// The fewest visitors with a rate limit of their own that a room keeps apart before it refuses
 /// newcomers' actions (each costs a few dozen bytes).
 const MAX_VISITORS: usize = 64 * 1024;
 
@@ -66,7 +65,8 @@ impl Mode for ChatMode {
         // Room for every member, plus pages reconnecting and sockets not yet joined.
         let connections = config.max_members + config.max_members / 2 + 16;
         // Visitors who acted recently: a few per connection slot, or the room's largest size.
-        let visitors = KeyedBuckets::new(config.rate_limit, (connections * 4).max(MAX_VISITORS));
+        let visitors =
+            KeyedRateLimiter::new(config.rate_limit.rate(), (connections * 4).max(MAX_VISITORS));
         Ok(Self {
             config,
             room,

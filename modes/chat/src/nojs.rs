@@ -69,7 +69,7 @@ pub(crate) async fn join(
     };
     // A join costs the visitor a token, as on the WebSocket: joining again and again from
     // one circuit is bounded however many sessions it opens.
-    if !chat.visitors.try_take(visitor, std::time::Instant::now()) {
+    if chat.visitors.check(&visitor).is_err() {
         return refused(&chat, &ActionError::RateLimited, "/nojs");
     }
     let name = Some(form.name).filter(|name| !name.trim().is_empty());
@@ -195,7 +195,7 @@ fn act<F>(
         Ok(Form(form)) => form,
         Err(rejection) => return form_refused(chat, &rejection, &back),
     };
-    if !chat.visitors.try_take(visitor, std::time::Instant::now()) {
+    if chat.visitors.check(&visitor).is_err() {
         return refused(chat, &ActionError::RateLimited, &back);
     }
     match session.act(|membership| action(membership, form)) {
