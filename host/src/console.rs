@@ -188,14 +188,11 @@ impl Console {
 }
 
 /// `text` with control characters and the invisible characters that reorder or hide text
-/// shown as `\u{..}`, so that one line of the console stays one honest line.
+/// (`onionhost_sdk::text::is_disguising`) shown as `\u{..}`, so that one line of the console
+/// stays one honest line.
 fn printable(text: &str) -> String {
-    let hidden = |c: char| {
-        c.is_control()
-            || matches!(c,
-                '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-    };
+    // The sdk's one list of characters that can disguise text.
+    let hidden = onionhost_sdk::text::is_disguising;
     if !text.chars().any(hidden) {
         return text.to_owned();
     }

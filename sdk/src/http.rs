@@ -23,8 +23,10 @@ use tower::ServiceExt as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+mod percent;
 mod visitor;
 
+pub use percent::{PercentDecodeError, percent_decode};
 pub use visitor::Visitor;
 
 /// The Content-Security-Policy of every response: no inline script, no framing, no foreign

@@ -10,7 +10,10 @@ pub mod host;
 pub mod http;
 pub mod mode;
 pub mod plugin;
+pub mod rate;
+pub mod size;
 pub mod testing;
+pub mod text;
 
 pub use axum;
 pub use context::{TabContext, TaskGuard};
@@ -18,6 +21,7 @@ pub use error::{BuildError, ConfigError, ModeError};
 pub use event::{Direction, TabEvent, TransferOutcome};
 pub use http::Visitor;
 pub use mode::{Mode, ModeConfig};
+pub use size::ByteSize;
 pub use tokio_util::sync::CancellationToken;
 
 /// The sdk's version, as mode libraries and the host see it.
