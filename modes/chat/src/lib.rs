@@ -65,8 +65,10 @@ impl Mode for ChatMode {
         // Room for every member, plus pages reconnecting and sockets not yet joined.
         let connections = config.max_members + config.max_members / 2 + 16;
         // Visitors who acted recently: a few per connection slot, or the room's largest size.
-        let visitors =
-            KeyedRateLimiter::new(config.rate_limit.rate(), (connections * 4).max(MAX_VISITORS));
+        let visitors = KeyedRateLimiter::new(
+            config.rate_limit.rate(),
+            (connections * 4).max(MAX_VISITORS),
+        );
         Ok(Self {
             config,
             room,

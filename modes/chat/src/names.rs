@@ -1,10 +1,10 @@
 //! Usernames: the rules a chosen name must meet, the keys that make names unique ignoring
 //! case and look-alike characters, and random readable names for newcomers.
 
-use rand::seq::IndexedRandom;
-use unicode_normalization::UnicodeNormalization;
 use onionhost_sdk::text::{self, Disguise};
 use rand::Rng;
+use rand::seq::IndexedRandom;
+use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
 /// The most characters a name may have once normalised.
@@ -451,7 +451,9 @@ mod tests {
             prop_oneof![
                 0u32..0x100,
                 0x2000u32..0x2070,
-                prop::sample::select(vec![0x34F, 0x61C, 0x115F, 0x1160, 0x17B4, 0x180E, 0x2800, 0x3164]),
+                prop::sample::select(vec![
+                    0x34F, 0x61C, 0x115F, 0x1160, 0x17B4, 0x180E, 0x2800, 0x3164
+                ]),
                 0xFFA0u32..0x10000,
                 0xE0000u32..0xE0080,
                 0xE000u32..0xE100,
