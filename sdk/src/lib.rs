@@ -9,6 +9,7 @@ pub mod html;
 pub mod host;
 pub mod http;
 pub mod mode;
+pub mod page;
 pub mod plugin;
 pub mod rate;
 pub mod size;
@@ -20,6 +21,8 @@ pub use context::{TabContext, TaskGuard};
 pub use error::{BuildError, ConfigError, ModeError};
 pub use event::{Direction, TabEvent, TransferOutcome};
 pub use http::Visitor;
+/// HTML templates that escape every splice; [`page`] frames them.
+pub use maud;
 pub use mode::{Mode, ModeConfig};
 pub use size::ByteSize;
 pub use tokio_util::sync::CancellationToken;
