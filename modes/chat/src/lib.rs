@@ -1,7 +1,6 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
-mod html;
 mod message;
 mod names;
 mod nojs;
@@ -84,8 +83,8 @@ impl Mode for ChatMode {
         let max_form_bytes = self.config.max_message_bytes * 3 + 1024;
         Router::new()
             .route("/", get(page::index))
-            .route("/chat.js", get(page::script))
-            .route("/chat.css", get(page::style))
+            .route("/chat.js", page::SCRIPT.get())
+            .route("/chat.css", page::STYLE.get())
             .route("/ws", get(ws::upgrade))
             .route("/nojs", get(nojs::join_page))
             .route("/nojs/join", post(nojs::join))
