@@ -21,7 +21,8 @@ pub use context::{TabContext, TaskGuard};
 pub use error::{BuildError, ConfigError, ModeError};
 pub use event::{Direction, TabEvent, TransferOutcome};
 pub use http::Visitor;
-/// HTML templates that escape every splice; [`page`] frames them.
+/// HTML templates that escape every splice; [`page`] frames them. A crate that writes
+/// templates depends on `maud` itself too (see [`page`]).
 pub use maud;
 pub use mode::{Mode, ModeConfig};
 pub use size::ByteSize;

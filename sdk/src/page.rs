@@ -1,10 +1,13 @@
 //! Pages from templates that escape by default, in one shell every mode shares, and the static
 //! files (style sheets, scripts) those pages load.
 //!
-//! Write pages with [`maud::html!`] (re-exported as `onionhost_sdk::maud`): every `(splice)`
-//! is escaped, so text a visitor sent cannot become markup even when nobody remembers to
-//! escape it. Only [`maud::PreEscaped`] puts raw markup in a page; a mode should never give it
-//! anything a visitor chose.
+//! Write pages with [`maud::html!`]: every `(splice)` is escaped, so text a visitor sent
+//! cannot become markup even when nobody remembers to escape it. Only [`maud::PreEscaped`]
+//! puts raw markup in a page; a mode should never give it anything a visitor chose.
+//!
+//! `html!` expands to `extern crate maud`, so a crate that writes templates lists `maud` among
+//! its own dependencies, at the sdk's version (`maud = "0.27"`; a built-in mode:
+//! `maud.workspace = true`); `onionhost_sdk::maud` is the sdk's copy, for its types.
 //!
 //! ```
 //! use onionhost_sdk::maud::html;
@@ -17,7 +20,7 @@
 //! assert!(page.0.contains("Hello, &lt;script&gt;"));
 //! ```
 //!
-//! A page is served by returning its [`Markup`](maud::Markup) (with a status if it is not
+//! A page is served by returning its [`Markup`] (with a status if it is not
 //! 200): its content type is `text/html; charset=utf-8`. [`Asset`] serves a mode's CSS and
 //! JavaScript, with an ETag so that a browser that kept a copy gets `304 Not Modified`.
 

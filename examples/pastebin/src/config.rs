@@ -1,10 +1,10 @@
 //! The pastebin's config section, `[tab.pastebin]`.
 
-use onionhost_sdk::ConfigError;
+use onionhost_sdk::{ByteSize, ConfigError};
 use serde::Deserialize;
 
 /// The largest paste the config may allow.
-const MAX_PASTE_BYTES_LIMIT: usize = 1024 * 1024;
+const MAX_PASTE_BYTES_LIMIT: ByteSize = ByteSize(1024 * 1024);
 
 /// The most pastes the config may allow at once.
 const MAX_PASTES_LIMIT: usize = 10_000;
@@ -18,8 +18,8 @@ const KEEP_MINUTES_LIMIT: u64 = 24 * 60;
 pub struct PastebinConfig {
     /// The page's title.
     pub title: String,
-    /// The largest paste, in bytes (at most 1 MiB).
-    pub max_paste_bytes: usize,
+    /// The largest paste (at most 1 MiB): a number of bytes or a size such as `"64 KiB"`.
+    pub max_paste_bytes: ByteSize,
     /// How many pastes are kept at once; when full, new pastes are refused.
     pub max_pastes: usize,
     /// How many pastes may be created per minute, all visitors together (onion service
@@ -34,7 +34,7 @@ impl Default for PastebinConfig {
     fn default() -> Self {
         Self {
             title: "Pastebin".to_owned(),
-            max_paste_bytes: 64 * 1024,
+            max_paste_bytes: ByteSize(64 * 1024),
             max_pastes: 100,
             max_pastes_per_minute: 30,
             keep_minutes: 60,
@@ -48,10 +48,25 @@ impl onionhost_sdk::ModeConfig for PastebinConfig {
         if self.title.chars().count() > 100 {
             return Err(ConfigError::at("title", "use at most 100 characters"));
         }
-        if !(1..=MAX_PASTE_BYTES_LIMIT).contains(&self.max_paste_bytes) {
+        // The sdk's one list of characters that can disguise text (controls, bidi overrides,
+        // invisible ones): a title is shown to every visitor.
+        if let Some(c) = self
+            .title
+            .chars()
+            .find(|&c| onionhost_sdk::text::is_disguising(c))
+        {
+            return Err(ConfigError::at(
+                "title",
+                format!(
+                    "remove the character {}: it can disguise text",
+                    onionhost_sdk::text::show(&c.to_string())
+                ),
+            ));
+        }
+        if !(ByteSize(1)..=MAX_PASTE_BYTES_LIMIT).contains(&self.max_paste_bytes) {
             return Err(ConfigError::at(
                 "max_paste_bytes",
-                format!("use a size from 1 to {MAX_PASTE_BYTES_LIMIT} bytes"),
+                format!("use a size from 1 to {MAX_PASTE_BYTES_LIMIT}"),
             ));
         }
         if !(1..=MAX_PASTES_LIMIT).contains(&self.max_pastes) {
@@ -105,5 +120,15 @@ mod tests {
             ..PastebinConfig::default()
         };
         assert_eq!(config.expiry_choices(), [5]);
+    }
+
+    #[test]
+    fn a_title_that_can_disguise_text_is_refused() {
+        let config = PastebinConfig {
+            title: "Paste\u{202e}txt".to_owned(),
+            ..PastebinConfig::default()
+        };
+        let err = onionhost_sdk::ModeConfig::validate(&config).expect_err("refused");
+        assert!(err.to_string().contains("U+202E"), "{err}");
     }
 }

@@ -45,8 +45,7 @@ impl Mode for Pastebin {
         let store = Store::new(config.max_pastes, config.max_pastes_per_minute);
         ctx.report(TabEvent::Notice {
             message: format!(
-                "pastebin ready: pastes up to {} bytes, kept at most {} minutes, at most {} at \
-                 once",
+                "pastebin ready: pastes up to {}, kept at most {} minutes, at most {} at once",
                 config.max_paste_bytes, config.keep_minutes, config.max_pastes
             ),
         });
@@ -63,7 +62,8 @@ impl Mode for Pastebin {
         // so that nothing stays in memory longer than promised.
         tokio::spawn(store::purge_expired(Arc::clone(&self)));
         // A form body is URL-encoded: up to three bytes per byte of text, plus the field name.
-        let max_form_bytes = self.config.max_paste_bytes * 3 + 1024;
+        let max_form_bytes =
+            usize::try_from(self.config.max_paste_bytes.0).unwrap_or(usize::MAX / 4) * 3 + 1024;
         Router::new()
             .route("/", get(pages::index))
             .route(
@@ -77,7 +77,7 @@ impl Mode for Pastebin {
             )
             .route("/p/{id}/raw", get(pages::raw))
             .route("/p/{id}/live", get(live::viewers))
-            .route("/live.js", get(pages::script))
+            .route("/live.js", pages::LIVE_JS.get())
             .with_state(self)
     }
 }

@@ -6,11 +6,19 @@ use std::time::Duration;
 use onionhost_sdk::axum::Form;
 use onionhost_sdk::axum::extract::{Path, State};
 use onionhost_sdk::axum::http::{StatusCode, header};
-use onionhost_sdk::axum::response::{Html, IntoResponse, Redirect, Response};
+use onionhost_sdk::axum::response::{IntoResponse, Redirect, Response};
 use onionhost_sdk::http::plain_error;
+// `html!` needs `maud` as a dependency of this crate (it expands to `extern crate maud`):
+// the same version as the sdk's, so that its `Markup` is the sdk's.
+use maud::{Markup, html};
+use onionhost_sdk::page::{Asset, Shell};
 use serde::Deserialize;
 
 use crate::store::{self, StoreError};
+
+/// The script of the live viewer count (no inline script: the host's Content-Security-Policy
+/// forbids it), served with an ETag by the sdk.
+pub(crate) static LIVE_JS: Asset = Asset::js(include_str!("../assets/live.js"));
 
 /// The form of `POST /paste`.
 #[derive(Deserialize)]
@@ -22,18 +30,16 @@ pub(crate) struct NewPaste {
     burn: Option<String>,
 }
 
-/// The start of every page: a title and no inline script or style (the host's CSP).
-fn page(title: &str, script: bool, body: &str) -> Html<String> {
-    let script = if script {
-        "<script src=\"/live.js\" defer></script>"
+/// A whole page in the sdk's shell: every `(splice)` in `body` is escaped by the template,
+/// so a paste cannot become markup.
+fn page(title: &str, script: bool, body: Markup) -> Markup {
+    let shell = Shell::new(title);
+    let shell = if script {
+        shell.script("/live.js")
     } else {
-        ""
+        shell
     };
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title>{script}\
-         </head><body><h1>{title}</h1>{body}</body></html>",
-        title = escape(title),
-    ))
+    shell.render(body)
 }
 
 /// How a number of minutes reads on the form.
@@ -48,40 +54,40 @@ fn duration_label(minutes: u64) -> String {
 }
 
 /// `GET /`: the form.
-pub(crate) async fn index(State(state): State<Arc<crate::State>>) -> Html<String> {
+pub(crate) async fn index(State(state): State<Arc<crate::State>>) -> Markup {
     let config = &state.config;
-    let choices: String = config
-        .expiry_choices()
-        .into_iter()
-        .map(|minutes| {
-            let selected = if minutes == config.keep_minutes {
-                " selected"
-            } else {
-                ""
-            };
-            format!(
-                "<option value=\"{minutes}\"{selected}>{}</option>",
-                duration_label(minutes)
-            )
-        })
-        .collect();
+    let max = config.max_paste_bytes;
     page(
         &config.title,
         false,
-        &format!(
-            "<form method=\"post\" action=\"/paste\">\
-             <textarea name=\"text\" rows=\"16\" cols=\"80\" maxlength=\"{max}\" required>\
-             </textarea><br>\
-             <label>Delete after <select name=\"keep\">{choices}</select></label> \
-             <label><input type=\"checkbox\" name=\"burn\"> Burn after reading \
-             (the first person to open it is the only one to see it)</label><br>\
-             <button type=\"submit\">Paste</button></form>\
-             <p>Pastes are kept in memory only, up to {max} bytes each, {count} of {limit} \
-             stored now. Anyone with a paste's link can read it.</p>",
-            max = config.max_paste_bytes,
-            count = state.store.len(),
-            limit = config.max_pastes,
-        ),
+        html! {
+            form method="post" action="/paste" {
+                textarea name="text" rows="16" cols="80" maxlength=(max.0) required {}
+                br;
+                label {
+                    "Delete after "
+                    select name="keep" {
+                        @for minutes in config.expiry_choices() {
+                            option value=(minutes) selected[minutes == config.keep_minutes] {
+                                (duration_label(minutes))
+                            }
+                        }
+                    }
+                }
+                " "
+                label {
+                    input type="checkbox" name="burn";
+                    " Burn after reading (the first person to open it is the only one to see it)"
+                }
+                br;
+                button type="submit" { "Paste" }
+            }
+            p {
+                "Pastes are kept in memory only, up to " (max) " each, "
+                (state.store.len()) " of " (config.max_pastes)
+                " stored now. Anyone with a paste's link can read it."
+            }
+        },
     )
 }
 
@@ -94,13 +100,10 @@ pub(crate) async fn create(
     if form.text.is_empty() {
         return plain_error(StatusCode::BAD_REQUEST, "The paste is empty.");
     }
-    if form.text.len() > config.max_paste_bytes {
+    if form.text.len() as u64 > config.max_paste_bytes.0 {
         return plain_error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "The paste is too long: at most {} bytes.",
-                config.max_paste_bytes
-            ),
+            &format!("The paste is too long: at most {}.", config.max_paste_bytes),
         );
     }
     let keep = form.keep.unwrap_or(config.keep_minutes);
@@ -121,9 +124,12 @@ pub(crate) async fn create(
             StatusCode::SERVICE_UNAVAILABLE,
             "The pastebin is full. Try again when older pastes have expired.",
         ),
-        Err(StoreError::TooFast) => plain_error(
+        Err(StoreError::TooFast(limited)) => plain_error(
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many pastes were made in the last minute. Try again in a minute.",
+            &format!(
+                "Too many pastes were made in the last minute. Try again in {} s.",
+                limited.retry_after.as_secs().max(1)
+            ),
         ),
     }
 }
@@ -137,28 +143,33 @@ pub(crate) async fn show(
     let Some(paste) = state.store.get(&id) else {
         return not_found();
     };
-    let id = escape(&id);
     if paste.burn_after_reading {
         return page(
             &state.config.title,
             false,
-            &format!(
-                "<p>This paste will be destroyed once you read it: nobody, you included, can \
-                 open it again.</p><form method=\"post\" action=\"/p/{id}/read\">\
-                 <button type=\"submit\">Read and destroy</button></form>"
-            ),
+            html! {
+                p {
+                    "This paste will be destroyed once you read it: nobody, you included, can \
+                     open it again."
+                }
+                form method="post" action={ "/p/" (id) "/read" } {
+                    button type="submit" { "Read and destroy" }
+                }
+            },
         )
         .into_response();
     }
     page(
         &state.config.title,
         true,
-        &format!(
-            "<pre id=\"paste\">{text}</pre><p><a href=\"/p/{id}/raw\">raw</a> · expires in \
-             {left} · <span id=\"viewers\" data-live=\"/p/{id}/live\"></span></p>",
-            text = escape(&paste.text),
-            left = duration_label(minutes_left(&paste)),
-        ),
+        html! {
+            pre #paste { (paste.text) }
+            p {
+                a href={ "/p/" (id) "/raw" } { "raw" }
+                " · expires in " (duration_label(minutes_left(&paste))) " · "
+                span #viewers data-live={ "/p/" (id) "/live" } {}
+            }
+        },
     )
     .into_response()
 }
@@ -181,11 +192,10 @@ pub(crate) async fn read(
     page(
         &state.config.title,
         false,
-        &format!(
-            "<pre id=\"paste\">{}</pre><p>This paste is now destroyed: copy it before you \
-             leave this page.</p>",
-            escape(&paste.text)
-        ),
+        html! {
+            pre #paste { (paste.text) }
+            p { "This paste is now destroyed: copy it before you leave this page." }
+        },
     )
     .into_response()
 }
@@ -217,36 +227,11 @@ fn minutes_left(paste: &store::Paste) -> u64 {
     left.as_secs().div_ceil(60).max(1)
 }
 
-/// `GET /live.js`: the script of the live viewer count (no inline script: the host's
-/// Content-Security-Policy forbids it).
-pub(crate) async fn script() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("../assets/live.js"),
-    )
-}
-
 fn not_found() -> Response {
     plain_error(
         StatusCode::NOT_FOUND,
         "No such paste: it never existed, or it has expired.",
     )
-}
-
-/// Escapes text for HTML content and attribute values.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
 }
 
 #[cfg(test)]
@@ -346,6 +331,7 @@ mod tests {
             form.contains("<option value=\"90\" selected>90 minutes</option>"),
             "{form}"
         );
+        assert!(form.contains("up to 64 KiB each"), "{form}");
         let ok = "text=x&keep=5".to_owned();
         assert_eq!(send(&tab, post("/paste", ok)).await.0, 303);
         let too_long = format!("text=x&keep={}", 24 * 60);
@@ -367,6 +353,36 @@ mod tests {
         let two = TestTab::build::<Pastebin>("").expect("build");
         let (_, location, _) = send(&one, paste("mine")).await;
         assert_eq!(send(&two, get(&location)).await.0, 404);
+    }
+
+    #[tokio::test]
+    async fn the_script_is_served_with_an_etag_and_revalidated() {
+        let tab = TestTab::build::<Pastebin>("").expect("build");
+        let response = tab
+            .router
+            .clone()
+            .oneshot(get("/live.js"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), 200);
+        let etag = response.headers()["etag"].clone();
+        let again = Request::get("/live.js")
+            .header("if-none-match", etag)
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(send(&tab, again).await.0, 304);
+    }
+
+    /// The page is a template: the title from the config is text, not markup.
+    #[tokio::test]
+    async fn the_title_is_escaped_by_the_template() {
+        let tab = TestTab::build::<Pastebin>("title = \"<i>x</i>\"").expect("build");
+        let (_, _, form) = send(&tab, get("/")).await;
+        assert!(
+            form.contains("<title>&lt;i&gt;x&lt;/i&gt;</title>"),
+            "{form}"
+        );
+        assert!(!form.contains("<i>"), "{form}");
     }
 
     #[test]

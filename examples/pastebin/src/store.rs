@@ -1,9 +1,10 @@
 //! The pastes of one tab: in memory only, bounded in number, size, rate and time.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use onionhost_sdk::rate::{Limited, Rate, RateLimiter};
 use rand::Rng as _;
 use tokio::sync::watch;
 
@@ -11,9 +12,6 @@ use crate::State;
 
 /// How often expired pastes are dropped.
 const PURGE_EVERY: Duration = Duration::from_secs(30);
-
-/// The window of the creation rate limit.
-const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// One paste and the count of people viewing it live.
 #[derive(Clone)]
@@ -32,8 +30,8 @@ pub(crate) struct Paste {
 pub(crate) enum StoreError {
     /// As many pastes as the config allows are stored already.
     Full,
-    /// Too many pastes were created in the last minute.
-    TooFast,
+    /// Too many pastes were created in the last minute; the visitor learns when to retry.
+    TooFast(Limited),
 }
 
 /// What a new paste is made of.
@@ -43,60 +41,45 @@ pub(crate) struct NewPaste {
     pub(crate) burn_after_reading: bool,
 }
 
-struct Inner {
-    pastes: HashMap<String, Paste>,
-    /// When the pastes of the last minute were created.
-    recent: VecDeque<Instant>,
-}
-
 /// The pastes of one tab, by id.
 pub(crate) struct Store {
-    inner: Mutex<Inner>,
+    pastes: Mutex<HashMap<String, Paste>>,
     max_pastes: usize,
-    max_per_minute: usize,
+    /// Creations a minute, all visitors together: the sdk's limiter.
+    creations: RateLimiter,
 }
 
 impl Store {
     pub(crate) fn new(max_pastes: usize, max_per_minute: usize) -> Self {
         Self {
-            inner: Mutex::new(Inner {
-                pastes: HashMap::new(),
-                recent: VecDeque::new(),
-            }),
+            pastes: Mutex::new(HashMap::new()),
             max_pastes,
-            max_per_minute,
+            creations: RateLimiter::new(Rate::per_minute(
+                u32::try_from(max_per_minute).unwrap_or(u32::MAX),
+            )),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Paste>> {
+        self.pastes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stores a paste; returns its id, 128 random bits in hex, which is the only way to find it.
     pub(crate) fn add(&self, paste: NewPaste) -> Result<String, StoreError> {
-        let mut inner = self.lock();
+        let mut pastes = self.lock();
         let now = Instant::now();
-        inner.pastes.retain(|_, paste| paste.expires > now);
-        while inner
-            .recent
-            .front()
-            .is_some_and(|&at| now.duration_since(at) >= RATE_WINDOW)
-        {
-            inner.recent.pop_front();
-        }
-        if inner.recent.len() >= self.max_per_minute {
-            return Err(StoreError::TooFast);
-        }
-        if inner.pastes.len() >= self.max_pastes {
+        pastes.retain(|_, paste| paste.expires > now);
+        // Full first: a refused paste does not use up the rate.
+        if pastes.len() >= self.max_pastes {
             return Err(StoreError::Full);
         }
+        self.creations.check().map_err(StoreError::TooFast)?;
         let id: String = rand::rng()
             .random::<[u8; 16]>()
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        inner.recent.push_back(now);
-        inner.pastes.insert(
+        pastes.insert(
             id.clone(),
             Paste {
                 text: paste.text.into(),
@@ -112,7 +95,6 @@ impl Store {
     /// stays until it is [taken](Store::take).
     pub(crate) fn get(&self, id: &str) -> Option<Paste> {
         self.lock()
-            .pastes
             .get(id)
             .filter(|paste| paste.expires > Instant::now())
             .cloned()
@@ -122,19 +104,18 @@ impl Store {
     /// first reader of a paste to burn gets it, nobody else does.
     pub(crate) fn take(&self, id: &str) -> Option<Paste> {
         self.lock()
-            .pastes
             .remove(id)
             .filter(|paste| paste.expires > Instant::now())
     }
 
     /// How many pastes are stored now.
     pub(crate) fn len(&self) -> usize {
-        self.lock().pastes.len()
+        self.lock().len()
     }
 
     fn purge(&self) {
         let now = Instant::now();
-        self.lock().pastes.retain(|_, paste| paste.expires > now);
+        self.lock().retain(|_, paste| paste.expires > now);
     }
 }
 
@@ -191,10 +172,10 @@ mod tests {
         let store = Store::new(100, 2);
         store.add(paste("1", MINUTE)).expect("first");
         store.add(paste("2", MINUTE)).expect("second");
-        assert_eq!(
-            store.add(paste("3", MINUTE)).err(),
-            Some(StoreError::TooFast)
-        );
+        assert!(matches!(
+            store.add(paste("3", MINUTE)),
+            Err(StoreError::TooFast(_))
+        ));
     }
 
     #[test]

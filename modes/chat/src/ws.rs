@@ -200,11 +200,7 @@ impl Connection {
         };
         // Every frame that gets an answer costs a token, the ones refused included, so that
         // no kind of frame makes the server write without limit.
-        if !self
-            .chat
-            .visitors
-            .try_take(self.visitor, std::time::Instant::now())
-        {
+        if self.chat.visitors.check(&self.visitor).is_err() {
             if let Next::Drop = self.reply(&ActionError::RateLimited.to_message()).await {
                 return Next::Drop;
             }
