@@ -23,11 +23,15 @@ use tower::ServiceExt as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+mod head;
+mod origin;
 mod percent;
 mod visitor;
 
 pub use percent::{PercentDecodeError, percent_decode};
 pub use visitor::Visitor;
+
+use head::{HeadLimit, MAX_REQUEST_HEAD};
 
 /// The Content-Security-Policy of every response: no inline script, no framing, no foreign
 /// resources.
@@ -37,18 +41,20 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; frame-ancestors '
 /// How long a visitor may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The largest request head (request line and headers) a visitor may send.
-const MAX_REQUEST_HEAD: usize = 32 * 1024;
-
 /// How long a visitor may take no bytes at all before the connection is closed. Without it a
 /// visitor that stops reading holds its connection, and whatever its response holds (a share's
 /// download slot and reading thread), for ever; a Tor circuit that stalls this long is gone
 /// anyway, and a cut download resumes with `Range`.
 const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Wraps a mode's router with the security headers, panic containment and `Cache-Control`.
+/// Wraps a mode's router with the security headers, panic containment, `Cache-Control`, and
+/// the refusal of cross-site requests.
 ///
-/// The headers overwrite whatever the mode set, so a mode cannot weaken them by accident.
+/// The headers overwrite whatever the mode set, so a mode cannot weaken them by accident. A
+/// request that can change state (any method but `GET`, `HEAD` and `OPTIONS`, and WebSocket
+/// upgrades) gets 403 when its `Origin` is not the tab's own (`http://` and the `Host`),
+/// is `null`, or `Sec-Fetch-Site` says `cross-site` or `same-site`; a request with neither
+/// header (not a browser) is let in.
 pub fn harden(router: Router) -> Router {
     let fixed = [
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
@@ -64,7 +70,9 @@ pub fn harden(router: Router) -> Router {
             "same-origin",
         ),
     ];
-    let mut router = router.layer(CatchPanicLayer::custom(panic_response));
+    let mut router = router
+        .layer(axum::middleware::from_fn(origin::refuse_cross_site))
+        .layer(CatchPanicLayer::custom(panic_response));
     for (name, value) in fixed {
         router = router.layer(SetResponseHeaderLayer::overriding(
             name,
@@ -128,7 +136,7 @@ async fn serve_with_stall_limit<I>(
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let io = StallLimit {
-        io,
+        io: HeadLimit::new(io),
         limit: stall_limit,
         stalled: None,
     };
@@ -142,6 +150,10 @@ async fn serve_with_stall_limit<I>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        // `Date` would tell every visitor the host's clock, and clock skew links an onion
+        // service to the machine behind it.
+        .auto_date_header(false)
+        // A backstop: `HeadLimit` closes the connection before a head reaches this.
         .max_buf_size(MAX_REQUEST_HEAD);
     let conn = builder
         .serve_connection(TokioIo::new(io), service)
@@ -363,5 +375,52 @@ mod tests {
         }
         assert!(!served.is_finished());
         stop.cancel();
+    }
+
+    /// Sends `request` raw through [`serve_connection`] and returns all the host answered.
+    pub(super) async fn raw_exchange(router: Router, request: &[u8]) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let (mut visitor, server) = tokio::io::duplex(256 * 1024);
+        let never = CancellationToken::new();
+        let served = tokio::spawn(serve_connection(
+            server,
+            router,
+            Visitor::unique(),
+            never.clone(),
+            never,
+        ));
+        visitor.write_all(request).await.expect("request");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), visitor.read_to_end(&mut answer))
+            .await
+            .expect("the connection was held open")
+            .expect("read");
+        tokio::time::timeout(Duration::from_secs(10), served)
+            .await
+            .expect("the connection task did not end")
+            .expect("the connection task");
+        answer
+    }
+
+    fn page() -> Router {
+        harden(Router::new().route("/", get(|| async { "page" })))
+    }
+
+    /// Regression (issue 9, headers on every answer): every response carried `Date`, which
+    /// tells any visitor the host's clock.
+    #[tokio::test]
+    async fn no_response_carries_date() {
+        let answer = raw_exchange(
+            page(),
+            b"GET / HTTP/1.1\r\nhost: x\r\n\r\nGET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        let answer = String::from_utf8(answer).expect("text");
+        assert_eq!(answer.matches("HTTP/1.1 200").count(), 1, "{answer}");
+        assert_eq!(answer.matches("HTTP/1.1 404").count(), 1, "{answer}");
+        assert!(
+            !answer.to_ascii_lowercase().contains("\r\ndate:"),
+            "{answer}"
+        );
     }
 }

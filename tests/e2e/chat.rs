@@ -8,7 +8,7 @@ use futures::StreamExt;
 use onionhost_tests::chat_client::Member;
 use onionhost_tests::host::{DEADLINE, TestHost};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 
 fn joined(name: &str) -> Value {
     json!({"type": "joined", "name": name})
@@ -398,4 +398,105 @@ async fn the_chat_leaves_no_trace() {
     // A last check that the scan sees the files it should: the config is there.
     assert!(config.exists());
     tokio::time::sleep(Duration::ZERO).await;
+}
+
+/// Regression (issue 9, cross-site posts): `POST /nojs/join` with `Origin: http://evil.example`
+/// made a member join, so a page elsewhere could act in a private tab through the browser of
+/// someone who has its address. Every state-changing route of the chat, and the WebSocket
+/// handshake, refuse a cross-site request (the sdk's `harden` does it for every mode);
+/// same-origin requests and requests without `Origin` (curl) still work.
+#[tokio::test]
+async fn cross_site_requests_are_refused_and_same_site_ones_work() {
+    let host = TestHost::spawn(&["chat", "--local-only"]).expect("start");
+    let url = host.url("chat").expect("chat tab");
+    let own_origin = url.trim_end_matches('/').to_owned();
+    let client = http();
+    let (mut ann, _) = Member::join(&url, "ann").await;
+    let cross_site = [
+        ("origin", "http://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+    ];
+
+    for (name, value) in cross_site {
+        let response = client
+            .post(format!("{url}nojs/join"))
+            .header(name, value)
+            .form(&[("name", "lured")])
+            .send()
+            .await
+            .expect("POST /nojs/join");
+        assert_eq!(response.status(), 403, "{name}: {value}");
+    }
+    let response = client
+        .post(format!("{url}nojs/join"))
+        .header("origin", &own_origin)
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("name", "plain")])
+        .send()
+        .await
+        .expect("POST /nojs/join");
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str().expect("ascii");
+    let session = format!("{own_origin}{location}");
+    // Ann's first event is this join: none of the cross-site ones happened.
+    assert_eq!(ann.next().await, joined("plain"));
+
+    for (route, field) in [("send", "text"), ("rename", "name"), ("leave", "x")] {
+        for (name, value) in cross_site {
+            let response = client
+                .post(format!("{session}/{route}"))
+                .header(name, value)
+                .form(&[(field, "lured")])
+                .send()
+                .await
+                .expect("POST a no-JS form");
+            assert_eq!(response.status(), 403, "{route} with {name}: {value}");
+        }
+    }
+    let response = client
+        .post(format!("{session}/send"))
+        .header("origin", &own_origin)
+        .form(&[("text", "same origin")])
+        .send()
+        .await
+        .expect("POST send");
+    assert_eq!(response.status(), 303);
+    let response = client
+        .post(format!("{session}/send"))
+        .form(&[("text", "no origin")])
+        .send()
+        .await
+        .expect("POST send");
+    assert_eq!(response.status(), 303);
+    // Nothing cross-site was said, renamed or left before these.
+    assert_eq!(ann.next().await, message("plain", "same origin"));
+    assert_eq!(ann.next().await, message("plain", "no origin"));
+
+    let ws_url = format!("{}ws", url.replacen("http://", "ws://", 1));
+    let handshake = |header: Option<(&'static str, &str)>| {
+        let mut request = ws_url.as_str().into_client_request().expect("request");
+        if let Some((name, value)) = header {
+            request
+                .headers_mut()
+                .insert(name, value.parse().expect("header value"));
+        }
+        tokio_tungstenite::connect_async(request)
+    };
+    for (name, value) in cross_site {
+        match handshake(Some((name, value))).await {
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 403, "/ws with {name}: {value}");
+            }
+            other => panic!("/ws with {name}: {value} was not refused: {other:?}"),
+        }
+    }
+    let (ws, _) = handshake(Some(("origin", own_origin.as_str())))
+        .await
+        .expect("a same-origin WebSocket");
+    let (_same, _) = Member::join_on(ws, "same").await;
+    assert_eq!(ann.next().await, joined("same"));
+
+    let stopped = host.stop().expect("stop");
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
 }

@@ -482,8 +482,9 @@ async fn hostile_names_are_shown_as_text() {
         page.contains("&lt;script&gt;alert(1)&lt;x&gt;.txt"),
         "{page}"
     );
+    // The templates escape `'` nowhere: every attribute is double-quoted, so it is only text.
     assert!(
-        page.contains("&quot;quoted&quot; &amp; &#39;single&#39;.txt"),
+        page.contains("&quot;quoted&quot; &amp; 'single'.txt"),
         "{page}"
     );
     assert!(page.contains("new⟨U+000A⟩line.txt"), "{page}");

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use onionhost_sdk::ConfigError;
+use onionhost_sdk::rate::Rate;
 use serde::Deserialize;
 
 /// The chat mode's own config section, `[tab.chat]`. Every key has a default, so a chat tab
@@ -31,9 +32,8 @@ pub struct ChatConfig {
     pub nojs_leave_after_seconds: u64,
 }
 
-/// A token bucket per visitor (what the host tells apart: a connection, or a Tor circuit),
-/// and per session without JavaScript: `burst` actions at once, refilled at
-/// `messages_per_minute`.
+/// A rate limit per visitor (what the host tells apart: a connection, or a Tor circuit),
+/// and per session without JavaScript: `burst` actions at once, then `messages_per_minute`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
@@ -43,8 +43,7 @@ pub struct RateLimitConfig {
     pub burst: u32,
 }
 
-/// One token bucket for the whole room's joins: `burst` at once, refilled at
-/// `joins_per_minute`. A member taken back by a reconnecting page does not count (nobody
+/// One rate limit for the whole room's joins: `burst` at once, then `joins_per_minute`. A member taken back by a reconnecting page does not count (nobody
 /// sees it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -145,8 +144,20 @@ impl onionhost_sdk::ModeConfig for ChatConfig {
     }
 }
 
+impl RateLimitConfig {
+    /// This limit as the sdk's [`Rate`].
+    pub fn rate(self) -> Rate {
+        Rate::per_minute(self.messages_per_minute).with_burst(self.burst)
+    }
+}
+
 impl ChatConfig {
-    /// The room-wide join bucket's burst: [`JoinLimitConfig::burst`], or the larger of
+    /// The room-wide join limit as the sdk's [`Rate`], with [`ChatConfig::join_burst`].
+    pub fn join_rate(&self) -> Rate {
+        Rate::per_minute(self.join_limit.joins_per_minute).with_burst(self.join_burst())
+    }
+
+    /// The room-wide join limit's burst: [`JoinLimitConfig::burst`], or the larger of
     /// `max_members` and `joins_per_minute`.
     pub fn join_burst(&self) -> u32 {
         self.join_limit.burst.unwrap_or_else(|| {

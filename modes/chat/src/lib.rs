@@ -1,8 +1,6 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
-mod html;
-mod limit;
 mod message;
 mod names;
 mod nojs;
@@ -31,8 +29,8 @@ pub use config::{ChatConfig, JoinLimitConfig, RateLimitConfig};
 #[cfg(feature = "plugin")]
 onionhost_sdk::export_mode!(ChatMode);
 
-use limit::KeyedBuckets;
 use onionhost_sdk::http::Visitor;
+use onionhost_sdk::rate::KeyedRateLimiter;
 use room::Room;
 
 /// The chat mode: one ephemeral room per tab (`mode = "chat"`). An instance is everything
@@ -45,14 +43,14 @@ pub struct ChatMode {
     /// pile up beyond the room's size.
     connections: Arc<Semaphore>,
     /// Each visitor's rate limit, over all of their connections and sessions.
-    visitors: KeyedBuckets<Visitor>,
+    visitors: KeyedRateLimiter<Visitor>,
     ctx: TabContext,
 }
 
 /// The instance, as the handlers name it.
 type Chat = ChatMode;
 
-/// The fewest visitors with a rate-limit bucket that a room keeps apart before it refuses
+/// The fewest visitors with a rate limit of their own that a room keeps apart before it refuses
 /// newcomers' actions (each costs a few dozen bytes).
 const MAX_VISITORS: usize = 64 * 1024;
 
@@ -66,7 +64,10 @@ impl Mode for ChatMode {
         // Room for every member, plus pages reconnecting and sockets not yet joined.
         let connections = config.max_members + config.max_members / 2 + 16;
         // Visitors who acted recently: a few per connection slot, or the room's largest size.
-        let visitors = KeyedBuckets::new(config.rate_limit, (connections * 4).max(MAX_VISITORS));
+        let visitors = KeyedRateLimiter::new(
+            config.rate_limit.rate(),
+            (connections * 4).max(MAX_VISITORS),
+        );
         Ok(Self {
             config,
             room,
@@ -82,8 +83,8 @@ impl Mode for ChatMode {
         let max_form_bytes = self.config.max_message_bytes * 3 + 1024;
         Router::new()
             .route("/", get(page::index))
-            .route("/chat.js", get(page::script))
-            .route("/chat.css", get(page::style))
+            .route("/chat.js", page::SCRIPT.get())
+            .route("/chat.css", page::STYLE.get())
             .route("/ws", get(ws::upgrade))
             .route("/nojs", get(nojs::join_page))
             .route("/nojs/join", post(nojs::join))

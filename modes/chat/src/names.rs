@@ -1,10 +1,11 @@
 //! Usernames: the rules a chosen name must meet, the keys that make names unique ignoring
 //! case and look-alike characters, and random readable names for newcomers.
 
+use onionhost_sdk::text::{self, Disguise};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use unicode_normalization::UnicodeNormalization;
-use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
 /// The most characters a name may have once normalised.
 pub(crate) const MAX_NAME_CHARS: usize = 32;
@@ -141,50 +142,16 @@ fn is_variation_selector(c: char) -> bool {
     matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
 }
 
+/// Refuses the characters that can disguise a name (the sdk's one list), each kind with its
+/// own message.
 fn check_char(c: char) -> Result<(), NameError> {
     let code = u32::from(c);
-    if c.is_control() {
-        return Err(NameError::Control(code));
+    match text::find(c) {
+        None => Ok(()),
+        Some(Disguise::Control) => Err(NameError::Control(code)),
+        Some(Disguise::Bidi) => Err(NameError::Bidi(code)),
+        Some(Disguise::Invisible | Disguise::Unassigned) => Err(NameError::Invisible(code)),
     }
-    if is_bidi_control(c) {
-        return Err(NameError::Bidi(code));
-    }
-    if c != ' ' && c.is_whitespace() {
-        return Err(NameError::Invisible(code));
-    }
-    let invisible_category = matches!(
-        c.general_category(),
-        GeneralCategory::Format
-            | GeneralCategory::PrivateUse
-            | GeneralCategory::Unassigned
-            | GeneralCategory::Surrogate
-            | GeneralCategory::LineSeparator
-            | GeneralCategory::ParagraphSeparator
-    );
-    if invisible_category || is_blank_letter(c) {
-        return Err(NameError::Invisible(code));
-    }
-    Ok(())
-}
-
-/// The characters that embed, override, isolate or mark a text direction (all `Cf`, but
-/// worth their own message because they are the classic way to disguise a name).
-fn is_bidi_control(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-    )
-}
-
-/// Characters that are letters or symbols by category but draw nothing (Hangul fillers,
-/// the braille blank, the combining grapheme joiner, Mongolian free variation selectors and
-/// the Khmer inherent vowels), so a name made of them would look empty.
-fn is_blank_letter(c: char) -> bool {
-    matches!(
-        c,
-        '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'
-            ..='\u{180F}' | '\u{2800}' | '\u{3164}' | '\u{FFA0}'
-    )
 }
 
 const ADJECTIVES: &[&str] = &[
@@ -472,63 +439,37 @@ mod tests {
 
     mod properties {
         use proptest::prelude::*;
+        use unicode_properties::GeneralCategory;
 
         use super::*;
 
-        /// Characters that can disguise a name: controls, bidi controls and isolates,
-        /// zero-width and other invisible or blank characters, line separators.
-        const DISGUISING: &[char] = &[
-            '\u{0}',
-            '\n',
-            '\t',
-            '\u{1B}',
-            '\u{7F}',
-            '\u{85}',
-            '\u{9B}',
-            '\u{AD}',
-            '\u{34F}',
-            '\u{61C}',
-            '\u{115F}',
-            '\u{1160}',
-            '\u{17B4}',
-            '\u{180E}',
-            '\u{200B}',
-            '\u{200C}',
-            '\u{200D}',
-            '\u{200E}',
-            '\u{200F}',
-            '\u{2028}',
-            '\u{2029}',
-            '\u{202A}',
-            '\u{202B}',
-            '\u{202C}',
-            '\u{202D}',
-            '\u{202E}',
-            '\u{2060}',
-            '\u{2061}',
-            '\u{2062}',
-            '\u{2063}',
-            '\u{2064}',
-            '\u{2066}',
-            '\u{2067}',
-            '\u{2068}',
-            '\u{2069}',
-            '\u{2800}',
-            '\u{3164}',
-            '\u{FEFF}',
-            '\u{FFA0}',
-            '\u{E0001}',
-            '\u{E0041}',
-            '\u{E000}',
-            '\u{F0000}',
-        ];
+        /// Characters that can disguise a name, by the sdk's one predicate: drawn from the
+        /// blocks where they are (controls, Latin-1, the general punctuation block of
+        /// zero-width, bidi and separator characters, Hangul fillers, specials, tags, private
+        /// use), so that most draws are kept.
+        fn disguising() -> impl Strategy<Value = char> {
+            prop_oneof![
+                0u32..0x100,
+                0x2000u32..0x2070,
+                prop::sample::select(vec![
+                    0x34F, 0x61C, 0x115F, 0x1160, 0x17B4, 0x180E, 0x2800, 0x3164
+                ]),
+                0xFFA0u32..0x10000,
+                0xE0000u32..0xE0080,
+                0xE000u32..0xE100,
+                0xF0000u32..0xF0100,
+            ]
+            .prop_filter_map("not disguising", |n| {
+                char::from_u32(n).filter(|&c| text::is_disguising(c))
+            })
+        }
 
         /// Names as a hostile visitor would try them: letters, look-alikes, marks, spaces,
         /// and every disguising character, mixed.
         fn wild_name() -> impl Strategy<Value = String> {
             let c = prop_oneof![
                 3 => any::<char>(),
-                2 => prop::sample::select(DISGUISING.to_vec()),
+                2 => disguising(),
                 2 => prop::sample::select(vec![
                     'a', 'A', '\u{430}', '\u{410}', 'l', 'I', '1', ' ', '\u{A0}', '\u{3000}',
                     '\u{301}', '\u{316}', '\u{FE0F}', '\u{FB03}', '\u{1E9E}', '\u{DF}',
@@ -553,7 +494,11 @@ mod tests {
                 let chars: Vec<char> = name.chars().collect();
                 prop_assert!((1..=MAX_NAME_CHARS).contains(&chars.len()), "{name:?}");
                 for &c in &chars {
-                    prop_assert!(!DISGUISING.contains(&c), "{name:?} has U+{:04X}", u32::from(c));
+                    prop_assert!(
+                        !text::is_disguising(c),
+                        "{name:?} has U+{:04X}",
+                        u32::from(c)
+                    );
                     prop_assert!(!c.is_control(), "{name:?}");
                     prop_assert!(c == ' ' || !c.is_whitespace(), "{name:?}");
                     prop_assert!(

@@ -28,7 +28,7 @@ pub(crate) use session::Sessions;
 
 use crate::Chat;
 use crate::message::MessageError;
-use crate::page::{html, message_page};
+use crate::page::message_page;
 use crate::room::{ActionError, JoinRequest};
 use session::{Attached, Session};
 
@@ -51,10 +51,7 @@ pub(crate) struct RenameForm {
 /// `GET /nojs`: the join form.
 pub(crate) async fn join_page(State(chat): State<Arc<Chat>>) -> Response {
     let present = chat.room.member_names().len();
-    html(
-        StatusCode::OK,
-        render::join_page(&chat.config.title, present),
-    )
+    render::join_page(&chat.config.title, present).into_response()
 }
 
 /// `POST /nojs/join`: enters the room and sends the visitor to the session's page.
@@ -69,7 +66,7 @@ pub(crate) async fn join(
     };
     // A join costs the visitor a token, as on the WebSocket: joining again and again from
     // one circuit is bounded however many sessions it opens.
-    if !chat.visitors.try_take(visitor, std::time::Instant::now()) {
+    if chat.visitors.check(&visitor).is_err() {
         return refused(&chat, &ActionError::RateLimited, "/nojs");
     }
     let name = Some(form.name).filter(|name| !name.trim().is_empty());
@@ -109,7 +106,7 @@ pub(crate) async fn stream(State(chat): State<Arc<Chat>>, Path(token): Path<Stri
         return not_in_room(&chat);
     };
     let members = chat.room.member_names();
-    let head = render::stream_head(
+    let page = render::stream_page(
         &render::StreamPage {
             title: &chat.config.title,
             token: &session.token,
@@ -130,7 +127,8 @@ pub(crate) async fn stream(State(chat): State<Arc<Chat>>, Path(token): Path<Stri
         log,
         next,
         ticks,
-        state: FeedState::Head(head),
+        tail: page.tail,
+        state: FeedState::Head(page.head),
     };
     let body = Body::from_stream(futures::stream::unfold(feed, Feed::step));
     (
@@ -195,7 +193,7 @@ fn act<F>(
         Ok(Form(form)) => form,
         Err(rejection) => return form_refused(chat, &rejection, &back),
     };
-    if !chat.visitors.try_take(visitor, std::time::Instant::now()) {
+    if chat.visitors.check(&visitor).is_err() {
         return refused(chat, &ActionError::RateLimited, &back);
     }
     match session.act(|membership| action(membership, form)) {
@@ -276,6 +274,8 @@ struct Feed {
     /// The number of the next line to send.
     next: u64,
     ticks: Interval,
+    /// What closes the page, after its last line.
+    tail: String,
     state: FeedState,
 }
 
@@ -296,16 +296,16 @@ impl Feed {
                 biased;
                 () = self.shutdown.cancelled() => {
                     self.state = FeedState::Done;
-                    return render::stream_end("The chat has stopped.");
+                    return render::stream_end("The chat has stopped.", &self.tail);
                 }
                 () = self.session.ended.cancelled() => {
                     self.state = FeedState::Done;
-                    return render::stream_end("You have left the chat.");
+                    return render::stream_end("You have left the chat.", &self.tail);
                 }
                 changed = self.log.changed() => {
                     if changed.is_err() {
                         self.state = FeedState::Done;
-                        return render::stream_end("You have left the chat.");
+                        return render::stream_end("You have left the chat.", &self.tail);
                     }
                     let (lines, next) = self.session.lines_since(self.next);
                     self.next = next;

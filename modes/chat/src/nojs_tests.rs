@@ -74,7 +74,7 @@ async fn a_reloaded_page_shows_what_the_member_saw_since_joining_and_streams_on(
     page.read_until("<bdi>bo</bdi> joined").await;
     // Bo joined after "early-bird": no history for newcomers.
     let mut bo_page = open(&tab.router, &bo).await;
-    let head = bo_page.read_until("<ol class=\"log nojs-log\">\n").await;
+    let head = bo_page.read_until("<ol class=\"log nojs-log\">").await;
     assert!(!head.contains("early-bird"));
     post_form(&tab.router, &format!("{ann}/send"), &[("text", "second")]).await;
     let seen = bo_page.read_until("second</span>").await;
@@ -129,8 +129,10 @@ async fn what_visitors_type_is_shown_as_text() {
     )
     .await;
     let line = page.read_until("</li>").await;
+    // The templates escape what could end text or an attribute value (`<`, `>`, `&`, `"`:
+    // every attribute is double-quoted, so `'` is plain text).
     assert!(
-        line.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"),
+        line.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; 'y'"),
         "{line}"
     );
     assert!(!page.text.contains("<script"), "{}", page.text);
@@ -291,7 +293,7 @@ async fn the_leave_form_ends_the_members_pages() {
     post_form(&tab.router, &format!("{ann}/leave"), &[]).await;
     page.read_to_end().await;
     assert!(page.text.contains("You have left the chat."));
-    assert!(page.text.ends_with("</html>\n"));
+    assert!(page.text.ends_with("</html>"), "{}", page.text);
     assert_eq!(
         tab.events(),
         [
@@ -412,4 +414,69 @@ async fn one_visitor_shares_one_rate_limit_over_all_sessions() {
     // Another visitor is not held back by this one.
     let response = post_form(&tab.router, &format!("{second}/send"), &[("text", "other")]).await;
     assert_eq!(see_other(&response), second);
+}
+
+/// What a hostile room title, name or message would run as, were it not escaped.
+const HOSTILE: [&str; 3] = [
+    "<script>alert(\"t\")</script>",
+    "\"><svg onload=alert(1)>",
+    "<img src=x onerror=alert(2)>",
+];
+
+/// Fails if `page` carries any of [`HOSTILE`] as markup: a raw `<` or `"` of one of them.
+fn assert_inert(what: &str, page: &str) {
+    for hostile in HOSTILE {
+        assert!(
+            !page.contains(hostile),
+            "{what} carries {hostile:?}:\n{page}"
+        );
+    }
+    for tag in ["<svg", "<img", "<script>"] {
+        assert!(!page.contains(tag), "{what} carries {tag:?}:\n{page}");
+    }
+}
+
+/// Regression (issue 9, HTML from templates that escape by default): pages were built with
+/// `format!` and `.replace("{{title}}")`, each value escaped by hand, so one forgotten
+/// `escape()` would have been an XSS. A hostile title, names and message are shown as text on
+/// every page the server writes: the start page, the join page, a session's page and its
+/// lines, the pages of refusals and dead ends, and the end of a page.
+#[tokio::test]
+async fn a_hostile_title_name_or_message_is_escaped_on_every_page() {
+    let [title, name, other] = HOSTILE;
+    let tab = tab(&format!("title = '{title}'"));
+    let escaped_title = "&lt;script&gt;alert(&quot;t&quot;)&lt;/script&gt;";
+
+    let index = text(get(&tab.router, "/").await).await;
+    assert_inert("the start page", &index);
+    assert!(index.contains(&format!("<h1>{escaped_title}")), "{index}");
+    let join_page = text(get(&tab.router, "/nojs").await).await;
+    assert_inert("the join page", &join_page);
+    assert!(join_page.contains(&format!("<title>{escaped_title}</title>")));
+    let missing = get(&tab.router, "/nowhere").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_inert("the 404 page", &text(missing).await);
+
+    let ann = join(&tab.router, name).await;
+    let bo = join(&tab.router, other).await;
+    let mut page = open(&tab.router, &ann).await;
+    let head = page.read_until("<ol class=\"log nojs-log\">").await;
+    assert!(
+        head.contains("value=\"&quot;&gt;&lt;svg onload=alert(1)&gt;\""),
+        "{head}"
+    );
+    post_form(&tab.router, &format!("{bo}/send"), &[("text", title)]).await;
+    page.read_until("</li>").await;
+    // A refusal that names the name wanted (it is taken).
+    let refused = post_form(&tab.router, &format!("{bo}/rename"), &[("name", name)]).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert_inert("a refusal", &text(refused).await);
+    let response = post_form(&tab.router, &format!("{bo}/leave"), &[]).await;
+    assert_eq!(see_other(&response), "/");
+    page.read_until("</li>").await;
+    post_form(&tab.router, &format!("{ann}/leave"), &[]).await;
+    page.read_to_end().await;
+    assert!(page.text.contains("You have left the chat."));
+    assert_inert("a session's page", &page.text);
+    assert!(page.text.contains("&lt;img src=x onerror=alert(2)&gt;"));
 }

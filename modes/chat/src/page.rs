@@ -1,45 +1,90 @@
-//! The chat page and its static files, built into the crate: the CSP forbids inline script
-//! and style, so the script and the style sheet are files of their own.
+//! The chat's pages and static files. Pages are maud templates in the sdk's page shell: the
+//! templates escape every value put in them, so a visitor's name or text (or the room's
+//! title) is always shown as text, never read as markup. The CSP forbids inline script and
+//! style, so the script and the style sheet are files of their own, served as the sdk's
+//! assets.
 
 use std::sync::Arc;
 
 use onionhost_sdk::axum::extract::State;
-use onionhost_sdk::axum::http::{StatusCode, header};
+use onionhost_sdk::axum::http::StatusCode;
 use onionhost_sdk::axum::response::{IntoResponse, Response};
+use onionhost_sdk::maud::{Markup, html};
+use onionhost_sdk::page::{Asset, Shell};
 
 use crate::Chat;
-use crate::html::escape;
 
-const INDEX_HTML: &str = include_str!("../assets/index.html");
-const CHAT_JS: &str = include_str!("../assets/chat.js");
-const CHAT_CSS: &str = include_str!("../assets/chat.css");
+/// `GET /chat.js`: the live page's script.
+pub(crate) static SCRIPT: Asset = Asset::js(include_str!("../assets/chat.js"));
 
-const HTML: &str = "text/html; charset=utf-8";
+/// `GET /chat.css`: every page's style sheet.
+pub(crate) static STYLE: Asset = Asset::css(include_str!("../assets/chat.css"));
 
 /// `GET /`: the live page. Without JavaScript it offers the page of [`crate::nojs`].
 pub(crate) async fn index(State(chat): State<Arc<Chat>>) -> Response {
-    html(
-        StatusCode::OK,
-        INDEX_HTML.replace("{{title}}", &escape(&chat.config.title)),
-    )
+    index_page(&chat.config.title).into_response()
 }
 
-/// `GET /chat.js`.
-pub(crate) async fn script() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        CHAT_JS,
-    )
-        .into_response()
+/// The live page: `chat.js` shows and fills it in once it has joined.
+fn index_page(title: &str) -> Markup {
+    Shell::new(title)
+        .stylesheet("/chat.css")
+        .script("/chat.js")
+        .header_class("top")
+        .header_extra(html! { p #status .conn role="status" {} })
+        .before_main(html! {
+            noscript {
+                section.nojs-join {
+                    p {
+                        "JavaScript is off. You can still chat: the next page shows new \
+                         messages as they are said, and plain forms send yours."
+                    }
+                    (join_form("nojs-name"))
+                }
+            }
+        })
+        .main_id("app")
+        .main_class("app")
+        .main_hidden()
+        .footer_class("foot")
+        .footer(html! {
+            p {
+                "Nothing said here is stored: newcomers see only what is said after they \
+                 arrive. "
+                a href="/nojs" { "Chat without JavaScript" }
+            }
+        })
+        .render(html! {
+            section.room {
+                ol #log .log aria-live="polite" {}
+                form #send-form .send autocomplete="off" {
+                    label for="text" .visually-hidden { "Message" }
+                    textarea #text rows="2" disabled
+                        placeholder="Say something (Enter sends, Shift+Enter for a new line)" {}
+                    button type="submit" #send-button disabled { "Send" }
+                }
+            }
+            aside.people {
+                h2 { "Here now (" span #count { "0" } ")" }
+                ul #members .members {}
+                form #rename-form .rename autocomplete="off" {
+                    label for="name" { "Your name" }
+                    input #name maxlength="64" disabled;
+                    button type="submit" #rename-button disabled { "Rename" }
+                }
+            }
+        })
 }
 
-/// `GET /chat.css`.
-pub(crate) async fn style() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        CHAT_CSS,
-    )
-        .into_response()
+/// The form that joins without JavaScript, with its name field's id.
+pub(crate) fn join_form(name_id: &str) -> Markup {
+    html! {
+        form method="post" action="/nojs/join" {
+            label for=(name_id) { "Name (leave empty for a random one)" }
+            input id=(name_id) name="name" maxlength="64" autocomplete="off";
+            button type="submit" { "Join the chat" }
+        }
+    }
 }
 
 /// Anything else.
@@ -53,20 +98,13 @@ pub(crate) async fn not_found(State(chat): State<Arc<Chat>>) -> Response {
     )
 }
 
-/// A complete HTML response.
-pub(crate) fn html(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, HTML)], body).into_response()
-}
-
-/// The start of every page the server writes, up to and including `<body>`.
-pub(crate) fn page_head(title: &str) -> String {
-    let title = escape(title);
-    format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title}</title>\n<link rel=\"stylesheet\" href=\"/chat.css\">\n</head>\n\
-         <body class=\"nojs\">\n<header class=\"top\"><h1>{title}</h1></header>\n"
-    )
+/// Every page without JavaScript: the room's title at the top, then `main`.
+pub(crate) fn shell(title: &str, main: Markup) -> Markup {
+    Shell::new(title)
+        .stylesheet("/chat.css")
+        .body_class("nojs")
+        .header_class("top")
+        .render(main)
 }
 
 /// A short page with one sentence and one link, for errors and dead ends.
@@ -77,15 +115,69 @@ pub(crate) fn message_page(
     link: &str,
     link_text: &str,
 ) -> Response {
-    let head = page_head(title);
-    let message = escape(message);
-    let link = escape(link);
-    let link_text = escape(link_text);
-    html(
-        status,
-        format!(
-            "{head}<section class=\"nojs-controls\">\n<p class=\"message\">{message}</p>\n\
-             <p><a href=\"{link}\">{link_text}</a></p>\n</section>\n</body>\n</html>\n"
-        ),
-    )
+    let page = shell(
+        title,
+        html! {
+            section.nojs-controls {
+                p.message { (message) }
+                p { a href=(link) { (link_text) } }
+            }
+        },
+    );
+    (status, page).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use onionhost_sdk::axum::body::Body;
+    use onionhost_sdk::axum::http::{Request, StatusCode, header};
+    use tower::ServiceExt;
+
+    use crate::test_support::{get, tab, text};
+
+    /// The script and the style sheet are the sdk's assets: their own content type, a strong
+    /// ETag, and `304 Not Modified` for a browser that has the current one.
+    #[tokio::test]
+    async fn the_script_and_style_sheet_are_served_with_an_etag() {
+        let tab = tab("");
+        for (path, content_type, start) in [
+            ("/chat.js", "text/javascript; charset=utf-8", "//"),
+            ("/chat.css", "text/css; charset=utf-8", "/*"),
+        ] {
+            let response = get(&tab.router, path).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert_eq!(response.headers()[header::CONTENT_TYPE], content_type);
+            let etag = response.headers()[header::ETAG].clone();
+            assert!(text(response).await.starts_with(start), "{path}");
+            let request = Request::get(path)
+                .header(header::IF_NONE_MATCH, etag)
+                .body(Body::empty())
+                .unwrap();
+            let response = tab.router.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{path}");
+            assert!(text(response).await.is_empty(), "{path}");
+        }
+    }
+
+    /// The live page keeps its parts where `chat.js` and `chat.css` look for them.
+    #[tokio::test]
+    async fn the_live_page_has_what_its_script_fills_in() {
+        let tab = tab("");
+        let page = text(get(&tab.router, "/").await).await;
+        for part in [
+            "<script src=\"/chat.js\" defer></script>",
+            "<link rel=\"stylesheet\" href=\"/chat.css\">",
+            "<header class=\"top\"><h1>onionhost chat</h1><p class=\"conn\" id=\"status\"",
+            "<main id=\"app\" class=\"app\" hidden>",
+            "id=\"log\"",
+            "id=\"send-form\"",
+            "id=\"members\"",
+            "id=\"rename-form\"",
+            "<footer class=\"foot\">",
+        ] {
+            assert!(page.contains(part), "no {part:?} in {page}");
+        }
+    }
 }

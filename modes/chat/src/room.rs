@@ -6,14 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
 use onionhost_sdk::axum::extract::ws::Utf8Bytes;
+use onionhost_sdk::rate::RateLimiter;
 use onionhost_sdk::{CancellationToken, TabContext, TabEvent};
 use tokio::sync::broadcast;
 
 use crate::config::ChatConfig;
-use crate::limit::TokenBucket;
 use crate::message::{MessageError, check_message};
 use crate::names::{NameError, NameKeys, normalize_name, random_name};
 use crate::protocol::ServerMessage;
@@ -142,7 +141,7 @@ struct RoomState {
     skeletons: HashMap<String, MemberId>,
     next_id: MemberId,
     /// The room-wide join limit.
-    joins: TokenBucket,
+    joins: RateLimiter,
 }
 
 /// How a wanted name meets a present member's.
@@ -249,11 +248,7 @@ impl Room {
     /// An empty room for one tab.
     pub(crate) fn new(config: &ChatConfig, ctx: TabContext) -> Self {
         let (events, _) = broadcast::channel(event_backlog(config.max_members));
-        let joins = TokenBucket::with(
-            config.join_limit.joins_per_minute,
-            config.join_burst(),
-            Instant::now(),
-        );
+        let joins = RateLimiter::new(config.join_rate());
         Self {
             state: Mutex::new(RoomState {
                 members: HashMap::new(),
@@ -302,7 +297,7 @@ impl Room {
             return Err(ActionError::RoomFull);
         }
         // Only a newcomer costs a token: taking a member back above is silent.
-        if !state.joins.try_take(Instant::now()) {
+        if state.joins.check().is_err() {
             return Err(ActionError::Busy);
         }
         let (name, keys) = match wanted {

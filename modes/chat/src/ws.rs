@@ -10,7 +10,7 @@ use onionhost_sdk::axum::extract::State;
 use onionhost_sdk::axum::extract::ws::{
     CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
 };
-use onionhost_sdk::axum::http::{HeaderMap, StatusCode, Uri, header};
+use onionhost_sdk::axum::http::StatusCode;
 use onionhost_sdk::axum::response::Response;
 use onionhost_sdk::http::{Visitor, plain_error};
 use tokio::sync::broadcast;
@@ -58,20 +58,13 @@ mod close {
     pub(super) const BUSY: u16 = 4004;
 }
 
-/// Upgrades to a WebSocket, with the room's size limits on every frame and message.
+/// Upgrades to a WebSocket, with the room's size limits on every frame and message. A
+/// handshake from another site never gets here: the sdk's `harden` refuses it.
 pub(crate) async fn upgrade(
     State(chat): State<Arc<Chat>>,
     visitor: Visitor,
-    headers: HeaderMap,
-    uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !same_origin(&headers, &uri) {
-        return plain_error(
-            StatusCode::FORBIDDEN,
-            "WebSocket connections from other sites are refused.",
-        );
-    }
     let Ok(permit) = Arc::clone(&chat.connections).try_acquire_owned() else {
         return plain_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -90,29 +83,6 @@ pub(crate) async fn upgrade(
             drop(permit);
             drop(guard);
         })
-}
-
-/// Whether a browser's request comes from a page of this tab. A page elsewhere could
-/// otherwise make its visitors' browsers join the room. Clients that are not browsers send
-/// no `Origin`, and are let in: they could forge it anyway.
-fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let Some(origin_host) = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-    else {
-        return false;
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()));
-    host.is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
 }
 
 /// What woke the connection's loop.
@@ -230,11 +200,7 @@ impl Connection {
         };
         // Every frame that gets an answer costs a token, the ones refused included, so that
         // no kind of frame makes the server write without limit.
-        if !self
-            .chat
-            .visitors
-            .try_take(self.visitor, std::time::Instant::now())
-        {
+        if self.chat.visitors.check(&self.visitor).is_err() {
             if let Next::Drop = self.reply(&ActionError::RateLimited.to_message()).await {
                 return Next::Drop;
             }
@@ -369,61 +335,5 @@ async fn next_event(
     match events {
         Some(events) => events.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(name.clone(), value.parse().expect("header value"));
-        }
-        map
-    }
-
-    #[test]
-    fn same_origin_requests_are_accepted() {
-        let uri = Uri::from_static("/ws");
-        assert!(same_origin(&headers(&[]), &uri));
-        assert!(same_origin(
-            &headers(&[
-                (header::HOST, "abc.onion"),
-                (header::ORIGIN, "http://abc.onion")
-            ]),
-            &uri
-        ));
-        assert!(same_origin(
-            &headers(&[
-                (header::HOST, "127.0.0.1:8080"),
-                (header::ORIGIN, "http://127.0.0.1:8080")
-            ]),
-            &uri
-        ));
-    }
-
-    #[test]
-    fn cross_site_requests_are_refused() {
-        let uri = Uri::from_static("/ws");
-        for origin in [
-            "http://evil.example",
-            "null",
-            "http://abc.onion.evil",
-            "abc.onion",
-        ] {
-            assert!(
-                !same_origin(
-                    &headers(&[(header::HOST, "abc.onion"), (header::ORIGIN, origin)]),
-                    &uri
-                ),
-                "{origin}"
-            );
-        }
-        assert!(!same_origin(
-            &headers(&[(header::ORIGIN, "http://abc.onion")]),
-            &uri
-        ));
     }
 }

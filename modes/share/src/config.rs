@@ -105,10 +105,18 @@ fn check_name(key: &str, value: &str) -> Result<(), ConfigError> {
             format!("must be 1 to {MAX_NAME_CHARS} characters long, not {chars}"),
         ));
     }
-    if value.chars().any(char::is_control) {
+    // The sdk's one list, so that a title cannot disguise itself any more than a file name.
+    if let Some(c) = value
+        .chars()
+        .find(|&c| onionhost_sdk::text::is_disguising(c))
+    {
         return Err(ConfigError::at(
             key,
-            "must not contain control characters such as newlines or tabs",
+            format!(
+                "must not contain U+{:04X}: control, bidirectional and invisible characters \
+                 (newlines, tabs, zero-width or look-alike spaces...) could disguise it",
+                u32::from(c)
+            ),
         ));
     }
     Ok(())
@@ -207,6 +215,9 @@ mod tests {
             ("zip_name = \"a/b.zip\"", "zip_name"),
             ("zip_name = \"\"", "zip_name"),
             ("title = \"a\\nb\"", "title"),
+            ("title = \"a\\u202eb\"", "title"),
+            ("title = \"a\\u200bb\"", "title"),
+            ("zip_name = \"a\\u00a0b.zip\"", "zip_name"),
             ("max_concurrent_downloads = 0", "max_concurrent_downloads"),
             ("unknown = 1", "unknown"),
         ] {

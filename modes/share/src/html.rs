@@ -1,53 +1,19 @@
-//! The pages: the list of shared items and each folder's listing. Every name is shown as
-//! text: markup escaped, control and bidirectional-override characters shown as `⟨U+XXXX⟩`
-//! so that a name cannot disguise itself (`txt.exe` reversed to look like `exe.txt`), and
-//! each name isolated with `<bdi>`.
+//! The pages: the list of shared items and each folder's listing, as maud templates on the
+//! sdk's page shell, so that every value is escaped unless a template says otherwise (none
+//! does). Every name is shown as text: disguising characters (controls, bidi overrides,
+//! invisible characters; `onionhost_sdk::text`) shown as `⟨U+XXXX⟩` so that a name cannot
+//! disguise itself (`txt.exe` reversed to look like `exe.txt`), and each name isolated with
+//! `<bdi>`.
 
-use std::fmt::Write as _;
+use onionhost_sdk::ByteSize;
+use onionhost_sdk::maud::{Markup, html};
+use onionhost_sdk::page::Shell;
 
-use crate::index::{Index, Kind, node_url};
+use crate::index::{Index, Kind, node_url, percent_encode};
 
-/// `text` made safe between tags and inside quoted attributes.
-pub(crate) use onionhost_sdk::html::escape;
-
-/// Characters that reorder or hide text: shown by their code point instead.
-fn is_disguising(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{2069}' | '\u{feff}')
-}
-
-/// A file name as HTML text.
-pub(crate) fn name(text: &str) -> String {
-    let mut shown = String::with_capacity(text.len());
-    for c in text.chars() {
-        if is_disguising(c) {
-            let _ = write!(shown, "⟨U+{:04X}⟩", u32::from(c));
-        } else {
-            shown.push(c);
-        }
-    }
-    format!("<bdi>{}</bdi>", escape(&shown))
-}
-
-/// `1.5 MiB`, `12 bytes`.
-pub(crate) fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return if bytes == 1 {
-            "1 byte".to_owned()
-        } else {
-            format!("{bytes} bytes")
-        };
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
+/// A file name as HTML: its disguising characters shown by code point, isolated in `<bdi>`.
+pub(crate) fn name(text: &str) -> Markup {
+    html! { bdi { (onionhost_sdk::text::show(text)) } }
 }
 
 fn files(count: u64) -> String {
@@ -58,20 +24,8 @@ fn files(count: u64) -> String {
     }
 }
 
-fn head(title: &str) -> String {
-    let title = escape(title);
-    format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title}</title>\n<link rel=\"stylesheet\" href=\"/share.css\">\n</head>\n\
-         <body>\n<header><h1>{title}</h1></header>\n<main>\n"
-    )
-}
-
 /// The most names one listing page shows.
 pub(crate) const PAGE_SIZE: usize = 1000;
-
-const FOOT: &str = "</main>\n</body>\n</html>\n";
 
 /// The listing of folder `dir` (0 is the list of shared items, with "download all").
 pub(crate) fn listing(
@@ -82,7 +36,6 @@ pub(crate) fn listing(
     zip_len: u64,
     page_number: usize,
 ) -> String {
-    let mut page = head(title);
     let node = &index.nodes[dir];
     let Kind::Dir {
         children,
@@ -90,95 +43,87 @@ pub(crate) fn listing(
         files: count,
     } = &node.kind
     else {
-        return page + FOOT;
+        return shell(title, html! {});
     };
-    if dir == 0 {
-        let _ = write!(
-            page,
-            "<p class=\"summary\">{}, {} in all.</p>\n\
-             <p class=\"all\"><a class=\"button\" href=\"/download\">Download all</a> \
-             <span class=\"hint\">{} ({}), a zip of everything below</span></p>\n",
-            files(*count),
-            size(*total_size),
-            name(zip_name),
-            size(zip_len),
-        );
-    } else {
-        page.push_str("<nav class=\"crumbs\"><a href=\"/\">All shared files</a>");
-        let mut at = String::from("/files");
-        for segment in node.rel.split('/') {
-            at.push('/');
-            at.push_str(&crate::index::percent_encode(segment));
-            let _ = write!(
-                page,
-                " / <a href=\"{}/\">{}</a>",
-                escape(&at),
-                name(segment)
-            );
-        }
-        let _ = write!(
-            page,
-            "</nav>\n<p class=\"summary\">{}, {} in this folder.</p>\n",
-            files(*count),
-            size(*total_size)
-        );
-    }
-    if children.is_empty() {
-        page.push_str("<p class=\"empty\">This folder is empty.</p>\n");
-        return page + FOOT;
-    }
     // A page holds at most PAGE_SIZE names, so that no request builds a huge page.
-    let pages = children.len().div_ceil(PAGE_SIZE);
+    let pages = children.len().div_ceil(PAGE_SIZE).max(1);
     let page_number = page_number.clamp(1, pages);
-    let shown =
-        &children[(page_number - 1) * PAGE_SIZE..children.len().min(page_number * PAGE_SIZE)];
-    let pager = if pages > 1 {
-        let here = if dir == 0 {
-            "/".to_owned()
-        } else {
-            escape(&node_url(node))
-        };
-        let mut nav = format!("<nav class=\"pages\">Page {page_number} of {pages}");
-        if page_number > 1 {
-            let _ = write!(
-                nav,
-                " <a href=\"{here}?page={}\">Previous</a>",
-                page_number - 1
-            );
-        }
-        if page_number < pages {
-            let _ = write!(nav, " <a href=\"{here}?page={}\">Next</a>", page_number + 1);
-        }
-        nav + "</nav>\n"
+    let shown = if children.is_empty() {
+        &children[..]
     } else {
-        String::new()
+        &children[(page_number - 1) * PAGE_SIZE..children.len().min(page_number * PAGE_SIZE)]
     };
-    page.push_str(&pager);
-    page.push_str(
-        "<table>\n<thead><tr><th>Name</th><th class=\"size\">Size</th></tr></thead>\n<tbody>\n",
-    );
-    for &child in shown {
-        let child = &index.nodes[child];
-        let url = escape(&node_url(child));
-        let (class, detail) = match &child.kind {
-            Kind::File(file) => ("file", size(file.size)),
-            Kind::Dir {
-                total_size,
-                files: n,
-                ..
-            } => ("dir", format!("{}, {}", files(*n), size(*total_size))),
-        };
-        let slash = if class == "dir" { "/" } else { "" };
-        let _ = writeln!(
-            page,
-            "<tr class=\"{class}\"><td><a href=\"{url}\">{}{slash}</a></td>\
-             <td class=\"size\">{detail}</td></tr>",
-            name(&child.name)
-        );
-    }
-    page.push_str("</tbody>\n</table>\n");
-    page.push_str(&pager);
-    page + FOOT
+    let here = if dir == 0 {
+        "/".to_owned()
+    } else {
+        node_url(node)
+    };
+    let pager = html! {
+        @if pages > 1 {
+            nav.pages {
+                "Page " (page_number) " of " (pages)
+                @if page_number > 1 {
+                    " " a href={ (here) "?page=" (page_number - 1) } { "Previous" }
+                }
+                @if page_number < pages {
+                    " " a href={ (here) "?page=" (page_number + 1) } { "Next" }
+                }
+            }
+        }
+    };
+    let body = html! {
+        @if dir == 0 {
+            p.summary { (files(*count)) ", " (ByteSize(*total_size)) " in all." }
+            p.all {
+                a.button href="/download" { "Download all" }
+                " "
+                span.hint { (name(zip_name)) " (" (ByteSize(zip_len)) "), a zip of everything below" }
+            }
+        } @else {
+            nav.crumbs {
+                a href="/" { "All shared files" }
+                @for (at, segment) in crumbs(&node.rel) {
+                    " / " a href={ (at) "/" } { (name(segment)) }
+                }
+            }
+            p.summary { (files(*count)) ", " (ByteSize(*total_size)) " in this folder." }
+        }
+        @if children.is_empty() {
+            p.empty { "This folder is empty." }
+        } @else {
+            (pager)
+            table {
+                thead { tr { th { "Name" } th.size { "Size" } } }
+                tbody {
+                    @for &child in shown {
+                        @let child = &index.nodes[child];
+                        @match &child.kind {
+                            Kind::File(file) => tr.file {
+                                td { a href=(node_url(child)) { (name(&child.name)) } }
+                                td.size { (ByteSize(file.size)) }
+                            },
+                            Kind::Dir { total_size, files: n, .. } => tr.dir {
+                                td { a href=(node_url(child)) { (name(&child.name)) "/" } }
+                                td.size { (files(*n)) ", " (ByteSize(*total_size)) }
+                            },
+                        }
+                    }
+                }
+            }
+            (pager)
+        }
+    };
+    shell(title, body)
+}
+
+/// The links of a folder's breadcrumbs: each ancestor's URL (without its trailing `/`) and name.
+fn crumbs(rel: &str) -> impl Iterator<Item = (String, &str)> {
+    let mut at = String::from("/files");
+    rel.split('/').map(move |segment| {
+        at.push('/');
+        at.push_str(&percent_encode(segment));
+        (at.clone(), segment)
+    })
 }
 
 /// The page number asked for in a query string (`page=N`), 1 when there is none.
@@ -193,35 +138,46 @@ pub(crate) fn page_number(query: Option<&str>) -> usize {
 
 /// A short page with a sentence and a link home, for errors.
 pub(crate) fn message(title: &str, text: &str) -> String {
-    format!(
-        "{}<p class=\"message\">{}</p>\n<p><a href=\"/\">All shared files</a></p>\n{FOOT}",
-        head(title),
-        escape(text)
+    shell(
+        title,
+        html! {
+            p.message { (text) }
+            p { a href="/" { "All shared files" } }
+        },
     )
+}
+
+/// The path the pages load their style sheet from.
+pub(crate) const STYLESHEET: &str = "/share.css";
+
+/// Every share page: the sdk's shell with the share's style sheet around `main`.
+fn shell(title: &str, main: Markup) -> String {
+    Shell::new(title)
+        .stylesheet(STYLESHEET)
+        .render(main)
+        .into_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn hostile_names_are_text() {
-        assert_eq!(
-            name("<img src=x onerror=alert(1)>\"'&"),
-            "<bdi>&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;</bdi>"
-        );
-        assert_eq!(
-            name("a\u{202e}txt.exe\nb"),
-            "<bdi>a⟨U+202E⟩txt.exe⟨U+000A⟩b</bdi>"
-        );
-        assert_eq!(name("ünï 日本"), "<bdi>ünï 日本</bdi>");
+    fn shown(text: &str) -> String {
+        name(text).into_string()
     }
 
     #[test]
-    fn sizes_read_well() {
-        assert_eq!(size(0), "0 bytes");
-        assert_eq!(size(1), "1 byte");
-        assert_eq!(size(1536), "1.5 KiB");
-        assert_eq!(size(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    fn hostile_names_are_text() {
+        assert_eq!(
+            shown("<img src=x onerror=alert(1)>\"'&"),
+            "<bdi>&lt;img src=x onerror=alert(1)&gt;&quot;'&amp;</bdi>"
+        );
+        assert_eq!(
+            shown("a\u{202e}txt.exe\nb"),
+            "<bdi>a⟨U+202E⟩txt.exe⟨U+000A⟩b</bdi>"
+        );
+        assert_eq!(shown("ünï 日本"), "<bdi>ünï 日本</bdi>");
+        // The sdk's list: zero-width and look-alike spaces too.
+        assert_eq!(shown("a\u{200b}b\u{a0}c"), "<bdi>a⟨U+200B⟩b⟨U+00A0⟩c</bdi>");
     }
 }

@@ -310,7 +310,7 @@ impl Index {
                 }
                 return Err(Lookup::Refused);
             }
-            let name = percent_decode(segment).ok_or(Lookup::Refused)?;
+            let name = onionhost_sdk::http::percent_decode(segment).map_err(|_| Lookup::Refused)?;
             if name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
                 return Err(Lookup::Refused);
             }
@@ -318,7 +318,7 @@ impl Index {
                 return Err(Lookup::NotFound);
             };
             let found = children
-                .binary_search_by(|&child| self.nodes[child].name.as_str().cmp(&name))
+                .binary_search_by(|&child| self.nodes[child].name.as_str().cmp(&*name))
                 .map_err(|_| Lookup::NotFound)?;
             node = children[found];
         }
@@ -345,25 +345,6 @@ fn unique_name(name: &str, is_dir: bool, taken: &mut HashSet<String>) -> String 
         .map(|n| format!("{stem} ({n}){ext}"))
         .find(|candidate| taken.insert(candidate.clone()))
         .unwrap_or_else(|| name.to_owned())
-}
-
-/// Decodes `%XX` escapes; `None` when an escape is malformed or the result is not UTF-8.
-pub(crate) fn percent_decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Encodes one path segment for a URL: everything but unreserved characters as `%XX`.
@@ -468,6 +449,29 @@ mod tests {
         }
         for missing in ["nope", "docs/link", "loose.txt/x", "docs/A.txt"] {
             assert_eq!(rel(&index, missing), Err(Lookup::NotFound), "{missing}");
+        }
+    }
+
+    /// Regression (issue 9): the hand-written decoder read `%+1` as the byte 0x01 (it parsed
+    /// "+1" as hexadecimal), so `/files/%+1` served a file named U+0001. A `%` must be
+    /// followed by two hexadecimal digits; anything else is refused (400), not guessed at.
+    #[test]
+    fn percent_plus_one_is_a_malformed_escape_not_a_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("\u{1}"), "x").unwrap();
+        let index = Index::build(&[dir.path().to_owned()]).unwrap();
+        let top = index.nodes[1].name.clone();
+        let base = format!("{}/", percent_encode(&top));
+        assert_eq!(
+            rel(&index, &format!("{base}%01")).unwrap(),
+            format!("{top}/\u{1}")
+        );
+        for malformed in ["%+1", "%-1", "% 1", "%1", "%+01"] {
+            assert_eq!(
+                rel(&index, &format!("{base}{malformed}")),
+                Err(Lookup::Refused),
+                "{malformed}"
+            );
         }
     }
 

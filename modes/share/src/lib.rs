@@ -108,8 +108,8 @@ impl Mode for ShareMode {
         ctx.report(TabEvent::Notice {
             message: format!(
                 "sharing {files} file(s), {} in all ({} as a zip)",
-                html::size(bytes),
-                html::size(zip.len())
+                onionhost_sdk::ByteSize(bytes),
+                onionhost_sdk::ByteSize(zip.len())
             ),
         });
         if index.skipped > 0 {
@@ -138,7 +138,7 @@ impl Mode for ShareMode {
     fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/", get(routes::index))
-            .route("/share.css", get(routes::style))
+            .route(html::STYLESHEET, routes::STYLE.get())
             .route("/download", get(routes::download))
             .route("/files", get(routes::index))
             .route("/files/", get(routes::index))

@@ -11,6 +11,7 @@ use onionhost_sdk::axum::body::Body;
 use onionhost_sdk::axum::extract::State;
 use onionhost_sdk::axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use onionhost_sdk::axum::response::{IntoResponse, Response};
+use onionhost_sdk::page::Asset;
 
 use crate::Share;
 use crate::body::{Transfer, file_chunks, zip_chunks};
@@ -21,20 +22,12 @@ use crate::range::{self, Decision};
 use crate::source::{Gone, NoLongerShared, SharedFile};
 use crate::zip::Fnv;
 
-const SHARE_CSS: &str = include_str!("../assets/share.css");
+/// `GET /share.css`: the pages' style sheet (the sdk's asset helper: strong ETag, `304`).
+pub(crate) static STYLE: Asset = Asset::css(include_str!("../assets/share.css"));
 
 /// `GET /`: the shared items, their sizes, and "download all".
 pub(crate) async fn index(State(share): State<Arc<Share>>, uri: Uri) -> Response {
     page(StatusCode::OK, listing(&share, 0, uri.query()))
-}
-
-/// `GET /share.css`.
-pub(crate) async fn style() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        SHARE_CSS,
-    )
-        .into_response()
 }
 
 /// Anything else.

@@ -1,5 +1,6 @@
 //! Tests of the zip against an independent reader (the `zip` crate), of ranges over it, and of
-//! the router in memory (HEAD, Range, stop after the first download).
+//! the router in memory (HEAD, Range, stop after the first download); the pages' own tests are
+//! in `tests/pages.rs`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -19,6 +20,8 @@ use crate::ShareMode;
 use crate::index::Index;
 use crate::source::SharedFile;
 use crate::zip::{Sink, ZipLayout};
+
+mod pages;
 
 /// Collects a range's bytes in memory.
 #[derive(Default)]

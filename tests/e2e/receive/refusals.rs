@@ -1,6 +1,6 @@
 //! How the receive mode refuses uploads without letting anyone hold the tab, through the
 //! real host: answers before the body, refused uploads' slots freed at once, the minimum
-//! upload rate.
+//! upload rate, cross-site posts.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -203,4 +203,62 @@ async fn a_refused_upload_frees_its_slot_at_once_and_is_not_drained() {
     let (status, body) = post(&url, form(&[("a.txt", b"A")], None), true).await;
     assert_eq!(status, StatusCode::OK, "the slot is free again: {body}");
     drop(stream);
+}
+
+/// Posts a one-file form with `headers` added.
+async fn post_with(url: &str, headers: &[(&str, &str)]) -> (StatusCode, String) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}upload"))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(form(&[("a.txt", b"A")], None));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("the upload request failed");
+    let status = response.status();
+    (status, response.text().await.expect("an answer"))
+}
+
+/// Regression (issue 9): `POST /upload` with `Origin: http://evil.example` saved the file, so
+/// a page that knew a private tab's address could upload through a key holder's browser.
+/// Cross-site posts are refused with 403 and leave nothing; same-origin posts and posts
+/// without `Origin` (curl) still work.
+#[tokio::test]
+async fn a_cross_site_post_is_refused_and_saves_nothing() {
+    let inbox = Inbox::new();
+    let host = TestHost::with_config(&inbox.config("")).expect("spawn");
+    let url = host.url("inbox").expect("url");
+    let origin = url.trim_end_matches('/').to_owned();
+    for headers in [
+        &[("Origin", "http://evil.example")][..],
+        &[("Origin", "null")],
+        &[("Sec-Fetch-Site", "cross-site")],
+        &[
+            ("Origin", "http://evil.example"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+    ] {
+        let (status, body) = post_with(&url, headers).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{headers:?}: {body}");
+        assert_eq!(
+            inbox.folders(),
+            Vec::<PathBuf>::new(),
+            "{headers:?} saved a file"
+        );
+    }
+    let (status, body) = post_with(
+        &url,
+        &[
+            ("Origin", origin.as_str()),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "same origin: {body}");
+    let (status, body) = post_with(&url, &[]).await;
+    assert_eq!(status, StatusCode::OK, "no Origin: {body}");
+    assert_eq!(inbox.folders().len(), 2);
 }

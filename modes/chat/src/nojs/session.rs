@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use onionhost_sdk::CancellationToken;
+use onionhost_sdk::rate::RateLimiter;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 
 use crate::Chat;
-use crate::limit::TokenBucket;
 use crate::protocol::ServerMessage;
 use crate::room::{ActionError, Joined, Membership, RoomEvent, new_token};
 
@@ -65,7 +65,8 @@ pub(crate) struct Session {
     log: Mutex<Log>,
     /// The number of the next line to be logged; pages wait on it for new lines.
     logged: watch::Sender<u64>,
-    bucket: Mutex<TokenBucket>,
+    /// The session's own rate limit, on top of the visitor's.
+    limit: RateLimiter,
     presence: Mutex<Presence>,
     presence_changed: Notify,
     /// Cancelled when the member has left.
@@ -95,7 +96,7 @@ impl Session {
                 next: 0,
             }),
             logged: watch::Sender::new(0),
-            bucket: Mutex::new(TokenBucket::new(chat.config.rate_limit, now.into_std())),
+            limit: RateLimiter::new(chat.config.rate_limit.rate()),
             presence: Mutex::new(Presence {
                 streams: 0,
                 since: now,
@@ -122,7 +123,7 @@ impl Session {
         action: impl FnOnce(&Membership) -> Result<(), ActionError>,
     ) -> Result<(), ActionError> {
         self.touch();
-        if !lock(&self.bucket).try_take(Instant::now().into_std()) {
+        if self.limit.check().is_err() {
             return Err(ActionError::RateLimited);
         }
         match &*lock(&self.membership) {
