@@ -45,19 +45,23 @@ impl<M: Mode> Default for DynMode<M> {
     }
 }
 
+/// The keys of a serde path, from the outermost: the one mapping of config errors to their key,
+/// for mode sections here and for the host's own tables.
+pub fn key_path(path: &serde_path_to_error::Path) -> Vec<String> {
+    path.iter()
+        .filter_map(|segment| match segment {
+            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+            serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+            serde_path_to_error::Segment::Enum { variant } => Some(variant.clone()),
+            serde_path_to_error::Segment::Unknown => None,
+        })
+        .collect()
+}
+
 /// Parses a mode's config section and validates it.
 pub fn parse_config<M: Mode>(section: toml::Value) -> Result<M::Config, ConfigError> {
     let config: M::Config = serde_path_to_error::deserialize(section).map_err(|err| {
-        let key = err
-            .path()
-            .iter()
-            .filter_map(|segment| match segment {
-                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
-                serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
-                serde_path_to_error::Segment::Enum { variant } => Some(variant.clone()),
-                serde_path_to_error::Segment::Unknown => None,
-            })
-            .collect();
+        let key = key_path(err.path());
         ConfigError {
             key,
             message: err.into_inner().to_string(),

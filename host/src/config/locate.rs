@@ -21,16 +21,7 @@ pub(crate) type Problem = (KeyPath, String);
 /// so that its own line is shown.
 pub(crate) fn deserialize<T: DeserializeOwned>(value: toml::Value) -> Result<T, Problem> {
     serde_path_to_error::deserialize(value).map_err(|err| {
-        let mut path: KeyPath = err
-            .path()
-            .iter()
-            .filter_map(|segment| match segment {
-                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
-                serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
-                serde_path_to_error::Segment::Enum { variant } => Some(variant.clone()),
-                serde_path_to_error::Segment::Unknown => None,
-            })
-            .collect();
+        let mut path: KeyPath = onionhost_sdk::host::key_path(err.path());
         let message = err.into_inner().message().trim_end().to_owned();
         if let Some(rest) = message.strip_prefix("unknown field `")
             && let Some((key, _)) = rest.split_once('`')
