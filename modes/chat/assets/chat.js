@@ -6,6 +6,8 @@
   const STORE_KEY = "onionhost-chat";
   const MAX_LINES = 1000;
   const MAX_RETRY_MS = 30000;
+  // The most names the people list shows; the server sends the first 100 of a large room.
+  const MAX_LISTED = 100;
 
   const $ = (id) => document.getElementById(id);
   const app = $("app");
@@ -23,7 +25,10 @@
 
   let saved = load();
   let me = null;
+  // The names this page knows to be here (a large room's first ones, and arrivals since),
+  // and how many are here in all.
   let roster = [];
+  let present = 0;
   let socket = null;
   let retries = 0;
   let retryTimer = null;
@@ -106,19 +111,45 @@
   }
 
   function renderMembers() {
+    if (me !== null && !roster.includes(me)) {
+      roster.push(me);
+    }
     roster.sort((a, b) => key(a).localeCompare(key(b)));
-    members.replaceChildren(
-      ...roster.map((name) => {
-        const li = document.createElement("li");
-        li.textContent = name;
-        if (name === me) {
-          li.className = "me";
-          li.append(" (you)");
-        }
-        return li;
-      })
-    );
-    count.textContent = String(roster.length);
+    const shown = roster.slice(0, MAX_LISTED);
+    const items = shown.map((name) => {
+      const li = document.createElement("li");
+      li.textContent = name;
+      if (name === me) {
+        li.className = "me";
+        li.append(" (you)");
+      }
+      return li;
+    });
+    const others = Math.max(0, present - shown.length);
+    if (others > 0) {
+      const li = document.createElement("li");
+      li.className = "more";
+      li.textContent = "and " + others + " more";
+      items.push(li);
+    }
+    members.replaceChildren(...items);
+    count.textContent = String(Math.max(present, shown.length));
+  }
+
+  // The arrivals and departures of a busy moment, as one line.
+  function presenceLine(msg) {
+    const parts = [];
+    if (msg.joined.length > 0) {
+      parts.push(msg.joined.join(", ") + " joined");
+    }
+    if (msg.left.length > 0) {
+      parts.push(msg.left.join(", ") + " left");
+    }
+    if (msg.more > 0) {
+      parts.push(msg.more + " more came or went");
+    }
+    parts.push(msg.present + " here");
+    return parts.join(" · ");
   }
 
   function handle(msg) {
@@ -129,6 +160,7 @@
         save();
         retries = 0;
         roster = msg.members.slice();
+        present = msg.present;
         maxBytes = msg.max_message_bytes;
         document.title = msg.title;
         nameInput.value = me;
@@ -138,12 +170,16 @@
         line("notice", "You are in the room as " + me + ".");
         break;
       case "joined":
-        roster.push(msg.name);
+        if (!roster.includes(msg.name)) {
+          roster.push(msg.name);
+        }
+        present += 1;
         renderMembers();
         line("notice", msg.name + " joined");
         break;
       case "left":
         roster = roster.filter((name) => name !== msg.name);
+        present = Math.max(0, present - 1);
         renderMembers();
         line("notice", msg.name + " left");
         break;
@@ -157,6 +193,13 @@
         }
         renderMembers();
         line("notice", msg.from + " is now " + msg.to);
+        break;
+      case "presence":
+        // The list and the count as the server has them now.
+        roster = msg.members.slice();
+        present = msg.present;
+        renderMembers();
+        line("notice", presenceLine(msg));
         break;
       case "message":
         message(msg.from, msg.text);

@@ -50,7 +50,7 @@ pub(crate) struct RenameForm {
 
 /// `GET /nojs`: the join form.
 pub(crate) async fn join_page(State(chat): State<Arc<Chat>>) -> Response {
-    let present = chat.room.member_names().len();
+    let present = chat.room.present();
     render::join_page(&chat.config.title, present).into_response()
 }
 
@@ -105,12 +105,13 @@ pub(crate) async fn stream(State(chat): State<Arc<Chat>>, Path(token): Path<Stri
     let Some(name) = session.name() else {
         return not_in_room(&chat);
     };
-    let members = chat.room.member_names();
+    let (present, members) = chat.room.members();
     let page = render::stream_page(
         &render::StreamPage {
             title: &chat.config.title,
             token: &session.token,
             name: &name,
+            present,
             members: &members,
             leave_after_seconds: chat.config.nojs_leave_after_seconds,
             max_message_bytes: chat.config.max_message_bytes,

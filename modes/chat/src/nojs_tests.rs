@@ -480,3 +480,24 @@ async fn a_hostile_title_name_or_message_is_escaped_on_every_page() {
     assert_inert("a session's page", &page.text);
     assert!(page.text.contains("&lt;img src=x onerror=alert(2)&gt;"));
 }
+
+/// Regression (issue 14, chat at scale): the page without JavaScript lists who is here in the
+/// same capped way as the live page (the first ones and a count), and shows a crowd's
+/// arrivals as the lines of their ticks.
+#[tokio::test]
+async fn a_large_room_is_listed_capped_and_a_crowd_arrives_in_a_few_lines() {
+    let tab = tab("");
+    let ann = join(&tab.router, "aaa-ann").await;
+    let mut page = open(&tab.router, &ann).await;
+    page.read_until("<ol class=\"log nojs-log\">").await;
+    for i in 0..120 {
+        join(&tab.router, &format!("guest{i:03}")).await;
+    }
+    page.read_until(" joined · ").await;
+    page.read_until("121 here").await;
+    let mut reloaded = open(&tab.router, &ann).await;
+    let head = reloaded.read_until("<ol class=\"log nojs-log\">").await;
+    assert!(head.contains("Here when this page loaded (121): "), "{head}");
+    assert!(head.contains("<bdi>guest098</bdi> and 21 more."), "{head}");
+    assert!(!head.contains("guest099"), "{head}");
+}

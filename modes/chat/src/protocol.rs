@@ -30,10 +30,12 @@ pub(crate) enum ClientRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum ServerMessage {
-    /// The join succeeded: who you are, who is here (you included), and the room's limits.
+    /// The join succeeded: who you are, how many are here and the first of them (see
+    /// [`crate::room::LISTED_MEMBERS`]), and the room's limits.
     Welcome {
         you: String,
         resume: String,
+        present: usize,
         members: Vec<String>,
         title: String,
         max_message_bytes: usize,
@@ -42,6 +44,15 @@ pub(crate) enum ServerMessage {
     Joined { name: String },
     /// Someone left the room.
     Left { name: String },
+    /// Many came or went at once: the arrivals and departures of one tick in one event (see
+    /// [`crate::room`]), the first of them named, then who is here now.
+    Presence {
+        joined: Vec<String>,
+        left: Vec<String>,
+        more: usize,
+        present: usize,
+        members: Vec<String>,
+    },
     /// Someone changed their name.
     Renamed { from: String, to: String },
     /// Someone said something.

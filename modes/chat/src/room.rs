@@ -3,12 +3,23 @@
 //! A member acts only through its [`Membership`], which the room hands out on join and which
 //! leaves the room when dropped. Requests carry no names, so nobody can speak as, rename or
 //! remove anybody but themselves.
+//!
+//! **Presence at scale.** A join or a departure is announced to everyone, so a crowd of N
+//! arriving at once would cost N² events, and a list of everyone present would cost every
+//! newcomer N names. So a page is given how many are present and the first
+//! [`LISTED_MEMBERS`] of them (in name order), never everyone; and arrivals and departures
+//! are announced one by one only while they are few (`PRESENCE_NOTICES`). Beyond that, those
+//! of one tick (`PRESENCE_TICK`) go out as one `presence` event that names the first
+//! `PRESENCE_NAMES` of them and counts the rest. Any other event (a message, a rename) first
+//! sends the tick's pending arrivals and departures, so every member still sees everything in
+//! the order it happened.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
 use onionhost_sdk::axum::extract::ws::Utf8Bytes;
-use onionhost_sdk::rate::RateLimiter;
+use onionhost_sdk::rate::{Rate, RateLimiter};
 use onionhost_sdk::{CancellationToken, TabContext, TabEvent};
 use tokio::sync::broadcast;
 
@@ -26,6 +37,24 @@ fn event_backlog(max_members: usize) -> usize {
 
 /// How many random names are tried before giving up on finding a free one.
 const RANDOM_NAME_ATTEMPTS: usize = 64;
+
+/// How many names a page is given of who is here (`welcome`, `presence`): the first, in name
+/// order, with the count of everyone. A page cannot usefully show thousands, and a list of
+/// everyone would cost every newcomer of a large room its whole size (200 KB at 10,000).
+pub(crate) const LISTED_MEMBERS: usize = 100;
+
+/// Arrivals and departures announced one by one (`joined`, `left`): a burst of this many,
+/// then two a second. Beyond that they wait for the tick's `presence` event.
+fn presence_notices() -> Rate {
+    Rate::per_minute(120).with_burst(10)
+}
+
+/// How long arrivals and departures beyond [`presence_notices`] wait to go out together.
+const PRESENCE_TICK: Duration = Duration::from_millis(500);
+
+/// How many arrivals, and how many departures, one `presence` event names; the rest are
+/// counted (`more`).
+const PRESENCE_NAMES: usize = 50;
 
 /// An event sent to every member, with its JSON encoded once for all of them.
 #[derive(Debug)]
@@ -142,6 +171,25 @@ struct RoomState {
     next_id: MemberId,
     /// The room-wide join limit.
     joins: RateLimiter,
+    /// Arrivals and departures not announced yet (see the module's doc).
+    pending: Option<Pending>,
+    /// How many arrivals and departures may still be announced one by one.
+    notices: RateLimiter,
+}
+
+/// The arrivals and departures of one tick, waiting for its end.
+#[derive(Default)]
+struct Pending {
+    joined: Vec<String>,
+    left: Vec<String>,
+    /// Those beyond [`PRESENCE_NAMES`] of either kind.
+    more: usize,
+}
+
+/// An arrival or a departure, to announce.
+enum Change {
+    Joined(String),
+    Left(String),
 }
 
 /// How a wanted name meets a present member's.
@@ -227,7 +275,9 @@ pub(crate) struct Joined {
     pub(crate) events: broadcast::Receiver<Arc<RoomEvent>>,
     /// The member's name.
     pub(crate) name: String,
-    /// Everyone present, the new member included, sorted.
+    /// How many are present, the new member included.
+    pub(crate) present: usize,
+    /// The first [`LISTED_MEMBERS`] present, sorted.
     pub(crate) members: Vec<String>,
     /// The resume token, for resumable joins.
     pub(crate) resume: Option<String>,
@@ -256,6 +306,8 @@ impl Room {
                 skeletons: HashMap::new(),
                 next_id: 0,
                 joins,
+                pending: None,
+                notices: RateLimiter::new(presence_notices()),
             }),
             events,
             max_members: config.max_members,
@@ -319,11 +371,14 @@ impl Room {
                 replaced: replaced.clone(),
             },
         );
-        self.broadcast(ServerMessage::Joined { name: name.clone() });
+        self.announce(&mut state, Change::Joined(name.clone()));
         // Subscribing under the lock, after the announcement, gives the new member exactly
-        // the events that follow its join, consistent with the member list below.
+        // the events that follow its join, consistent with the member list below. (If the
+        // announcement waits for the tick, the member sees its own arrival in it, and the
+        // arrivals and departures before its own, which its list already shows: a page
+        // takes the `presence` event's list and count as they are.)
         let events = self.events.subscribe();
-        let members = member_names(&state);
+        let members = listed_members(&state);
         let present = state.members.len();
         drop(state);
         self.ctx.report(TabEvent::VisitorJoined { present });
@@ -336,6 +391,7 @@ impl Room {
             },
             events,
             name,
+            present,
             members,
             resume,
             name_refused,
@@ -346,7 +402,8 @@ impl Room {
     /// sees anything, since the same person is still there.
     fn take_over(self: &Arc<Self>, state: &mut RoomState, id: MemberId) -> Joined {
         let events = self.events.subscribe();
-        let members = member_names(state);
+        let members = listed_members(state);
+        let present = state.members.len();
         let replaced = CancellationToken::new();
         let (name, resume, seat) = match state.members.get_mut(&id) {
             Some(member) => {
@@ -367,22 +424,89 @@ impl Room {
             },
             events,
             name,
+            present,
             members,
             resume,
             name_refused: None,
         }
     }
 
-    /// Everyone present, sorted ignoring case.
-    pub(crate) fn member_names(&self) -> Vec<String> {
-        member_names(&self.lock())
+    /// How many are present, and the first [`LISTED_MEMBERS`] of them, sorted ignoring case.
+    pub(crate) fn members(&self) -> (usize, Vec<String>) {
+        let state = self.lock();
+        (state.members.len(), listed_members(&state))
     }
 
-    /// Announces `message` to every member. Called with the state locked, so that every
-    /// member sees events in the same order as the state changed.
-    fn broadcast(&self, message: ServerMessage) {
+    /// How many are present.
+    pub(crate) fn present(&self) -> usize {
+        self.lock().members.len()
+    }
+
+    /// Announces `message` to every member, after the arrivals and departures still
+    /// pending. Called with the state locked, so that every member sees events in the same
+    /// order as the state changed.
+    fn broadcast(&self, state: &mut RoomState, message: ServerMessage) {
+        Self::flush(&self.events, state);
         // An error only means that nobody is listening.
         let _ = self.events.send(Arc::new(RoomEvent::new(message)));
+    }
+
+    /// Announces an arrival or a departure: at once while they are few, otherwise with the
+    /// others of its tick (see the module's doc).
+    fn announce(self: &Arc<Self>, state: &mut RoomState, change: Change) {
+        if state.pending.is_none() && state.notices.check().is_ok() {
+            let message = match change {
+                Change::Joined(name) => ServerMessage::Joined { name },
+                Change::Left(name) => ServerMessage::Left { name },
+            };
+            self.broadcast(state, message);
+            return;
+        }
+        let first = state.pending.is_none();
+        let pending = state.pending.get_or_insert_with(Pending::default);
+        let (names, name) = match change {
+            Change::Joined(name) => (&mut pending.joined, name),
+            Change::Left(name) => (&mut pending.left, name),
+        };
+        if names.len() < PRESENCE_NAMES {
+            names.push(name);
+        } else {
+            pending.more += 1;
+        }
+        if first {
+            self.flush_later(state);
+        }
+    }
+
+    /// Sends the pending arrivals and departures at the end of the tick.
+    fn flush_later(self: &Arc<Self>, state: &mut RoomState) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to wait on (a test calling the room directly): nothing to wait for.
+            Self::flush(&self.events, state);
+            return;
+        };
+        let room: Weak<Self> = Arc::downgrade(self);
+        runtime.spawn(async move {
+            tokio::time::sleep(PRESENCE_TICK).await;
+            if let Some(room) = room.upgrade() {
+                Self::flush(&room.events, &mut room.lock());
+            }
+        });
+    }
+
+    /// Sends the pending arrivals and departures, if any, as one `presence` event.
+    fn flush(events: &broadcast::Sender<Arc<RoomEvent>>, state: &mut RoomState) {
+        let Some(pending) = state.pending.take() else {
+            return;
+        };
+        let message = ServerMessage::Presence {
+            joined: pending.joined,
+            left: pending.left,
+            more: pending.more,
+            present: state.members.len(),
+            members: listed_members(state),
+        };
+        let _ = events.send(Arc::new(RoomEvent::new(message)));
     }
 
     fn lock(&self) -> MutexGuard<'_, RoomState> {
@@ -408,7 +532,8 @@ impl Membership {
         let mut state = self.room.lock();
         let member = Room::seated(&mut state, self.id, self.seat)?;
         let from = member.name.clone();
-        self.room.broadcast(ServerMessage::Message { from, text });
+        self.room
+            .broadcast(&mut state, ServerMessage::Message { from, text });
         Ok(())
     }
 
@@ -429,7 +554,8 @@ impl Membership {
         let old_keys = std::mem::replace(&mut member.keys, keys.clone());
         state.unindex(self.id, &old_keys);
         state.index(self.id, &keys);
-        self.room.broadcast(ServerMessage::Renamed { from, to });
+        self.room
+            .broadcast(&mut state, ServerMessage::Renamed { from, to });
         Ok(())
     }
 
@@ -457,20 +583,22 @@ impl Drop for Membership {
         if let Some(member) = state.members.remove(&self.id) {
             state.unindex(self.id, &member.keys);
         }
-        self.room.broadcast(ServerMessage::Left { name });
+        self.room.announce(&mut state, Change::Left(name));
         let present = state.members.len();
         drop(state);
         self.room.ctx.report(TabEvent::VisitorLeft { present });
     }
 }
 
-fn member_names(state: &RoomState) -> Vec<String> {
+/// The first [`LISTED_MEMBERS`] present, sorted ignoring case.
+fn listed_members(state: &RoomState) -> Vec<String> {
     // In key order without computing a key per member: every join sends this list, and
     // computing the keys (case folding, normalisation) made a join storm quadratic in them.
     state
         .keys
         .values()
         .filter_map(|id| state.members.get(id).map(|m| m.name.clone()))
+        .take(LISTED_MEMBERS)
         .collect()
 }
 

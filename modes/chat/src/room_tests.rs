@@ -341,7 +341,7 @@ fn renames_are_announced_and_validated() {
     // The old name is free again; changing only the case of one's own name is allowed.
     let _other = join(&f.room, "bo");
     bo.membership.rename("BOB").unwrap();
-    assert_eq!(f.room.member_names(), ["ann", "bo", "BOB"]);
+    assert_eq!(f.room.members().1, ["ann", "bo", "BOB"]);
     // Renaming to one's current name announces nothing.
     drain(&mut ann.events);
     bo.membership.rename("BOB").unwrap();
@@ -360,7 +360,7 @@ fn leaving_is_announced_once_and_frees_the_name() {
     drain(&mut ann.events);
     drop(bo);
     assert_eq!(drain(&mut ann.events), [left("bo")]);
-    assert_eq!(f.room.member_names(), ["ann"]);
+    assert_eq!(f.room.members().1, ["ann"]);
     assert!(join(&f.room, "BO").name_refused.is_none());
 }
 
@@ -424,7 +424,7 @@ fn a_reconnect_with_the_resume_token_takes_the_name_back_silently() {
     assert_eq!(old.membership.rename("ghost"), Err(ActionError::Gone));
     drop(old);
     assert_eq!(drain(&mut ann.events), []);
-    assert_eq!(f.room.member_names(), ["ann", "bo"]);
+    assert_eq!(f.room.members().1, ["ann", "bo"]);
     new.membership.say("back").unwrap();
     drop(new);
     assert_eq!(drain(&mut ann.events), [message("bo", "back"), left("bo")]);
@@ -501,4 +501,92 @@ fn tokens_are_unguessable_hex() {
     assert_eq!(a.len(), 32);
     assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
     assert_ne!(a, new_token());
+}
+
+/// The next event `events` receives, waiting for the end of a tick if need be.
+async fn next_event(events: &mut broadcast::Receiver<Arc<RoomEvent>>) -> ServerMessage {
+    tokio::time::timeout(crate::test_support::DEADLINE, events.recv())
+        .await
+        .expect("an event in time")
+        .unwrap()
+        .message
+        .clone()
+}
+
+/// Regression (issue 14, chat at scale): every arrival of a crowd was announced to everyone
+/// on its own (N² events for N arriving), and every welcome listed everyone (200 KB each at
+/// 10,000). Beyond the first few, a crowd's arrivals go out as one event per tick, and a
+/// list names at most `LISTED_MEMBERS`, with the count of everyone.
+#[tokio::test]
+async fn a_crowd_arriving_is_announced_in_a_few_events_with_a_capped_list() {
+    let f = room(500);
+    let mut ann = join(&f.room, "ann");
+    let crowd: Vec<Joined> = (0..300).map(|i| join(&f.room, &format!("guest{i:03}"))).collect();
+    let last = crowd.last().unwrap();
+    assert_eq!(last.present, 301);
+    assert_eq!(last.members.len(), LISTED_MEMBERS);
+    assert_eq!(last.members[0], "ann");
+    assert_eq!(last.members[1], "guest000");
+
+    // A few arrivals one by one, then the rest of the tick in one event.
+    let mut one_by_one = Vec::new();
+    let presence = loop {
+        match next_event(&mut ann.events).await {
+            ServerMessage::Joined { name } => one_by_one.push(name),
+            other => break other,
+        }
+    };
+    assert!(!one_by_one.is_empty() && one_by_one.len() < 10, "{one_by_one:?}");
+    let ServerMessage::Presence {
+        joined,
+        left,
+        more,
+        present,
+        members,
+    } = presence
+    else {
+        panic!("expected a presence event, got {presence:?}");
+    };
+    assert_eq!(joined.len(), PRESENCE_NAMES);
+    assert_eq!(joined[0], format!("guest{:03}", one_by_one.len()));
+    assert!(left.is_empty());
+    assert_eq!(one_by_one.len() + joined.len() + more, 300);
+    assert_eq!(present, 301);
+    assert_eq!(members, last.members);
+    assert_eq!(drain(&mut ann.events), []);
+}
+
+/// Batching changes no order: a message after arrivals still waiting for their tick sends
+/// them first, so every member sees the arrival before what the newcomer says.
+#[tokio::test]
+async fn pending_arrivals_go_out_before_the_next_message() {
+    let f = room(100);
+    let mut ann = join(&f.room, "ann");
+    let crowd: Vec<Joined> = (0..40).map(|i| join(&f.room, &format!("guest{i:02}"))).collect();
+    crowd[39].membership.say("hello").unwrap();
+    drop(crowd);
+    let mut seen = drain(&mut ann.events);
+    // The message came right after the arrivals, without waiting for the tick.
+    let said = seen.iter().position(|m| *m == message("guest39", "hello"));
+    let said = said.expect("the message at once");
+    let ServerMessage::Presence { joined, .. } = &seen[said - 1] else {
+        panic!("expected the pending arrivals before the message: {seen:?}");
+    };
+    assert_eq!(joined.last().map(String::as_str), Some("guest39"));
+    // The crowd's departures wait for the tick, and come as one event.
+    seen = vec![next_event(&mut ann.events).await];
+    let ServerMessage::Presence {
+        joined,
+        left,
+        present,
+        members,
+        ..
+    } = &seen[0]
+    else {
+        panic!("expected the departures together: {seen:?}");
+    };
+    assert!(joined.is_empty());
+    assert_eq!(left.len(), 40);
+    assert_eq!(*present, 1);
+    assert_eq!(members, &["ann"]);
 }

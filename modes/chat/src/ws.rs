@@ -261,6 +261,7 @@ impl Connection {
             membership,
             events,
             name,
+            present,
             members,
             resume,
             name_refused,
@@ -271,6 +272,7 @@ impl Connection {
         let welcome = ServerMessage::Welcome {
             you: name,
             resume: resume.unwrap_or_default(),
+            present,
             members,
             title: self.chat.config.title.clone(),
             max_message_bytes: self.chat.config.max_message_bytes,

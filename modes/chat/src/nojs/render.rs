@@ -31,6 +31,9 @@ pub(crate) struct StreamPage<'a> {
     pub(crate) title: &'a str,
     pub(crate) token: &'a str,
     pub(crate) name: &'a str,
+    /// How many are present.
+    pub(crate) present: usize,
+    /// The first of them, sorted (`room::LISTED_MEMBERS`).
     pub(crate) members: &'a [String],
     pub(crate) leave_after_seconds: u64,
     pub(crate) max_message_bytes: usize,
@@ -58,10 +61,13 @@ pub(crate) fn stream_page(page: &StreamPage<'_>, lines: &[Arc<RoomEvent>]) -> St
             section.nojs-controls {
                 p {
                     "You are " strong { bdi { (page.name) } } ". Here when this page loaded ("
-                    (page.members.len()) "): "
+                    (page.present) "): "
                     @for (i, member) in page.members.iter().enumerate() {
                         @if i > 0 { ", " }
                         bdi { (member) }
+                    }
+                    @if page.present > page.members.len() {
+                        " and " (page.present - page.members.len()) " more"
                     }
                     ". " a href={ "/nojs/" (token) } { "Reload" }
                 }
@@ -150,10 +156,38 @@ fn render_line(event: &RoomEvent) -> Markup {
         ServerMessage::Renamed { from, to } => html! {
             li.notice { span.text { bdi { (from) } " is now " bdi { (to) } } }
         },
+        ServerMessage::Presence {
+            joined,
+            left,
+            more,
+            present,
+            ..
+        } => html! {
+            li.notice { span.text { (presence_text(joined, left, *more, *present)) } }
+        },
         ServerMessage::Error { message, .. } => notice("error", message, ""),
         ServerMessage::Welcome { .. } => return PreEscaped(String::new()),
     };
     html! { (line) "\n" }
+}
+
+/// One line for the arrivals and departures of a tick: `ann, bo joined · cy left · 40 more
+/// came or went · 212 here`, like the live page's.
+fn presence_text(joined: &[String], left: &[String], more: usize, present: usize) -> Markup {
+    let names = |names: &[String]| {
+        html! {
+            @for (i, name) in names.iter().enumerate() {
+                @if i > 0 { ", " }
+                bdi { (name) }
+            }
+        }
+    };
+    html! {
+        @if !joined.is_empty() { (names(joined)) " joined · " }
+        @if !left.is_empty() { (names(left)) " left · " }
+        @if more > 0 { (more) " more came or went · " }
+        (present) " here"
+    }
 }
 
 fn notice(class: &str, text: &str, tail: &str) -> Markup {
