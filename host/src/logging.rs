@@ -94,6 +94,29 @@ pub(crate) fn init() {
             is_arti(meta.target()) && (meta.is_span() || arti_selected(&selected, meta))
         }));
     tracing_subscriber::registry().with(ours).with(arti).init();
+    // The `log` crate's records (tungstenite's among them) reach tracing through tracing-log,
+    // which passes whatever the registry's level hint allows; the Arti layer's filter is
+    // dynamic, so that hint was TRACE, and every `log::trace!` of the WebSocket library was
+    // built and filtered for each frame: 6% of the chat server's CPU at 10,000 members
+    // (BENCHMARKS.md). Only `ours` prints `log` records (Arti logs through tracing), so no
+    // record beyond what its EnvFilter selects can be printed.
+    log::set_max_level(
+        env()
+            .max_level_hint()
+            .map_or(log::LevelFilter::Trace, as_log),
+    );
+}
+
+/// The `log` crate's name for a level filter.
+fn as_log(level: LevelFilter) -> log::LevelFilter {
+    match level {
+        LevelFilter::OFF => log::LevelFilter::Off,
+        LevelFilter::ERROR => log::LevelFilter::Error,
+        LevelFilter::WARN => log::LevelFilter::Warn,
+        LevelFilter::INFO => log::LevelFilter::Info,
+        LevelFilter::DEBUG => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    }
 }
 
 /// Prints an Arti event as a debug line, its own level in lowercase after the target.

@@ -11,6 +11,10 @@
 //! `--rate` per second (latency phase), then `--burst` messages back to back (throughput
 //! phase). Every message carries its send time; every client that receives it records the
 //! latency. One JSON object on stdout; everything is bounded by `--timeout` seconds per phase.
+//!
+//! onionhost announces a crowd's arrivals in one `presence` event per tick (500 ms) and lists
+//! at most the first 100 members in `welcome`: the report says how many frames a client got
+//! while everyone joined and the largest frame, so that a change there shows.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -108,6 +112,8 @@ fn parse_args() -> Args {
 struct Shared {
     epoch: Instant,
     frames: AtomicU64,
+    /// The largest text frame any client received.
+    max_frame: AtomicUsize,
     delivered: [AtomicU64; 2],
     last_recv_ns: [AtomicU64; 2],
     joined: AtomicUsize,
@@ -147,6 +153,7 @@ async fn run(args: Args) {
     let shared = Arc::new(Shared {
         epoch: Instant::now(),
         frames: AtomicU64::new(0),
+        max_frame: AtomicUsize::new(0),
         delivered: [AtomicU64::new(0), AtomicU64::new(0)],
         last_recv_ns: [AtomicU64::new(0), AtomicU64::new(0)],
         joined: AtomicUsize::new(0),
@@ -181,7 +188,8 @@ async fn run(args: Args) {
     }
     let join_secs = started.elapsed().as_secs_f64();
     let joined = shared.joined.load(Ordering::Relaxed);
-    // The join announcements (one per member to every member) settle: wait for 500 ms quiet.
+    // The join announcements settle: wait for 1 s of quiet (longer than onionhost's tick, after
+    // which it sends the arrivals it batched).
     let settle_start = Instant::now();
     let mut last = shared.frames.load(Ordering::Relaxed);
     let mut quiet_since = Instant::now();
@@ -191,11 +199,12 @@ async fn run(args: Args) {
         if now != last {
             last = now;
             quiet_since = Instant::now();
-        } else if quiet_since.elapsed() >= Duration::from_millis(500) {
+        } else if quiet_since.elapsed() >= Duration::from_millis(1000) {
             break;
         }
     }
-    let settle_secs = settle_start.elapsed().as_secs_f64() - 0.5;
+    let settle_secs = settle_start.elapsed().as_secs_f64() - 1.0;
+    let join_frames = shared.frames.load(Ordering::Relaxed);
     let cpu_joined = cpu_seconds(args.server_pid);
     let rss_joined = rss_kib(args.server_pid, "VmRSS");
 
@@ -209,6 +218,7 @@ async fn run(args: Args) {
         let receivers = shared.joined.load(Ordering::Relaxed) - shared.dropped.load(Ordering::Relaxed);
         let expected = (receivers * count) as u64;
         let cpu0 = cpu_seconds(args.server_pid);
+        let own0 = cpu_seconds(Some(std::process::id()));
         let t0 = Instant::now();
         let first_send_ns = shared.now_ns();
         for seq in 0..count {
@@ -235,6 +245,7 @@ async fn run(args: Args) {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let cpu1 = cpu_seconds(args.server_pid);
+        let own1 = cpu_seconds(Some(std::process::id()));
         let delivered = shared.delivered[phase].load(Ordering::Relaxed);
         let last_ns = shared.last_recv_ns[phase].load(Ordering::Relaxed);
         let span = (last_ns.saturating_sub(first_send_ns)) as f64 / 1e9;
@@ -248,6 +259,7 @@ async fn run(args: Args) {
             "delivered_per_sec": if span > 0.0 { delivered as f64 / span } else { 0.0 },
             "server_cpu_secs": opt_sub(cpu1, cpu0),
             "server_cpu_pct": opt_sub(cpu1, cpu0).map(|c| 100.0 * c / t0.elapsed().as_secs_f64()),
+            "loadgen_cpu_pct": opt_sub(own1, own0).map(|c| 100.0 * c / t0.elapsed().as_secs_f64()),
         }));
         // Stray frames of this phase must not count in the next: let it drain briefly.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -293,6 +305,8 @@ async fn run(args: Args) {
         "dropped": shared.dropped.load(Ordering::Relaxed),
         "join_secs": join_secs,
         "settle_secs": settle_secs,
+        "join_frames_per_client": if joined > 0 { join_frames as f64 / joined as f64 } else { 0.0 },
+        "max_frame_bytes": shared.max_frame.load(Ordering::Relaxed),
         "server_cpu_join_secs": opt_sub(cpu_joined, cpu_start),
         "server_rss_joined_kib": rss_joined,
         "server_rss_end_kib": rss_end,
@@ -351,7 +365,7 @@ async fn client(
         error: None,
     };
     let permit = gate.acquire_owned().await;
-    let connected = tokio::time::timeout(args.timeout, connect_and_join(&args)).await;
+    let connected = tokio::time::timeout(args.timeout, connect_and_join(&args, &shared)).await;
     drop(permit);
     let mut ws = match connected {
         Ok(Ok(ws)) => ws,
@@ -395,6 +409,7 @@ async fn client(
                     }
                 };
                 shared.frames.fetch_add(1, Ordering::Relaxed);
+                shared.max_frame.fetch_max(text.len(), Ordering::Relaxed);
                 let text = text.as_str();
                 if args.proto == Proto::Onionshare && text == "2" {
                     // Engine.IO ping: answer or be dropped.
@@ -450,7 +465,7 @@ fn parse_bench(text: &str) -> Option<(usize, u64)> {
     (phase < 2).then_some((phase, sent))
 }
 
-async fn connect_and_join(args: &Args) -> Result<Ws, String> {
+async fn connect_and_join(args: &Args, shared: &Shared) -> Result<Ws, String> {
     let (path, cookie) = match args.proto {
         Proto::Onionhost => ("/ws".to_owned(), None),
         Proto::Onionshare => (
@@ -471,7 +486,10 @@ async fn connect_and_join(args: &Args) -> Result<Ws, String> {
         .await
         .map_err(|e| format!("connect: {e}"))?;
     stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
-    let config = WebSocketConfig::default();
+    // tungstenite zeroes its whole read buffer before every read (128 KiB by default): with
+    // one frame per read, that memset was the load generator's largest cost. Frames larger
+    // than the buffer still arrive whole (the buffer grows to the frame).
+    let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
         .map_err(|e| format!("websocket handshake: {e}"))?;
@@ -482,7 +500,10 @@ async fn connect_and_join(args: &Args) -> Result<Ws, String> {
                 .map_err(|e| format!("send join: {e}"))?;
             loop {
                 match ws.next().await {
-                    Some(Ok(Message::Text(t))) if t.starts_with(r#"{"type":"welcome""#) => break,
+                    Some(Ok(Message::Text(t))) if t.starts_with(r#"{"type":"welcome""#) => {
+                        shared.max_frame.fetch_max(t.len(), Ordering::Relaxed);
+                        break;
+                    }
                     Some(Ok(Message::Text(t))) if t.starts_with(r#"{"type":"error""#) => {
                         return Err(format!("join refused: {}", t.as_str()));
                     }

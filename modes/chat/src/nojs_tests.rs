@@ -497,7 +497,10 @@ async fn a_large_room_is_listed_capped_and_a_crowd_arrives_in_a_few_lines() {
     page.read_until("121 here").await;
     let mut reloaded = open(&tab.router, &ann).await;
     let head = reloaded.read_until("<ol class=\"log nojs-log\">").await;
-    assert!(head.contains("Here when this page loaded (121): "), "{head}");
+    assert!(
+        head.contains("Here when this page loaded (121): "),
+        "{head}"
+    );
     assert!(head.contains("<bdi>guest098</bdi> and 21 more."), "{head}");
     assert!(!head.contains("guest099"), "{head}");
 }

@@ -521,7 +521,9 @@ async fn next_event(events: &mut broadcast::Receiver<Arc<RoomEvent>>) -> ServerM
 async fn a_crowd_arriving_is_announced_in_a_few_events_with_a_capped_list() {
     let f = room(500);
     let mut ann = join(&f.room, "ann");
-    let crowd: Vec<Joined> = (0..300).map(|i| join(&f.room, &format!("guest{i:03}"))).collect();
+    let crowd: Vec<Joined> = (0..300)
+        .map(|i| join(&f.room, &format!("guest{i:03}")))
+        .collect();
     let last = crowd.last().unwrap();
     assert_eq!(last.present, 301);
     assert_eq!(last.members.len(), LISTED_MEMBERS);
@@ -536,7 +538,10 @@ async fn a_crowd_arriving_is_announced_in_a_few_events_with_a_capped_list() {
             other => break other,
         }
     };
-    assert!(!one_by_one.is_empty() && one_by_one.len() < 10, "{one_by_one:?}");
+    assert!(
+        !one_by_one.is_empty() && one_by_one.len() < 10,
+        "{one_by_one:?}"
+    );
     let ServerMessage::Presence {
         joined,
         left,
@@ -562,7 +567,9 @@ async fn a_crowd_arriving_is_announced_in_a_few_events_with_a_capped_list() {
 async fn pending_arrivals_go_out_before_the_next_message() {
     let f = room(100);
     let mut ann = join(&f.room, "ann");
-    let crowd: Vec<Joined> = (0..40).map(|i| join(&f.room, &format!("guest{i:02}"))).collect();
+    let crowd: Vec<Joined> = (0..40)
+        .map(|i| join(&f.room, &format!("guest{i:02}")))
+        .collect();
     crowd[39].membership.say("hello").unwrap();
     drop(crowd);
     let mut seen = drain(&mut ann.events);

@@ -1,6 +1,8 @@
 //! `GET /ws`: the live page's WebSocket. One task per connection reads the page's requests,
 //! writes the room's events, and pings so that an idle connection over Tor stays open.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +36,9 @@ const WRITE_BUFFER: usize = 256 * 1024;
 
 /// Bytes gathered before a write, and read at once: small, because a room holds thousands of
 /// connections and the library's default (128 KiB each way) would cost that much per member.
-const IO_BUFFER: usize = 8 * 1024;
+/// A page sends little, and a larger frame still arrives whole (the buffer grows to it); 4 KiB
+/// rather than 8 took 10,000 members from 205 MiB to 145 (BENCHMARKS.md).
+const IO_BUFFER: usize = 4 * 1024;
 
 /// The most queued room events written with one flush: in a burst (a join storm, a busy
 /// room) a member's events leave in one write instead of one write each.
@@ -110,10 +114,18 @@ struct Connection {
     visitor: Visitor,
     membership: Option<Membership>,
     events: Option<broadcast::Receiver<Arc<RoomEvent>>>,
-    /// Cancelled when a newer connection takes the member over; a token that is never
-    /// cancelled before the join.
-    replaced: CancellationToken,
+    /// Resolves when a newer connection takes the member over; never before the join.
+    replaced: Cancelled,
     last_heard: Instant,
+}
+
+/// A token's cancellation, waited on across the loop's turns: a future made anew on every
+/// turn registered with the token and left it again, under a lock that every connection of
+/// the room shares (the tab's shutdown token), for each event each member wrote.
+type Cancelled = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn cancelled(token: CancellationToken) -> Cancelled {
+    Box::pin(token.cancelled_owned())
 }
 
 impl Connection {
@@ -124,27 +136,31 @@ impl Connection {
             visitor,
             membership: None,
             events: None,
-            replaced: CancellationToken::new(),
+            replaced: Box::pin(std::future::pending()),
             last_heard: Instant::now(),
         }
     }
 
     async fn run(mut self) {
-        let shutdown = self.chat.ctx.shutdown_token();
+        let mut stopping = cancelled(self.chat.ctx.shutdown_token());
         let keepalive = self.chat.config.keepalive();
         let mut ping = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let join_deadline = tokio::time::sleep(JOIN_TIMEOUT);
         tokio::pin!(join_deadline);
         loop {
+            // Room events first: a busy room wakes every connection for each event, and a
+            // branch that is ready spares polling the ones after it (the socket, the timers,
+            // the tokens, whose checks take locks that every connection shares). The others
+            // wait at most for the events already queued, since the room's are finite.
             let step = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => Step::Stopping,
-                () = self.replaced.cancelled() => Step::Replaced,
-                () = &mut join_deadline, if self.membership.is_none() => Step::JoinTimeout,
-                _ = ping.tick() => Step::Ping,
                 event = next_event(&mut self.events) => Step::Event(event),
                 frame = self.socket.recv() => Step::Frame(frame),
+                () = &mut stopping => Step::Stopping,
+                () = &mut self.replaced => Step::Replaced,
+                () = &mut join_deadline, if self.membership.is_none() => Step::JoinTimeout,
+                _ = ping.tick() => Step::Ping,
             };
             let next = match step {
                 Step::Stopping => Next::Close(close::STOPPING, "The chat has stopped."),
@@ -266,7 +282,7 @@ impl Connection {
             resume,
             name_refused,
         } = joined;
-        self.replaced = membership.replaced();
+        self.replaced = cancelled(membership.replaced());
         self.membership = Some(membership);
         self.events = Some(events);
         let welcome = ServerMessage::Welcome {
