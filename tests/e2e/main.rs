@@ -5,6 +5,7 @@ mod chat;
 mod config;
 mod host;
 mod onion;
+mod one_tab;
 mod plugin;
 mod receive;
 mod share;

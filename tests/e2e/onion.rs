@@ -369,6 +369,89 @@ async fn a_stopped_tab_takes_its_onion_service_down_and_the_others_stay() {
     assert_quiet(&stopped.stderr);
 }
 
+/// Regression test, "rendezvous after stop": for about 5 s after SIGTERM a new visitor still
+/// completed a rendezvous with a stopping tab (and got an empty reply), so anyone with a public
+/// tab's address could tell it was still up. Now the tab's onion service goes down at the first
+/// SIGTERM: a new visitor (its own circuits, so a new introduction and rendezvous) gets no
+/// stream at all, while a download that was already under way runs to its end.
+///
+/// It fails on the old behaviour: the probe starts as soon as the host says it is stopping,
+/// well inside those 5 s, and the host is certainly still up for all of it (the download,
+/// held back by this test, completes only afterwards), so an onion service that still
+/// completed rendezvous would give the probe a stream.
+#[tokio::test]
+async fn after_sigterm_no_new_visitor_gets_in_while_an_open_download_finishes() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let net = Testnet::shared().await.expect("local Tor network");
+    let files = tempfile::tempdir().expect("temp dir");
+    let big = files.path().join("big.bin");
+    // Far more than tor's stream window and the sockets' buffers hold, so the host cannot
+    // finish sending it while this test does not read.
+    let content: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&big, &content).expect("write");
+    let (host, _scratch) = run_host(
+        net,
+        &format!(
+            "[[tab]]\nname = \"slow\"\nmode = \"share\"\npublic = true\n\
+             [tab.share]\npaths = [{:?}]\nstop_after_first_download = false\n",
+            big.to_str().expect("utf-8")
+        ),
+    );
+    let tab = onion_tab(&host, "slow", false);
+
+    let mut download = net
+        .connect_isolated(&tab.host, 80, Some("download"), Duration::from_secs(120))
+        .await
+        .expect("the download's stream through tor");
+    download
+        .write_all(
+            format!(
+                "GET /files/big.bin HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                tab.host
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("send the request");
+    let mut received = vec![0u8; 64 * 1024];
+    download
+        .read_exact(&mut received)
+        .await
+        .expect("the download starts");
+
+    host.terminate().expect("SIGTERM");
+    host.wait_for("stopping every tab")
+        .expect("the host says it is stopping");
+    let probe = net
+        .connect_isolated(&tab.host, 80, Some("newcomer"), Duration::from_secs(15))
+        .await;
+    assert!(
+        probe.is_err(),
+        "a new visitor got a stream from a tab stopped by SIGTERM"
+    );
+
+    download
+        .read_to_end(&mut received)
+        .await
+        .expect("the rest of the download");
+    let split = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&received[..split]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        received[split + 4..] == content[..],
+        "the open download was cut or changed: {} of {} bytes",
+        received.len() - split - 4,
+        content.len()
+    );
+    let stopped = host.wait_exit().expect("exit");
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert_quiet(&stopped.stderr);
+}
+
 /// Regressions: a clean stop of a host with onion tabs printed one panic per tab (from Arti's
 /// proof-of-work task, as the runtime went down under it); stderr carried colour codes though
 /// it was not a terminal; Arti printed some 20 WARN lines on a healthy network. Arti's lines

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use onionhost_sdk::ConfigError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The share mode's own config section, `[tab.share]`. Only `paths` is required.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShareConfig {
     /// The files and folders to share, in any mix. Each must exist when the tab starts, and
