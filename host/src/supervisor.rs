@@ -24,8 +24,8 @@ use crate::transport::Transport;
 
 /// How long, after the first Ctrl-C or SIGTERM, connections that carry no transfer (a page
 /// being written, a request a mode keeps waiting) may run on. Transfers in flight are waited
-/// for however long they take; once they have ended and this has passed, whatever is left is
-/// closed.
+/// for however long they take; once this has passed since the signal and since the last
+/// transfer ended (its last bytes may still be on their way out), whatever is left is closed.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How the host's run ended.
@@ -112,8 +112,15 @@ pub(crate) async fn run(
     }
     let mut closing = false;
     let grace = async {
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         console.transfers_ended().await;
+        // A transfer ends when its mode has handed over its last byte, which may still be in
+        // the HTTP connection's buffers and the transport's queues: the connections get the
+        // grace again from then to deliver it (a finished response ends its connection by
+        // itself). Regression: closing them at once cut the end of downloads that finished
+        // after the grace (the e2e test `after_sigterm_no_new_visitor_gets_in_...` lost 32 KB).
+        let ended = tokio::time::Instant::now();
+        tokio::time::sleep_until(deadline.max(ended + SHUTDOWN_GRACE)).await;
         close.cancel();
     };
     tokio::pin!(grace);

@@ -4,8 +4,8 @@
 mod chat;
 mod config;
 mod host;
-mod onion;
 mod one_tab;
+mod onion;
 mod plugin;
 mod receive;
 mod share;

@@ -431,10 +431,13 @@ async fn after_sigterm_no_new_visitor_gets_in_while_an_open_download_finishes() 
         "a new visitor got a stream from a tab stopped by SIGTERM"
     );
 
+    let rest = std::time::Instant::now();
     download
         .read_to_end(&mut received)
         .await
         .expect("the rest of the download");
+    let rest = rest.elapsed();
+    let stopped = host.wait_exit().expect("exit");
     let split = received
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -443,11 +446,17 @@ async fn after_sigterm_no_new_visitor_gets_in_while_an_open_download_finishes() 
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
         received[split + 4..] == content[..],
-        "the open download was cut or changed: {} of {} bytes",
+        "the open download was cut or changed: {} of {} bytes (the rest took {rest:?}); host:\n{}\n{}",
         received.len() - split - 4,
-        content.len()
+        content.len(),
+        stopped.stdout,
+        stopped
+            .stderr
+            .lines()
+            .filter(|l| !l.contains("tor_") && !l.contains("arti_"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    let stopped = host.wait_exit().expect("exit");
     assert!(stopped.status.success(), "{}", stopped.stderr);
     assert_quiet(&stopped.stderr);
 }
