@@ -72,7 +72,7 @@ impl onionhost_sdk::ModeConfig for ShareConfig {
         // The whole walk, as the tab will do it: a file or folder the host's user cannot
         // read, anywhere in the share, stops the host here (exit status 2, nothing served)
         // rather than fail visitors later with 500s and broken zips.
-        crate::index::Index::build(&self.paths)
+        onionhost_sdk::files::Tree::of_items(&self.paths)
             .map_err(|err| ConfigError::at("paths", err.to_string()))?;
         check_name("title", &self.title)?;
         if let Some(zip_name) = &self.zip_name {
