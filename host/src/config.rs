@@ -14,11 +14,13 @@ use serde::Deserialize;
 
 mod locate;
 mod tab;
+mod timer;
 mod tor;
 
 #[cfg(test)]
 pub(crate) use tab::ClientKey;
 pub(crate) use tab::{OnionTabOptions, TabConfig};
+pub(crate) use timer::{TabTimers, show as show_time, show_stop};
 #[cfg(test)]
 pub(crate) use tor::{Authority, DEFAULT_BOOTSTRAP_TIMEOUT, Fallback};
 pub(crate) use tor::{TorConfig, TorNetwork};

@@ -16,7 +16,7 @@ mod supervisor;
 mod transport;
 
 use cli::{Cli, Command, CommonArgs, TabArgs};
-use config::{HostConfig, OnionTabOptions, TabConfig};
+use config::{HostConfig, OnionTabOptions, TabConfig, TabTimers};
 use console::Console;
 use modes::Registry;
 use onionhost_sdk::host::section;
@@ -72,6 +72,9 @@ fn host_config(
                    section: Result<toml::Value, onionhost_sdk::ConfigError>|
      -> anyhow::Result<HostConfig> {
         let section = section.map_err(|err| anyhow::anyhow!("{err}"))?;
+        let timers = TabTimers::from_seconds(tab.auto_start_timer, tab.auto_stop_timer).map_err(
+            |problem| anyhow::anyhow!("--auto-start-timer / --auto-stop-timer: {problem}"),
+        )?;
         registry
             .factory(mode, None)?
             .check(&section)
@@ -88,6 +91,8 @@ fn host_config(
                     ..OnionTabOptions::default()
                 },
                 section,
+                timers,
+                qr: tab.qr,
             }],
             ..HostConfig::default()
         })
@@ -98,10 +103,21 @@ fn host_config(
             let config = config::load(&config, registry)?;
             registry.check_plugins(&config)?;
             eprintln!("config is valid: {} tab(s)", config.tabs.len());
+            for tab in &config.tabs {
+                if let Some(start) = tab.timers.start {
+                    eprintln!("tab {:?} starts at {}", tab.name, config::show_time(start));
+                }
+                if let Some(stop) = tab.timers.stop {
+                    eprintln!("tab {:?} stops {}", tab.name, config::show_stop(stop));
+                }
+            }
             return Ok(None);
         }
         Command::Chat { tab, common } => {
-            let config = onionhost_chat::ChatConfig::default();
+            let mut config = onionhost_chat::ChatConfig::default();
+            if let Some(title) = &tab.title {
+                config.title.clone_from(title);
+            }
             (one_tab("chat", tab, section(&config))?, common)
         }
         Command::Share {
@@ -113,14 +129,23 @@ fn host_config(
             for path in &paths {
                 text_path(path)?;
             }
-            let config = onionhost_share::ShareConfig {
+            let mut config = onionhost_share::ShareConfig {
                 paths,
                 stop_after_first_download: !keep_sharing,
                 ..onionhost_share::ShareConfig::default()
             };
+            if let Some(title) = &tab.title {
+                config.title.clone_from(title);
+            }
             (one_tab("share", tab, section(&config))?, common)
         }
         Command::Receive { dir, tab, common } => {
+            // The receive page's title is being added to its config (issue 11); until then
+            // the flag is refused rather than ignored.
+            anyhow::ensure!(
+                tab.title.is_none(),
+                "--title: the receive mode has no title setting yet"
+            );
             if let Some(dir) = &dir {
                 text_path(dir)?;
             }

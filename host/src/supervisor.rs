@@ -177,7 +177,22 @@ async fn run_tab(
         })?
         .with_context(|| format!("cannot start the {} mode", tab.mode))?;
 
-    let incoming = shared.transport.open(&tab, &shared.console).await?;
+    let Some(incoming) = shared
+        .transport
+        .open(&tab, &shared.console, &stopping)
+        .await?
+    else {
+        // Stopped before its start time: nothing was ever served.
+        return Ok(());
+    };
+    if let Some(after) = tab.timers.stop_after_start() {
+        tokio::spawn(auto_stop(
+            after,
+            tab.name.clone(),
+            shared.console.clone(),
+            stopping.clone(),
+        ));
+    }
     let connections = TaskTracker::new();
     serve(
         incoming,
@@ -196,6 +211,24 @@ async fn run_tab(
         () = shared.force_close.cancelled() => {}
     }
     Ok(())
+}
+
+/// Stops the tab `after` this long (its `auto_stop`), the way a tab asks to be stopped: no
+/// new visitors, requests and transfers in flight finish (a share's download, a receive's
+/// upload), chat members are told the room has stopped. Ends at once if the tab stops first.
+async fn auto_stop(after: Duration, tab: String, console: Console, stopping: CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(after) => {
+            if !stopping.is_cancelled() {
+                console.tab(
+                    &tab,
+                    &format!("stopping: its auto-stop timer ran out ({})", humantime::format_duration(Duration::from_secs(after.as_secs().max(1)))),
+                );
+                stopping.cancel();
+            }
+        }
+        () = stopping.cancelled() => {}
+    }
 }
 
 /// Hands the tab's connections to `service` until the tab stops, then stops listening at once:
@@ -303,6 +336,8 @@ mod tests {
             port: None,
             onion: OnionTabOptions::default(),
             section: toml::Value::Table(toml::Table::new()),
+            timers: crate::config::TabTimers::default(),
+            qr: false,
         }
     }
 

@@ -10,3 +10,4 @@ mod plugin;
 mod receive;
 mod share;
 mod testnet;
+mod timers;

@@ -52,12 +52,14 @@ impl OnionTransport {
         })
     }
 
-    /// Publishes `tab` as its own onion service.
+    /// Publishes `tab` as its own onion service; with a start time ahead, prints its address
+    /// (and client key) first and publishes only from then (see [`super::Transport::open`]).
     pub(crate) async fn open(
         &self,
         tab: &TabConfig,
         console: &Console,
-    ) -> anyhow::Result<Incoming> {
+        stopping: &CancellationToken,
+    ) -> anyhow::Result<Option<Incoming>> {
         let private = !tab.onion.public;
         let keys = if tab.onion.persistent {
             let dir = match &self.keys_dir {
@@ -75,15 +77,24 @@ impl OnionTransport {
         } else {
             keys::TabKeys::generate(private)?
         };
+        let pending = super::pending_start(tab);
+        if let Some(start) = pending {
+            service::announce_pending(&tab.name, &keys, start, tab.qr, console)?;
+            if !super::wait_for_start(start, stopping).await {
+                return Ok(None);
+            }
+        }
         service::launch(
             &self.client,
             &tab.name,
             &tab.onion,
             &keys,
+            tab.qr && pending.is_none(),
             console,
             &self.tasks,
             &self.cut,
         )
+        .map(Some)
     }
 
     /// A handle that waits until every stopped tab has delivered the last bytes it sent and
