@@ -461,6 +461,43 @@ async fn after_sigterm_no_new_visitor_gets_in_while_an_open_download_finishes() 
     assert_quiet(&stopped.stderr);
 }
 
+/// `auto_start`: the address is printed at once, but no onion service is published before
+/// the start (keys first, publication later): a visitor finds no descriptor until then, and
+/// the same address serves after.
+#[tokio::test]
+async fn a_tab_with_auto_start_publishes_nothing_before_its_start() {
+    let net = Testnet::shared().await.expect("local Tor network");
+    let (host, _scratch) = run_host(
+        net,
+        "[[tab]]\nname = \"later\"\nmode = \"chat\"\npublic = true\nauto_start = \"45s\"\n",
+    );
+    let caps = host
+        .wait_for(r"\[later\] not serving yet: reachable from [0-9: -]+ at http://([a-z2-7]{56}\.onion)/\n")
+        .expect("the address is printed before the start");
+    let onion = caps[1].clone();
+    let probing = std::time::Instant::now();
+    let early = net
+        .connect_within(&onion, 80, Duration::from_secs(15))
+        .await;
+    assert!(
+        !host.output().contains("[later] publishing"),
+        "the probe outlasted the start; the test proves nothing:\n{}",
+        host.output()
+    );
+    let refusal = early.expect_err("reachable before its start");
+    assert!(probing.elapsed() >= Duration::from_secs(10), "{refusal:#}");
+    let tab = onion_tab(&host, "later", false);
+    assert_eq!(tab.host, onion, "the announced address is the one served");
+    let (status, _) = net
+        .get(&format!("http://{onion}/"))
+        .await
+        .expect("reachable after its start");
+    assert_eq!(status, 200);
+    let stopped = host.stop().expect("stop");
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert_quiet(&stopped.stderr);
+}
+
 /// Regressions: a clean stop of a host with onion tabs printed one panic per tab (from Arti's
 /// proof-of-work task, as the runtime went down under it); stderr carried colour codes though
 /// it was not a terminal; Arti printed some 20 WARN lines on a healthy network. Arti's lines
