@@ -79,3 +79,39 @@ fn a_path_that_is_not_utf8_is_refused_naming_it() {
         assert!(output.stdout.is_empty(), "nothing started: {output:?}");
     }
 }
+
+#[tokio::test]
+async fn qr_codes_go_to_the_console_only_and_title_names_the_page() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, b"notes").expect("write");
+    let host = TestHost::spawn(&[
+        "share",
+        file.to_str().expect("utf-8"),
+        "--qr",
+        "--title",
+        "Hand-out <b>",
+        "--local-only",
+    ])
+    .expect("spawn");
+    let url = host.url("share").expect("address");
+    host.wait_for(r"\[share\] address as a QR code:\n[█▀▄ ]+\n")
+        .expect("the address as a QR code");
+    let page = reqwest::get(&url)
+        .await
+        .expect("GET /")
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        page.contains("<title>Hand-out &lt;b&gt;</title>"),
+        "--title sets the page's title, escaped: {page}"
+    );
+    let stopped = host.stop().expect("stop");
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(
+        !stopped.stderr.contains('█') && !stopped.stderr.contains('▀'),
+        "a QR code on the log:\n{}",
+        stopped.stderr
+    );
+}
