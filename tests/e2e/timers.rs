@@ -213,3 +213,74 @@ fn bad_timers_are_config_errors_with_their_line() {
         stopped.stderr
     );
 }
+
+#[tokio::test]
+async fn auto_stop_lets_the_upload_in_flight_finish_and_refuses_new_ones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let inbox = dir.path().join("inbox");
+    let host = TestHost::spawn(&[
+        "receive",
+        inbox.to_str().expect("utf-8"),
+        "--auto-stop-timer",
+        "2",
+        "--local-only",
+    ])
+    .expect("spawn");
+    let port = port_of(&host.url("receive").expect("address"));
+    let boundary = "timers-e2e-boundary";
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"late.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut upload = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    upload
+        .write_all(
+            format!(
+                "POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                 Content-Type: multipart/form-data; boundary={boundary}\r\n\
+                 Content-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("head");
+    let half = body.len() / 2;
+    upload.write_all(&body[..half]).await.expect("first half");
+    host.wait_for(r"\[receive\] stopping: its auto-stop timer ran out \(2s\)")
+        .expect("the console says why the tab stops");
+    let deadline = Instant::now() + DEADLINE;
+    while TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "a stopping receive still takes new uploads"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    upload.write_all(&body[half..]).await.expect("second half");
+    let mut answer = Vec::new();
+    upload.read_to_end(&mut answer).await.expect("the answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.1 303"),
+        "the upload in flight is taken: {answer}"
+    );
+    let stopped = host.wait_exit().expect("the host ends with its only tab");
+    assert!(stopped.status.success(), "{stopped:?}");
+    let saved: Vec<_> = std::fs::read_dir(&inbox)
+        .expect("the inbox")
+        .flatten()
+        .map(|upload| upload.path().join("late.bin"))
+        .collect();
+    assert_eq!(saved.len(), 1, "one upload");
+    assert!(
+        std::fs::read(&saved[0]).expect("the file") == data,
+        "saved whole"
+    );
+}
