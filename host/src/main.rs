@@ -16,7 +16,7 @@ mod supervisor;
 mod transport;
 
 use cli::{Cli, Command, CommonArgs, TabArgs};
-use config::{HostConfig, OnionTabOptions, TabConfig};
+use config::{HostConfig, OnionTabOptions, TabConfig, TorConfig};
 use console::Console;
 use modes::Registry;
 use transport::Transport;
@@ -72,6 +72,7 @@ fn host_config(
             .factory(mode, None)?
             .check(&section)
             .map_err(|err| anyhow::anyhow!("{err}"))?;
+        let bridges = config::command_line_bridges(&tab.bridge, &tab.tor_transport)?;
         Ok(HostConfig {
             tabs: vec![TabConfig {
                 name: mode.to_owned(),
@@ -85,7 +86,10 @@ fn host_config(
                 },
                 section,
             }],
-            ..HostConfig::default()
+            tor: TorConfig {
+                bridges,
+                ..TorConfig::default()
+            },
         })
     };
     Ok(Some(match command {

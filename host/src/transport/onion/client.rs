@@ -6,17 +6,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
-use arti_client::config::TorClientConfigBuilder;
 use arti_client::config::dir::{AuthorityContacts, FallbackDir};
+use arti_client::config::pt::TransportConfigBuilder;
+use arti_client::config::{BridgeConfigBuilder, CfgPath, PtTransportName, TorClientConfigBuilder};
 use arti_client::{TorClient, TorClientConfig};
 use futures::StreamExt as _;
-use tor_config::ExplicitOrAuto;
+use tor_config::{BoolOrAuto, ExplicitOrAuto};
 use tor_keymgr::config::ArtiKeystoreKind;
 use tor_llcrypto::pk::ed25519::Ed25519Identity;
 use tor_llcrypto::pk::rsa::RsaIdentity;
 use tor_rtcompat::PreferredRuntime;
 
-use crate::config::{TorConfig, TorNetwork};
+use crate::config::{Bridges, TorConfig, TorNetwork};
 use crate::console::Console;
 
 /// The Tor client every tab's onion service runs on.
@@ -83,6 +84,9 @@ pub(crate) fn client_config(tor: &TorConfig, dirs: &TorDirs) -> anyhow::Result<T
     if let Some(network) = &tor.network {
         use_network(&mut builder, network)?;
     }
+    if let Some(bridges) = &tor.bridges {
+        use_bridges(&mut builder, bridges)?;
+    }
     builder
         .build()
         .context("the Tor client configuration is invalid")
@@ -120,6 +124,37 @@ fn use_network(builder: &mut TorClientConfigBuilder, network: &TorNetwork) -> an
         .ipv4_subnet_family_prefix(33)
         .ipv6_subnet_family_prefix(129);
     builder.address_filter().allow_local_addrs(true);
+    Ok(())
+}
+
+/// Makes Arti reach Tor through `bridges` only: bridges `enabled = true`, not `auto`, so
+/// that nothing in Arti can fall back to connecting to a relay directly (with bridges on,
+/// Arti takes every first hop, directory fetches included, from the bridges and never uses
+/// the fallback directories).
+fn use_bridges(builder: &mut TorClientConfigBuilder, bridges: &Bridges) -> anyhow::Result<()> {
+    let config = builder.bridges();
+    config.enabled(BoolOrAuto::Explicit(true));
+    for bridge in &bridges.lines {
+        let line: BridgeConfigBuilder = bridge
+            .line
+            .parse()
+            .context("a bridge line that was checked no longer parses")?;
+        config.bridges().push(line);
+    }
+    for transport in &bridges.transports {
+        let protocols = transport
+            .protocols
+            .iter()
+            .map(|p| p.parse::<PtTransportName>())
+            .collect::<Result<Vec<_>, _>>()
+            .context("a transport name that was checked no longer parses")?;
+        let mut pt = TransportConfigBuilder::default();
+        pt.protocols(protocols)
+            .path(CfgPath::new_literal(transport.path.clone()))
+            .arguments(transport.arguments.clone())
+            .run_on_startup(transport.used);
+        config.transports().push(pt);
+    }
     Ok(())
 }
 
