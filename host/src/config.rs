@@ -19,6 +19,8 @@ mod tor;
 
 pub(crate) use bridges::Bridges;
 use bridges::Search;
+#[cfg(test)]
+pub(crate) use bridges::{BridgeLine, Transport};
 
 #[cfg(test)]
 pub(crate) use tab::ClientKey;
