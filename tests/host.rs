@@ -188,11 +188,17 @@ impl TestHost {
     }
 
     /// Sends SIGTERM and waits for the process to exit (with a deadline).
-    pub fn stop(mut self) -> Result<Stopped> {
-        let child = self.child.as_mut().context("already stopped")?;
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).context("SIGTERM")?;
+    pub fn stop(self) -> Result<Stopped> {
+        self.terminate()?;
         self.wait_exit()
+    }
+
+    /// Sends SIGTERM (the user's first Ctrl-C) and returns at once, for a test that watches
+    /// what the host does while it stops; [`TestHost::wait_exit`] then waits for the end.
+    pub fn terminate(&self) -> Result<()> {
+        let child = self.child.as_ref().context("already stopped")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).context("SIGTERM")
     }
 
     /// Waits for the process to exit on its own (with a deadline).

@@ -239,6 +239,19 @@ impl Testnet {
         port: u16,
         limit: Duration,
     ) -> Result<tokio::net::TcpStream> {
+        self.connect_isolated(host, port, None, limit).await
+    }
+
+    /// [`Testnet::connect_within`] as a visitor of its own: with `isolation`, tor builds new
+    /// circuits for this stream (a new rendezvous, for an onion service) instead of reusing
+    /// those of earlier streams with another or no isolation name.
+    pub async fn connect_isolated(
+        &self,
+        host: &str,
+        port: u16,
+        isolation: Option<&str>,
+        limit: Duration,
+    ) -> Result<tokio::net::TcpStream> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut attempts = 0u32;
         let mut last: Option<SocksError> = None;
@@ -249,7 +262,7 @@ impl Testnet {
             let attempt_deadline = deadline.min(tokio::time::Instant::now() + ATTEMPT_DEADLINE);
             let result = match tokio::time::timeout_at(
                 attempt_deadline,
-                socks::connect(self.socks, host, port),
+                socks::connect(self.socks, host, port, isolation),
             )
             .await
             {

@@ -15,6 +15,7 @@ use serde::Deserialize;
 mod bridges;
 mod locate;
 mod tab;
+mod timer;
 mod tor;
 
 pub(crate) use bridges::Bridges;
@@ -25,6 +26,7 @@ pub(crate) use bridges::{BridgeLine, Transport};
 #[cfg(test)]
 pub(crate) use tab::ClientKey;
 pub(crate) use tab::{OnionTabOptions, TabConfig};
+pub(crate) use timer::{TabTimers, show as show_time, show_stop};
 #[cfg(test)]
 pub(crate) use tor::{Authority, DEFAULT_BOOTSTRAP_TIMEOUT, Fallback};
 pub(crate) use tor::{TorConfig, TorNetwork};

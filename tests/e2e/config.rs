@@ -114,24 +114,42 @@ fn the_example_config_is_valid() {
     // The share tab's paths are relative to the folder onionhost starts in.
     std::fs::write(dir.path().join("report.pdf"), b"%PDF-1.4").expect("write a file to share");
     std::fs::create_dir(dir.path().join("photos")).expect("make a folder to share");
-    let output = std::process::Command::new(onionhost_tests::host::onionhost_bin())
-        .arg("check")
-        .arg("--config")
-        .arg(&example)
-        .current_dir(dir.path())
-        .output()
-        .expect("run onionhost check");
-    assert!(
-        output.status.success(),
-        "examples/onionhost.toml is refused:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let check = |config: &std::path::Path| {
+        let output = std::process::Command::new(onionhost_tests::host::onionhost_bin())
+            .arg("check")
+            .arg("--config")
+            .arg(config)
+            .current_dir(dir.path())
+            .output()
+            .expect("run onionhost check");
+        assert!(
+            output.status.success(),
+            "{} is refused:\n{}",
+            config.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    check(&example);
+    // The commented `auto_start` is a fixed date, which will be in the past one day: it is
+    // checked with a date ahead instead.
+    let text = std::fs::read_to_string(&example).expect("read the example");
+    let commented = "# auto_start = \"2026-12-24 18:00\"";
+    assert!(text.contains(commented), "the example shows `auto_start`");
+    let ahead = (chrono::Local::now() + std::time::Duration::from_secs(3600))
+        .format("%Y-%m-%d %H:%M")
+        .to_string();
+    let with_start = dir.path().join("with-start.toml");
+    std::fs::write(
+        &with_start,
+        text.replace(commented, &format!("auto_start = \"{ahead}\"")),
+    )
+    .expect("write");
+    check(&with_start);
 
     // Its bridge keys are commented out (bridges are not the default); uncommented, they are
     // valid too (the obfs4 line's transport is found on PATH: tests/run installs obfs4proxy).
-    let text = std::fs::read_to_string(&example).expect("read the example");
     let mut uncommented = 0;
-    let text: String = text
+    let bridged_text: String = text
         .lines()
         .map(|line| {
             match ["# bridges = ", "# use_bridges = ", "# transports = "]
@@ -148,19 +166,8 @@ fn the_example_config_is_valid() {
         .collect();
     assert_eq!(uncommented, 3, "the example lost a bridge key");
     let bridged = dir.path().join("bridged.toml");
-    std::fs::write(&bridged, text).expect("write the bridged example");
-    let output = std::process::Command::new(onionhost_tests::host::onionhost_bin())
-        .arg("check")
-        .arg("--config")
-        .arg(&bridged)
-        .current_dir(dir.path())
-        .output()
-        .expect("run onionhost check");
-    assert!(
-        output.status.success(),
-        "examples/onionhost.toml with its bridge keys is refused:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    std::fs::write(&bridged, bridged_text).expect("write the bridged example");
+    check(&bridged);
 }
 
 /// A bad bridge on the command line stops the host before it starts, naming the option.
