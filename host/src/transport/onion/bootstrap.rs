@@ -17,7 +17,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// How long bootstrap may make no progress before the console says so. On the public
 /// network Arti usually bootstraps in seconds; half a minute without a step means something
-/// is in the way.
+/// is in the way. Arti itself reports a blocked network only after a minute of failed
+/// attempts (tor-chanmgr 0.47's `MIN_DURATION`), and never when only a bridge or its
+/// transport fails, so this line is often the first and only one.
 const STALL_AFTER: Duration = Duration::from_secs(30);
 
 /// How the host reaches Tor: directly, or through bridges. It words the console's lines.
