@@ -52,6 +52,15 @@ pub(crate) struct TabArgs {
     /// The title of the tab's pages.
     #[arg(long, value_name = "TEXT")]
     pub(crate) title: Option<String>,
+    /// Reach Tor only through this bridge (repeatable): a bridge line such as
+    /// "obfs4 192.0.2.1:443 FINGERPRINT cert=... iat-mode=0", from bridges.torproject.org or
+    /// Tor Browser. Its pluggable transport binary is looked up on PATH.
+    #[arg(long, value_name = "LINE")]
+    pub(crate) bridge: Vec<String>,
+    /// The binary of a pluggable transport for --bridge, when it is not the one on PATH
+    /// (repeatable): PROTOCOLS=PATH, e.g. "obfs4,meek_lite=/opt/lyrebird".
+    #[arg(long, value_name = "PROTOCOLS=PATH")]
+    pub(crate) tor_transport: Vec<String>,
 }
 
 /// The commands.

@@ -16,7 +16,7 @@ mod supervisor;
 mod transport;
 
 use cli::{Cli, Command, CommonArgs, TabArgs};
-use config::{HostConfig, OnionTabOptions, TabConfig, TabTimers};
+use config::{HostConfig, OnionTabOptions, TabConfig, TabTimers, TorConfig};
 use console::Console;
 use modes::Registry;
 use onionhost_sdk::host::section;
@@ -79,6 +79,7 @@ fn host_config(
             .factory(mode, None)?
             .check(&section)
             .map_err(|err| anyhow::anyhow!("{err}"))?;
+        let bridges = config::command_line_bridges(&tab.bridge, &tab.tor_transport)?;
         Ok(HostConfig {
             tabs: vec![TabConfig {
                 name: mode.to_owned(),
@@ -94,7 +95,10 @@ fn host_config(
                 timers,
                 qr: tab.qr,
             }],
-            ..HostConfig::default()
+            tor: TorConfig {
+                bridges,
+                ..TorConfig::default()
+            },
         })
     };
     Ok(Some(match command {

@@ -145,4 +145,57 @@ fn the_example_config_is_valid() {
     )
     .expect("write");
     check(&with_start);
+
+    // Its bridge keys are commented out (bridges are not the default); uncommented, they are
+    // valid too (the obfs4 line's transport is found on PATH: tests/run installs obfs4proxy).
+    let mut uncommented = 0;
+    let bridged_text: String = text
+        .lines()
+        .map(|line| {
+            match ["# bridges = ", "# use_bridges = ", "# transports = "]
+                .iter()
+                .find(|key| line.starts_with(*key))
+            {
+                Some(_) => {
+                    uncommented += 1;
+                    format!("{}\n", &line[2..])
+                }
+                None => format!("{line}\n"),
+            }
+        })
+        .collect();
+    assert_eq!(uncommented, 3, "the example lost a bridge key");
+    let bridged = dir.path().join("bridged.toml");
+    std::fs::write(&bridged, bridged_text).expect("write the bridged example");
+    check(&bridged);
+}
+
+/// A bad bridge on the command line stops the host before it starts, naming the option.
+#[test]
+fn a_malformed_bridge_option_is_refused() {
+    let host = TestHost::spawn(&["chat", "--bridge", "obfs4 192.0.2.1:443"]).expect("start");
+    let stopped = host.wait_exit().expect("exit");
+    assert_eq!(stopped.status.code(), Some(2));
+    assert!(
+        stopped
+            .stderr
+            .contains("error: --bridge #1: not a bridge line: "),
+        "{}",
+        stopped.stderr
+    );
+    assert!(stopped.stdout.is_empty(), "{}", stopped.stdout);
+}
+
+/// A bridge problem in a config file names the file, line and key, and says what to do.
+#[test]
+fn bridge_errors_in_a_config_name_file_line_and_key() {
+    let err = refused(
+        "[tor]\nuse_bridges = false\nbridges = [\"obfs4 192.0.2.1:443 316E643333645F6D79216558614D3931657A5F5F cert=abc iat-mode=0\"]\ntransports = [{ protocols = [\"obfs4\"], path = \"/nonexistent/lyrebird\" }]\n[[tab]]\nname = \"a\"\nmode = \"chat\"\n",
+    );
+    for expected in [
+        "onionhost.toml:2: [tor] `use_bridges`: `use_bridges = false`, but `bridges` lists bridges",
+        "onionhost.toml:4: [tor] `transports[0].path`: cannot use `/nonexistent/lyrebird`",
+    ] {
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
 }

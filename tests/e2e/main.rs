@@ -1,6 +1,7 @@
 //! End-to-end tests of onionhost: the real binary, driven over HTTP and WebSocket.
 //!
 //! One module per area; helpers live in the `onionhost_tests` library next to this folder.
+mod bridges;
 mod chat;
 mod config;
 mod host;

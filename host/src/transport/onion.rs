@@ -1,7 +1,8 @@
 //! The onion transport: every tab is its own Tor onion service, published by the Arti client
 //! embedded in the host, and served straight on the onion service's streams.
 //!
-//! One Tor client per host ([`client`]), bootstrapped once before any tab starts. Each tab
+//! One Tor client per host ([`client`]), bootstrapped once before any tab starts
+//! ([`bootstrap`]), directly or through bridges. Each tab
 //! gets its own identity key and so its own address ([`keys`]), private (restricted discovery
 //! with a client key the host prints) unless `public`, ephemeral (keys in memory only) unless
 //! `persistent`. [`service`] launches it and turns its streams into connections.
@@ -16,6 +17,7 @@ use super::Incoming;
 use crate::config::{TabConfig, TorConfig};
 use crate::console::Console;
 
+mod bootstrap;
 mod client;
 mod keys;
 mod service;
@@ -43,7 +45,8 @@ impl OnionTransport {
         console: &Console,
     ) -> anyhow::Result<Self> {
         let config = client::client_config(tor, dirs)?;
-        let client = client::bootstrap(config, tor.bootstrap_timeout, console).await?;
+        let route = bootstrap::Route::new(tor.bridges.as_ref());
+        let client = bootstrap::bootstrap(config, tor.bootstrap_timeout, route, console).await?;
         Ok(Self {
             client,
             keys_dir: tor.keys_dir.clone(),
