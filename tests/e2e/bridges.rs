@@ -240,5 +240,13 @@ async fn failing_bridges_are_named_in_one_line() {
             "{what}: {}",
             stopped.stdout
         );
+        // A transport that fails is named in one line of its own (Arti retries it, the
+        // console shows it once); a bridge that is down is not a transport failure.
+        let transport_lines = tor_lines
+            .iter()
+            .filter(|l| l.starts_with("[tor] a pluggable transport failed: "))
+            .count();
+        let expected = usize::from(what == "a transport that exits");
+        assert_eq!(transport_lines, expected, "{what}: {}", stopped.stdout);
     }
 }

@@ -22,6 +22,10 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// transport fails, so this line is often the first and only one.
 const STALL_AFTER: Duration = Duration::from_secs(30);
 
+/// At most this many distinct transport failures are shown (Arti retries a failing transport
+/// for as long as it connects).
+const MAX_TRANSPORT_LINES: usize = 4;
+
 /// How the host reaches Tor: directly, or through bridges. It words the console's lines.
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
@@ -76,6 +80,13 @@ impl Route {
         )
     }
 
+    /// The console's one line about a pluggable transport that failed.
+    fn transport_line(&self, failure: &str) -> String {
+        format!(
+            "[tor] a pluggable transport failed: {failure}; check its binary (`transports` in `[tor]`, or `--tor-transport`), or install its package again"
+        )
+    }
+
     /// The console's one line about a bootstrap that has not moved for a while.
     fn stalled_line(&self, percent: u32, waited: Duration) -> String {
         format!(
@@ -107,6 +118,7 @@ pub(crate) async fn bootstrap(
     let progress = {
         let console = console.clone();
         let mut events = client.bootstrap_events();
+        let mut failures = crate::logging::transport_failures();
         let route = route.clone();
         tokio::spawn(async move {
             let mut shown: Option<(u32, Instant)> = None;
@@ -115,12 +127,24 @@ pub(crate) async fn bootstrap(
             // step takes long (or that the network is blocked, which says as much).
             let mut step = (0, tokio::time::Instant::now());
             let mut spoken = false;
+            // Arti tries a failing transport again and again: each failure is shown once.
+            let mut failed: Vec<String> = Vec::new();
             loop {
                 let status = tokio::select! {
                     status = events.next() => match status {
                         Some(status) => status,
                         None => break,
                     },
+                    failure = failures.recv() => {
+                        if let Ok(failure) = failure
+                            && !failed.contains(&failure)
+                            && failed.len() < MAX_TRANSPORT_LINES
+                        {
+                            console.host(&route.transport_line(&failure));
+                            failed.push(failure);
+                        }
+                        continue;
+                    }
                     () = tokio::time::sleep_until(step.1 + STALL_AFTER), if !spoken => {
                         console.host(&route.stalled_line(step.0, STALL_AFTER));
                         spoken = true;
