@@ -321,5 +321,4 @@ impl Feed {
 }
 
 #[cfg(test)]
-#[path = "nojs_tests.rs"]
 mod tests;

@@ -355,3 +355,6 @@ async fn next_event(
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

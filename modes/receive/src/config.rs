@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use onionhost_sdk::{ByteSize, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The receive mode's own config section, `[tab.receive]`. Every key has a default, so a
 /// receive tab needs no section at all.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReceiveConfig {
     /// Where uploads are saved, one folder per upload. `~/` stands for the home folder.
