@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use onionhost_sdk::notice::NoticeUrl;
 use onionhost_sdk::{ByteSize, ConfigError};
 use serde::Deserialize;
 
@@ -48,6 +49,14 @@ pub struct ReceiveConfig {
     /// How far, in seconds, an upload may fall behind `min_upload_rate`: at its start, and
     /// in any pause later.
     pub upload_rate_grace_seconds: u64,
+    /// The page's title (the browser's tab and the page's heading).
+    pub title: String,
+    /// age X25519 recipients (`age1...`): when set, every upload is saved as one encrypted
+    /// file for them, and nothing of it touches the disk in plaintext.
+    pub encrypt_to: Vec<String>,
+    /// A URL the host POSTs a short notice to after each complete upload, through the
+    /// tab's own network path (Tor).
+    pub webhook_url: Option<NoticeUrl>,
 }
 
 /// The largest text message that may be configured (16 MiB).
@@ -60,6 +69,14 @@ const MAX_CONCURRENT_UPLOADS: usize = 1024;
 /// The highest `min_upload_rate` that may be configured: more would cut off ordinary Tor
 /// circuits.
 const MAX_MIN_UPLOAD_RATE: u64 = 1024 * 1024;
+
+/// The longest title, in characters (as share's).
+const MAX_TITLE_CHARS: usize = 200;
+/// The most recipients `encrypt_to` may list: each adds a stanza to every upload's header.
+const MAX_RECIPIENTS: usize = 64;
+
+/// The page's title unless `title` says otherwise.
+pub const DEFAULT_TITLE: &str = "onionhost receive";
 
 /// The default folder, under the home folder.
 pub const DEFAULT_DIR: &str = "~/onionhost-received";
@@ -82,6 +99,9 @@ impl Default for ReceiveConfig {
             upload_idle_timeout_seconds: 120,
             min_upload_rate: ByteSize::kib(4),
             upload_rate_grace_seconds: 60,
+            title: DEFAULT_TITLE.to_owned(),
+            encrypt_to: Vec::new(),
+            webhook_url: None,
         }
     }
 }
@@ -169,6 +189,9 @@ impl onionhost_sdk::ModeConfig for ReceiveConfig {
             1,
             3600,
         )?;
+        onionhost_sdk::text::check_title(&self.title, MAX_TITLE_CHARS)
+            .map_err(|err| ConfigError::at("title", err))?;
+        self.recipients()?;
         if self.disable_files && self.disable_text {
             return Err(ConfigError::at(
                 "disable_text",
@@ -198,6 +221,35 @@ impl ReceiveConfig {
                 )
             })?;
         Ok(PathBuf::from(home).join(rest))
+    }
+
+    /// The parsed [`ReceiveConfig::encrypt_to`] recipients (empty: uploads are saved as they
+    /// are). A key that is not an age X25519 recipient is an error naming its place.
+    pub fn recipients(&self) -> Result<Vec<age::x25519::Recipient>, ConfigError> {
+        if self.encrypt_to.len() > MAX_RECIPIENTS {
+            return Err(ConfigError::at(
+                "encrypt_to",
+                format!(
+                    "lists {} recipients; at most {MAX_RECIPIENTS}",
+                    self.encrypt_to.len()
+                ),
+            ));
+        }
+        self.encrypt_to
+            .iter()
+            .enumerate()
+            .map(|(index, key)| {
+                key.trim().parse::<age::x25519::Recipient>().map_err(|err| {
+                    ConfigError::at(
+                        &format!("encrypt_to.{index}"),
+                        format!(
+                            "is not an age X25519 recipient ({err}): give the public key that \
+                             `age-keygen` prints, `age1` followed by 58 characters"
+                        ),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// [`ReceiveConfig::upload_idle_timeout_seconds`] as a duration.
