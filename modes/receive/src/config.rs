@@ -330,6 +330,18 @@ mod tests {
             ),
             ("disable_files = true\ndisable_text = true", "disable_text"),
             ("dir = \"\"", "dir"),
+            ("title = \"\"", "title"),
+            ("title = \"a\\u202eb\"", "title"),
+            ("title = \"a\\nb\"", "title"),
+            ("encrypt_to = [\"age1nope\"]", "encrypt_to.0"),
+            ("encrypt_to = \"age1\"", "encrypt_to"),
+            (
+                "encrypt_to = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\", \"ssh-ed25519 AAAA\"]",
+                "encrypt_to.1",
+            ),
+            ("webhook_url = \"https://example.org/\"", "webhook_url"),
+            ("webhook_url = \"ftp://example.org/\"", "webhook_url"),
+            ("webhook_url = 3", "webhook_url"),
             (
                 "show_file_names_in_console = 1",
                 "show_file_names_in_console",

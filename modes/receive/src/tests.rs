@@ -10,7 +10,7 @@ use futures::SinkExt;
 use http_body_util::BodyExt;
 use onionhost_sdk::axum::body::{Body, Bytes};
 use onionhost_sdk::axum::http::{Request, StatusCode, header};
-use onionhost_sdk::testing::TestTab;
+use onionhost_sdk::testing::{Notices, TestTab};
 use onionhost_sdk::{Direction, TabEvent, TransferOutcome, Visitor};
 use tower::ServiceExt;
 
@@ -18,6 +18,7 @@ use onionhost_sdk::axum::extract::State;
 
 use crate::{ReceiveConfig, ReceiveMode};
 
+mod beyond;
 mod refusals;
 
 const BOUNDARY: &str = "----onionhost-test-boundary";
@@ -61,7 +62,11 @@ struct Tab {
 
 impl Tab {
     fn new(extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::in_dir(tempfile::tempdir().unwrap(), extra, Notices::default())
+    }
+
+    /// A tab on `dir`, whose notices go to `notices`.
+    fn in_dir(dir: tempfile::TempDir, extra: &str, notices: Notices) -> Self {
         // The test machine's disk may be nearly full: only the free-space test sets a floor.
         let floor = if extra.contains("min_free_space") {
             ""
@@ -69,7 +74,7 @@ impl Tab {
             "min_free_space = 0"
         };
         let section = format!("dir = {:?}\n{floor}\n{extra}", dir.path().to_str().unwrap());
-        let tab = TestTab::build::<ReceiveMode>(&section).unwrap();
+        let tab = TestTab::build_with_notices::<ReceiveMode>(&section, notices).unwrap();
         Self { tab, dir }
     }
 
