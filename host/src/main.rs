@@ -11,6 +11,7 @@ mod config;
 mod console;
 mod logging;
 mod modes;
+mod notice;
 mod plugin;
 mod supervisor;
 mod transport;

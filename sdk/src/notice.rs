@@ -133,7 +133,11 @@ impl FromStr for NoticeUrl {
             text: text.to_owned(),
             host,
             port: authority.port_u16().unwrap_or(80),
-            path: if path.is_empty() { "/".to_owned() } else { path },
+            path: if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path
+            },
         })
     }
 }
@@ -206,7 +210,12 @@ mod tests {
         let url: NoticeUrl = "http://[::1]:9/x".parse().unwrap();
         assert_eq!((url.host(), url.authority()), ("::1", "[::1]:9".to_owned()));
         assert!(url.is_loopback());
-        assert!("http://localhost/".parse::<NoticeUrl>().unwrap().is_loopback());
+        assert!(
+            "http://localhost/"
+                .parse::<NoticeUrl>()
+                .unwrap()
+                .is_loopback()
+        );
     }
 
     #[test]

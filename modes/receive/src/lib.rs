@@ -82,8 +82,9 @@ impl Mode for ReceiveMode {
         // Whether the host can send there depends on how it runs (`--local-only`), so this is
         // checked here, at start, never later.
         if let Some(url) = &config.webhook_url {
-            ctx.check_notice_url(url)
-                .map_err(|err| BuildError::Other(format!("webhook_url {url} cannot be used: {err}")))?;
+            ctx.check_notice_url(url).map_err(|err| {
+                BuildError::Other(format!("webhook_url {url} cannot be used: {err}"))
+            })?;
         }
         let earlier = store::bytes_already_received(&dir).map_err(|err| {
             BuildError::io(

@@ -810,7 +810,12 @@ async fn hostile_titles_and_names_are_escaped_on_every_page() {
         crate::page::not_found(State(std::sync::Arc::clone(&receive))).await,
         crate::page::received(&receive, false, &[hostile_file]),
         crate::page::refused(&receive, false, &crate::upload::UploadError::Empty),
-        crate::page::page(&receive, StatusCode::OK, HOSTILE, maud::html! { p { (HOSTILE) } }),
+        crate::page::page(
+            &receive,
+            StatusCode::OK,
+            HOSTILE,
+            maud::html! { p { (HOSTILE) } },
+        ),
     ];
     for (index, response) in pages.into_iter().enumerate() {
         let body = response.into_body().collect().await.unwrap().to_bytes();

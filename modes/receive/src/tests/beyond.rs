@@ -151,11 +151,7 @@ struct Key {
 fn key() -> Key {
     let identity = age::x25519::Identity::generate();
     let mut file = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(
-        &mut file,
-        identity.to_string().expose_secret().as_bytes(),
-    )
-    .unwrap();
+    std::io::Write::write_all(&mut file, identity.to_string().expose_secret().as_bytes()).unwrap();
     Key {
         file,
         recipient: identity.to_public().to_string(),
@@ -333,7 +329,10 @@ async fn encrypted_bytes_on_disk_count_against_max_total_size_across_runs() {
     // What is left is 2000 less the encrypted file, not less the 1000 bytes sent.
     let left = 2000 - on_disk;
     let (status, body) = second
-        .send(multipart(&[Part::File("b", &vec![8; left as usize + 1])]), true)
+        .send(
+            multipart(&[Part::File("b", &vec![8; left as usize + 1])]),
+            true,
+        )
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     let (status, body) = second
