@@ -126,4 +126,33 @@ fn the_example_config_is_valid() {
         "examples/onionhost.toml is refused:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+
+    // The keys it shows commented out (they need values of the user's own) are valid too.
+    let text = std::fs::read_to_string(&example).expect("read the example");
+    let mut uncommented = 0;
+    let text: String = text
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(key) if key.starts_with("encrypt_to = ") || key.starts_with("webhook_url = ") => {
+                uncommented += 1;
+                format!("{key}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    assert_eq!(uncommented, 2, "the example shows encrypt_to and webhook_url");
+    let full = dir.path().join("full.toml");
+    std::fs::write(&full, text).expect("write");
+    let output = std::process::Command::new(onionhost_tests::host::onionhost_bin())
+        .arg("check")
+        .arg("--config")
+        .arg(&full)
+        .current_dir(dir.path())
+        .output()
+        .expect("run onionhost check");
+    assert!(
+        output.status.success(),
+        "examples/onionhost.toml with its commented keys is refused:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
