@@ -140,7 +140,10 @@ fn the_example_config_is_valid() {
             _ => format!("{line}\n"),
         })
         .collect();
-    assert_eq!(uncommented, 2, "the example shows encrypt_to and webhook_url");
+    assert_eq!(
+        uncommented, 2,
+        "the example shows encrypt_to and webhook_url"
+    );
     let full = dir.path().join("full.toml");
     std::fs::write(&full, text).expect("write");
     let output = std::process::Command::new(onionhost_tests::host::onionhost_bin())

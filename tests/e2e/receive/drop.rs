@@ -85,8 +85,9 @@ fn peak_kib(pid: u32) -> u64 {
 /// The upload's size: far beyond every buffer on its way (1 MiB writes, a queue of four
 /// network chunks, age's 64 KiB chunks).
 const BIG: u64 = 128 * 1024 * 1024;
-/// The most the host may hold at its peak while it receives [`BIG`] bytes.
-const PEAK_LIMIT_KIB: u64 = 96 * 1024;
+/// The most the host may hold at its peak while it receives [`BIG`] bytes: about twice what
+/// was measured (29 MiB for the debug build, binary included), far below [`BIG`].
+const PEAK_LIMIT_KIB: u64 = 64 * 1024;
 
 #[tokio::test]
 async fn an_encrypted_drop_decrypts_with_age_holds_no_plaintext_and_stays_flat_in_memory() {
@@ -110,7 +111,10 @@ async fn an_encrypted_drop_decrypts_with_age_holds_no_plaintext_and_stays_flat_i
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; \
          filename=\"big film.bin\"\r\n\r\n"
     );
-    let tail = form(&[("notes ü.txt", b"PLAINTEXT-MARKER notes")], Some("PLAINTEXT-MARKER hi"));
+    let tail = form(
+        &[("notes ü.txt", b"PLAINTEXT-MARKER notes")],
+        Some("PLAINTEXT-MARKER hi"),
+    );
     const CHUNK: usize = 256 * 1024;
     let chunks = (0..BIG / CHUNK as u64).map(|n| big_block(n * CHUNK as u64, CHUNK));
     let body = futures::stream::iter(
@@ -134,7 +138,10 @@ async fn an_encrypted_drop_decrypts_with_age_holds_no_plaintext_and_stays_flat_i
     let page = response.text().await.expect("page");
     assert!(page.contains("2 files received"), "{page}");
     let peak = peak_kib(host.pid());
-    eprintln!("the host's peak memory while receiving {} MiB: {peak} KiB", BIG >> 20);
+    eprintln!(
+        "the host's peak memory while receiving {} MiB: {peak} KiB",
+        BIG >> 20
+    );
     assert!(
         peak < PEAK_LIMIT_KIB,
         "the host's peak memory was {peak} KiB while it received {} MiB",
@@ -337,7 +344,10 @@ fn bad_webhook_urls_and_recipients_are_config_errors_with_file_and_line() {
 
 /// POSTs a form to `onion` through the test network's C tor client; returns the status.
 async fn post_through_tor(net: &Testnet, onion: &str, body: Vec<u8>) -> u16 {
-    let stream = net.connect(onion, 80).await.expect("reach the tab through tor");
+    let stream = net
+        .connect(onion, 80)
+        .await
+        .expect("reach the tab through tor");
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -398,6 +408,10 @@ async fn an_onion_webhook_gets_its_notice_through_tor() {
             "1 file submitted".to_owned()
         )]
     );
-    assert!(!host.output().contains("webhook notice to"), "{}", host.output());
+    assert!(
+        !host.output().contains("webhook notice to"),
+        "{}",
+        host.output()
+    );
     host.stop().expect("stop");
 }
