@@ -78,7 +78,33 @@ impl TestHost {
     /// Runs `onionhost ARGS` with extra environment variables (an empty value unsets one),
     /// in `dir`.
     pub fn spawn_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        Self::spawn_with(dir, args, env, None)
+    }
+
+    /// [`TestHost::spawn_in`] as the user and group id `uid` (the test must run as root):
+    /// `dir` must then be readable by that user, and whatever the host writes (`TMPDIR`,
+    /// `HOME`) must point to folders it owns.
+    pub fn spawn_as(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        uid: u32,
+    ) -> Result<Self> {
+        Self::spawn_with(dir, args, env, Some(uid))
+    }
+
+    fn spawn_with(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        uid: Option<u32>,
+    ) -> Result<Self> {
         let mut cmd = Command::new(onionhost_bin());
+        if let Some(uid) = uid {
+            use std::os::unix::process::CommandExt as _;
+            // Supplementary groups are dropped too (std does when root sets a uid).
+            cmd.uid(uid).gid(uid);
+        }
         cmd.args(args)
             .current_dir(dir.path())
             .env("RUST_LOG", "debug")
@@ -162,11 +188,17 @@ impl TestHost {
     }
 
     /// Sends SIGTERM and waits for the process to exit (with a deadline).
-    pub fn stop(mut self) -> Result<Stopped> {
-        let child = self.child.as_mut().context("already stopped")?;
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).context("SIGTERM")?;
+    pub fn stop(self) -> Result<Stopped> {
+        self.terminate()?;
         self.wait_exit()
+    }
+
+    /// Sends SIGTERM (the user's first Ctrl-C) and returns at once, for a test that watches
+    /// what the host does while it stops; [`TestHost::wait_exit`] then waits for the end.
+    pub fn terminate(&self) -> Result<()> {
+        let child = self.child.as_ref().context("already stopped")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).context("SIGTERM")
     }
 
     /// Waits for the process to exit on its own (with a deadline).

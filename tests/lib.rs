@@ -2,6 +2,7 @@
 //! prints, stop it. The tests themselves live in `e2e/`, one module per area.
 
 pub mod chat_client;
+pub mod firewall;
 pub mod host;
 pub mod plugins;
 pub mod testnet;

@@ -42,6 +42,7 @@
 //! stops the processes it was told about and removes the network's directory as soon as the
 //! test process ends, however it ends. Directories of dead test processes are removed at start.
 
+mod bridge;
 mod control;
 mod network;
 mod process;
@@ -59,6 +60,7 @@ use data_encoding::{BASE32_NOPAD, BASE64};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 
+pub use self::bridge::Obfs4Bridge;
 use self::control::Control;
 use self::network::Node;
 use self::process::{TorProcess, tail, write_private};
@@ -102,6 +104,10 @@ pub struct Testnet {
     /// Serialises changes to the client's authorization keys and NEWNYM signals.
     control_lock: tokio::sync::Mutex<()>,
     services: AtomicUsize,
+    /// Every TCP port the network's tor processes listen on (OR, Dir, SOCKS and control).
+    ports: Vec<u16>,
+    /// The obfs4 bridge, started by the first test that needs it.
+    bridge: tokio::sync::OnceCell<Obfs4Bridge>,
 }
 
 impl Testnet {
@@ -146,6 +152,13 @@ impl Testnet {
     /// The network as a host config's `[tor]` section (starts with `"[tor]\n"`).
     pub fn tor_section(&self) -> String {
         format!("[tor]\n{}", self.network_toml())
+    }
+
+    /// Every TCP port on 127.0.0.1 that the network's authorities, relays and client listen
+    /// on (OR ports, directory ports, the client's SOCKS and control ports); the bridge's are
+    /// not among them.
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
     }
 
     /// The C tor client's SOCKS5 port (hostnames resolved by tor; `ExtendedErrors` is on, so
@@ -226,6 +239,19 @@ impl Testnet {
         port: u16,
         limit: Duration,
     ) -> Result<tokio::net::TcpStream> {
+        self.connect_isolated(host, port, None, limit).await
+    }
+
+    /// [`Testnet::connect_within`] as a visitor of its own: with `isolation`, tor builds new
+    /// circuits for this stream (a new rendezvous, for an onion service) instead of reusing
+    /// those of earlier streams with another or no isolation name.
+    pub async fn connect_isolated(
+        &self,
+        host: &str,
+        port: u16,
+        isolation: Option<&str>,
+        limit: Duration,
+    ) -> Result<tokio::net::TcpStream> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut attempts = 0u32;
         let mut last: Option<SocksError> = None;
@@ -236,7 +262,7 @@ impl Testnet {
             let attempt_deadline = deadline.min(tokio::time::Instant::now() + ATTEMPT_DEADLINE);
             let result = match tokio::time::timeout_at(
                 attempt_deadline,
-                socks::connect(self.socks, host, port),
+                socks::connect(self.socks, host, port, isolation),
             )
             .await
             {

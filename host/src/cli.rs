@@ -38,6 +38,29 @@ pub(crate) struct TabArgs {
     /// Keep the onion service's keys, so that the address survives a restart.
     #[arg(long)]
     pub(crate) persistent: bool,
+    /// Also print the address (and, for a private tab, the client key) as QR codes, for a
+    /// phone to scan.
+    #[arg(long)]
+    pub(crate) qr: bool,
+    /// Start serving this many seconds from now; the address is printed at once, but nothing
+    /// is reachable (no onion service is published) until then.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) auto_start_timer: Option<u64>,
+    /// Stop this many seconds after the tab starts serving (transfers in flight finish).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) auto_stop_timer: Option<u64>,
+    /// The title of the tab's pages.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) title: Option<String>,
+    /// Reach Tor only through this bridge (repeatable): a bridge line such as
+    /// "obfs4 192.0.2.1:443 FINGERPRINT cert=... iat-mode=0", from bridges.torproject.org or
+    /// Tor Browser. Its pluggable transport binary is looked up on PATH.
+    #[arg(long, value_name = "LINE")]
+    pub(crate) bridge: Vec<String>,
+    /// The binary of a pluggable transport for --bridge, when it is not the one on PATH
+    /// (repeatable): PROTOCOLS=PATH, e.g. "obfs4,meek_lite=/opt/lyrebird".
+    #[arg(long, value_name = "PROTOCOLS=PATH")]
+    pub(crate) tor_transport: Vec<String>,
 }
 
 /// The commands.

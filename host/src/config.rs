@@ -12,13 +12,21 @@ use std::path::Path;
 use onionhost_sdk::ConfigError;
 use serde::Deserialize;
 
+mod bridges;
 mod locate;
 mod tab;
+mod timer;
 mod tor;
+
+pub(crate) use bridges::Bridges;
+use bridges::Search;
+#[cfg(test)]
+pub(crate) use bridges::{BridgeLine, Transport};
 
 #[cfg(test)]
 pub(crate) use tab::ClientKey;
 pub(crate) use tab::{OnionTabOptions, TabConfig};
+pub(crate) use timer::{TabTimers, show as show_time, show_stop};
 #[cfg(test)]
 pub(crate) use tor::{Authority, DEFAULT_BOOTSTRAP_TIMEOUT, Fallback};
 pub(crate) use tor::{TorConfig, TorNetwork};
@@ -130,7 +138,8 @@ pub(crate) fn parse(
     let base = file.parent().filter(|dir| !dir.as_os_str().is_empty());
     let lines = locate::Lines::new(text);
     let mut errors = Vec::new();
-    let mut tor = match tor::check_tor(raw.tor) {
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    let mut tor = match tor::check_tor(raw.tor, &Search::new(&path_var, base)) {
         Ok(tor) => tor,
         Err(problems) => {
             for (path, message) in problems {
@@ -172,6 +181,17 @@ pub(crate) fn parse(
     } else {
         Err(ConfigErrors::new(file, errors))
     }
+}
+
+/// Checks the `--bridge` and `--tor-transport` options of a one-tab command; pluggable
+/// transport binaries are looked up on `PATH`.
+pub(crate) fn command_line_bridges(
+    lines: &[String],
+    transports: &[String],
+) -> Result<Option<Bridges>, anyhow::Error> {
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    bridges::from_command_line(lines, transports, &Search::new(&path_var, None))
+        .map_err(|errors| anyhow::anyhow!("{}", errors.join("\n")))
 }
 
 /// Reads a `--tor-network` file: `authorities` and `fallbacks`, as in `[tor]`.
@@ -351,6 +371,40 @@ mod tests {
             err.contains("test.toml:5: [tor] `authorities[0].address`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn bridge_problems_name_their_lines_and_keys() {
+        let text = format!(
+            "{TAB}[tor]\nuse_bridges = false\nbridges = [\n  \"198.51.100.7:9001 7DD62766BF2052432051D7B7E08A22F7E34A4543\",\n  \"obfs4 192.0.2.1:443\",\n]\ntransports = [\n  {{ protocols = [\"obfs4\"], path = \"/nonexistent/lyrebird\" }},\n  {{ protocols = [\"obfs4\"], colour = 1 }},\n]\n"
+        );
+        // A serde error stops the section's check before the bridges are looked at.
+        let err = errors(&text);
+        assert!(
+            err.starts_with("test.toml:12: [tor] `transports[1].colour`: unknown field"),
+            "{err}"
+        );
+        let err = errors(&text.replace(", colour = 1", ""));
+        for expected in [
+            "test.toml:5: [tor] `use_bridges`: `use_bridges = false`, but `bridges` lists bridges",
+            "test.toml:8: [tor] `bridges[1]`: not a bridge line: ",
+            "test.toml:11: [tor] `transports[0].path`: cannot use `/nonexistent/lyrebird`",
+        ] {
+            assert!(err.contains(expected), "{expected}\n{err}");
+        }
+    }
+
+    #[test]
+    fn a_direct_bridge_needs_no_transport() {
+        let config = parse(
+            &format!("{TAB}[tor]\nbridges = [\"198.51.100.7:9001 7DD62766BF2052432051D7B7E08A22F7E34A4543\"]\n"),
+            Path::new("test.toml"),
+            &Modes,
+        )
+        .unwrap();
+        let bridges = config.tor.bridges.unwrap();
+        assert_eq!(bridges.lines.len(), 1);
+        assert!(bridges.transports.is_empty());
     }
 
     #[test]
@@ -553,6 +607,19 @@ mod tests {
                 if key != "mode" { lines.push("mode = \"chat\"".into()); }
                 lines.push(format!("{key} = {value}"));
                 all_errors_have_lines(&lines.join("\n"))?;
+            }
+
+            #[test]
+            fn bridge_lines_never_panic_and_errors_have_lines(
+                line in prop_oneof![
+                    any::<String>(),
+                    "(Bridge )?(obfs4|snowflake|x)? ?[0-9.:\\[\\]a-f]{0,20} [0-9A-F]{0,42}( [a-z]{1,5}=[A-Za-z0-9+/=]{0,8}){0,3}",
+                ],
+            ) {
+                all_errors_have_lines(&format!(
+                    "[tor]\nbridges = [{}]\n[[tab]]\nname = \"a\"\nmode = \"chat\"\n",
+                    quoted(&line)
+                ))?;
             }
 
             #[test]

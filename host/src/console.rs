@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
 
+mod qr;
+
 /// How often one transfer's progress is shown at most.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -49,6 +51,20 @@ impl Console {
     /// the line, so both are shown by their code point.
     pub(crate) fn tab(&self, tab: &str, message: &str) {
         self.print(&format!("[{}] {}", printable(tab), printable(message)));
+    }
+
+    /// Prints `text` (a tab's address or client key) as a QR code, after a line saying what it
+    /// is. Only here, on the console: a QR code shows what it encodes.
+    pub(crate) fn qr(&self, tab: &str, what: &str, text: &str) {
+        match qr::render(text) {
+            Some(lines) => {
+                self.tab(tab, &format!("{what} as a QR code:"));
+                for line in lines {
+                    self.print(&line);
+                }
+            }
+            None => self.tab(tab, &format!("{what} is too long for a QR code")),
+        }
     }
 
     fn print(&self, line: &str) {

@@ -9,9 +9,16 @@
 //!   progress, a blocked network, an onion service in trouble).
 //!
 //! Colour only when stderr is a terminal and `NO_COLOR` is unset.
+//!
+//! One kind of Arti event also reaches the console: a pluggable transport that fails
+//! (`tor_ptmgr`'s warnings, which Arti reports nowhere else), through
+//! [`transport_failures`], so that the bootstrap can say so in one line.
 
 use std::fmt;
 use std::io::IsTerminal as _;
+use std::sync::OnceLock;
+
+use tokio::sync::broadcast;
 
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::filter::{EnvFilter, FilterFn, LevelFilter, Targets};
@@ -36,6 +43,47 @@ const PRIVATE_TARGETS: &[&str] = &[
     "multer",
     "tower_http",
 ];
+
+/// What the pluggable transport manager warns about, for the console (see
+/// [`transport_failures`]). Only the events' messages travel: tor-ptmgr knows transport
+/// binaries, never bridge addresses.
+static TRANSPORT_FAILURES: OnceLock<broadcast::Sender<String>> = OnceLock::new();
+
+/// The failures of pluggable transports (launch failures, a binary that exits), as Arti's
+/// messages, from now on.
+pub(crate) fn transport_failures() -> broadcast::Receiver<String> {
+    TRANSPORT_FAILURES
+        .get_or_init(|| broadcast::channel(16).0)
+        .subscribe()
+}
+
+/// Whether an event is a pluggable transport failure that the console shows: tor-ptmgr's
+/// own warnings (its modules repeat them in other words, `tor_ptmgr::managed` for one).
+fn is_transport_failure(meta: &Metadata<'_>) -> bool {
+    meta.is_event() && meta.target() == "tor_ptmgr" && *meta.level() <= Level::WARN
+}
+
+/// Sends the message of each transport failure to [`transport_failures`].
+struct TransportFailures;
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for TransportFailures {
+    fn on_event(&self, event: &Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        if let Some(sender) = TRANSPORT_FAILURES.get() {
+            // Nobody listening (the host is not bootstrapping) is fine.
+            let _ = sender.send(message.0);
+        }
+    }
+}
 
 /// Whether `target` is one of Arti's crates.
 fn is_arti(target: &str) -> bool {
@@ -93,7 +141,12 @@ pub(crate) fn init() {
         .with_filter(FilterFn::new(move |meta| {
             is_arti(meta.target()) && (meta.is_span() || arti_selected(&selected, meta))
         }));
-    tracing_subscriber::registry().with(ours).with(arti).init();
+    let failures = TransportFailures.with_filter(FilterFn::new(is_transport_failure));
+    tracing_subscriber::registry()
+        .with(ours)
+        .with(arti)
+        .with(failures)
+        .init();
 }
 
 /// Prints an Arti event as a debug line, its own level in lowercase after the target.
@@ -135,6 +188,27 @@ mod tests {
             assert!(cap.would_enable(target, &Level::INFO), "{target}");
         }
         assert!(cap.would_enable("onionhost::supervisor", &Level::TRACE));
+    }
+
+    #[test]
+    fn transport_failures_reach_the_console_and_nothing_else_does() {
+        let mut failures = transport_failures();
+        let subscriber = tracing_subscriber::registry()
+            .with(TransportFailures.with_filter(FilterFn::new(is_transport_failure)));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "tor_ptmgr", "PT for obfs4 failed to launch: PT binary gone");
+            tracing::info!(target: "tor_ptmgr", "Launching pluggable transport");
+            tracing::warn!(target: "tor_ptmgr::managed", "Spawning PT failed");
+            tracing::warn!(target: "tor_guardmgr::guard", "Could not connect to guard");
+        });
+        assert_eq!(
+            failures.try_recv().expect("the failure"),
+            "PT for obfs4 failed to launch: PT binary gone"
+        );
+        assert!(
+            failures.try_recv().is_err(),
+            "more than the failure came through"
+        );
     }
 
     #[test]

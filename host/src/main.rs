@@ -17,9 +17,10 @@ mod supervisor;
 mod transport;
 
 use cli::{Cli, Command, CommonArgs, TabArgs};
-use config::{HostConfig, OnionTabOptions, TabConfig};
+use config::{HostConfig, OnionTabOptions, TabConfig, TabTimers, TorConfig};
 use console::Console;
 use modes::Registry;
+use onionhost_sdk::host::section;
 use transport::Transport;
 use transport::onion::{OnionTransport, TorDirs};
 
@@ -67,12 +68,19 @@ fn host_config(
     command: Command,
     registry: &Registry,
 ) -> anyhow::Result<Option<(HostConfig, CommonArgs)>> {
-    let one_tab = |mode: &str, tab: TabArgs, section: toml::Table| -> anyhow::Result<HostConfig> {
-        let section = toml::Value::Table(section);
+    let one_tab = |mode: &str,
+                   tab: TabArgs,
+                   section: Result<toml::Value, onionhost_sdk::ConfigError>|
+     -> anyhow::Result<HostConfig> {
+        let section = section.map_err(|err| anyhow::anyhow!("{err}"))?;
+        let timers = TabTimers::from_seconds(tab.auto_start_timer, tab.auto_stop_timer).map_err(
+            |problem| anyhow::anyhow!("--auto-start-timer / --auto-stop-timer: {problem}"),
+        )?;
         registry
             .factory(mode, None)?
             .check(&section)
             .map_err(|err| anyhow::anyhow!("{err}"))?;
+        let bridges = config::command_line_bridges(&tab.bridge, &tab.tor_transport)?;
         Ok(HostConfig {
             tabs: vec![TabConfig {
                 name: mode.to_owned(),
@@ -85,8 +93,13 @@ fn host_config(
                     ..OnionTabOptions::default()
                 },
                 section,
+                timers,
+                qr: tab.qr,
             }],
-            ..HostConfig::default()
+            tor: TorConfig {
+                bridges,
+                ..TorConfig::default()
+            },
         })
     };
     Ok(Some(match command {
@@ -95,39 +108,67 @@ fn host_config(
             let config = config::load(&config, registry)?;
             registry.check_plugins(&config)?;
             eprintln!("config is valid: {} tab(s)", config.tabs.len());
+            for tab in &config.tabs {
+                if let Some(start) = tab.timers.start {
+                    eprintln!("tab {:?} starts at {}", tab.name, config::show_time(start));
+                }
+                if let Some(stop) = tab.timers.stop {
+                    eprintln!("tab {:?} stops {}", tab.name, config::show_stop(stop));
+                }
+            }
             return Ok(None);
         }
-        Command::Chat { tab, common } => (one_tab("chat", tab, toml::Table::new())?, common),
+        Command::Chat { tab, common } => {
+            let mut config = onionhost_chat::ChatConfig::default();
+            if let Some(title) = &tab.title {
+                config.title.clone_from(title);
+            }
+            (one_tab("chat", tab, section(&config))?, common)
+        }
         Command::Share {
             paths,
             keep_sharing,
             tab,
             common,
         } => {
-            let mut section = toml::Table::new();
-            let paths = paths
-                .iter()
-                .map(|p| p.to_str().map(|s| toml::Value::String(s.to_owned())))
-                .collect::<Option<Vec<_>>>()
-                .context("a path is not valid UTF-8")?;
-            section.insert("paths".into(), toml::Value::Array(paths));
-            if keep_sharing {
-                section.insert(
-                    "stop_after_first_download".into(),
-                    toml::Value::Boolean(false),
-                );
+            for path in &paths {
+                text_path(path)?;
             }
-            (one_tab("share", tab, section)?, common)
+            let mut config = onionhost_share::ShareConfig {
+                paths,
+                stop_after_first_download: !keep_sharing,
+                ..onionhost_share::ShareConfig::default()
+            };
+            if let Some(title) = &tab.title {
+                config.title.clone_from(title);
+            }
+            (one_tab("share", tab, section(&config))?, common)
         }
         Command::Receive { dir, tab, common } => {
-            let mut section = toml::Table::new();
-            if let Some(dir) = dir {
-                let dir = dir.to_str().context("the folder is not valid UTF-8")?;
-                section.insert("dir".into(), toml::Value::String(dir.to_owned()));
+            if let Some(dir) = &dir {
+                text_path(dir)?;
             }
-            (one_tab("receive", tab, section)?, common)
+            let mut config = onionhost_receive::ReceiveConfig {
+                dir,
+                ..onionhost_receive::ReceiveConfig::default()
+            };
+            if let Some(title) = &tab.title {
+                config.title.clone_from(title);
+            }
+            (one_tab("receive", tab, section(&config))?, common)
         }
     }))
+}
+
+/// Refuses a path that a config section cannot hold: TOML text is UTF-8, and a changed path
+/// (lossy conversion) would serve or write somewhere else than the user asked.
+fn text_path(path: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        path.to_str().is_some(),
+        "{}: the path is not valid UTF-8, which onionhost cannot take; rename it",
+        path.display()
+    );
+    Ok(())
 }
 
 /// Runs the tabs until they end or a signal comes.

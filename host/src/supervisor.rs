@@ -24,8 +24,8 @@ use crate::transport::Transport;
 
 /// How long, after the first Ctrl-C or SIGTERM, connections that carry no transfer (a page
 /// being written, a request a mode keeps waiting) may run on. Transfers in flight are waited
-/// for however long they take; once they have ended and this has passed, whatever is left is
-/// closed.
+/// for however long they take; once this has passed since the signal and since the last
+/// transfer ended (its last bytes may still be on their way out), whatever is left is closed.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How the host's run ended.
@@ -112,8 +112,15 @@ pub(crate) async fn run(
     }
     let mut closing = false;
     let grace = async {
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         console.transfers_ended().await;
+        // A transfer ends when its mode has handed over its last byte, which may still be in
+        // the HTTP connection's buffers and the transport's queues: the connections get the
+        // grace again from then to deliver it (a finished response ends its connection by
+        // itself). Regression: closing them at once cut the end of downloads that finished
+        // after the grace (the e2e test `after_sigterm_no_new_visitor_gets_in_...` lost 32 KB).
+        let ended = tokio::time::Instant::now();
+        tokio::time::sleep_until(deadline.max(ended + SHUTDOWN_GRACE)).await;
         close.cancel();
     };
     tokio::pin!(grace);
@@ -177,7 +184,22 @@ async fn run_tab(
         })?
         .with_context(|| format!("cannot start the {} mode", tab.mode))?;
 
-    let incoming = shared.transport.open(&tab, &shared.console).await?;
+    let Some(incoming) = shared
+        .transport
+        .open(&tab, &shared.console, &stopping)
+        .await?
+    else {
+        // Stopped before its start time: nothing was ever served.
+        return Ok(());
+    };
+    if let Some(after) = tab.timers.stop_after_start() {
+        tokio::spawn(auto_stop(
+            after,
+            tab.name.clone(),
+            shared.console.clone(),
+            stopping.clone(),
+        ));
+    }
     let connections = TaskTracker::new();
     serve(
         incoming,
@@ -196,6 +218,24 @@ async fn run_tab(
         () = shared.force_close.cancelled() => {}
     }
     Ok(())
+}
+
+/// Stops the tab `after` this long (its `auto_stop`), the way a tab asks to be stopped: no
+/// new visitors, requests and transfers in flight finish (a share's download, a receive's
+/// upload), chat members are told the room has stopped. Ends at once if the tab stops first.
+async fn auto_stop(after: Duration, tab: String, console: Console, stopping: CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(after) => {
+            if !stopping.is_cancelled() {
+                console.tab(
+                    &tab,
+                    &format!("stopping: its auto-stop timer ran out ({})", humantime::format_duration(Duration::from_secs(after.as_secs().max(1)))),
+                );
+                stopping.cancel();
+            }
+        }
+        () = stopping.cancelled() => {}
+    }
 }
 
 /// Hands the tab's connections to `service` until the tab stops, then stops listening at once:
@@ -303,6 +343,8 @@ mod tests {
             port: None,
             onion: OnionTabOptions::default(),
             section: toml::Value::Table(toml::Table::new()),
+            timers: crate::config::TabTimers::default(),
+            qr: false,
         }
     }
 

@@ -6,10 +6,12 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
 use futures::stream::BoxStream;
 use onionhost_sdk::Visitor;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::TabConfig;
 use crate::console::Console;
@@ -132,15 +134,33 @@ impl Transport {
         }
     }
 
-    /// Starts serving `tab`: listens and tells the user where the tab can be reached.
+    /// Starts serving `tab`: listens and tells the user where the tab can be reached. A tab
+    /// whose `auto_start` is ahead has its address (and client key) printed at once, with the
+    /// time it becomes reachable, and nothing listens (no onion service is published) until
+    /// then; `None` if the tab is stopped before.
     pub(crate) async fn open(
         &self,
         tab: &TabConfig,
         console: &Console,
-    ) -> anyhow::Result<Incoming> {
+        stopping: &CancellationToken,
+    ) -> anyhow::Result<Option<Incoming>> {
         match self {
-            Self::Local => local::open(tab, console).await,
-            Self::Onion(onion) => onion.open(tab, console).await,
+            Self::Local => local::open(tab, console, stopping).await,
+            Self::Onion(onion) => onion.open(tab, console, stopping).await,
         }
+    }
+}
+
+/// The tab's start time, if it is still ahead.
+fn pending_start(tab: &TabConfig) -> Option<SystemTime> {
+    tab.timers.start.filter(|start| *start > SystemTime::now())
+}
+
+/// Waits until `start`; `false` if the tab was stopped first.
+async fn wait_for_start(start: SystemTime, stopping: &CancellationToken) -> bool {
+    let wait = start.duration_since(SystemTime::now()).unwrap_or_default();
+    tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        () = stopping.cancelled() => false,
     }
 }

@@ -58,6 +58,17 @@ pub fn key_path(path: &serde_path_to_error::Path) -> Vec<String> {
         .collect()
 }
 
+/// The config section of a mode's typed config, for a tab the host builds without a config
+/// file (the one-tab commands): every value is serialized by serde, none is written as TOML
+/// text by hand, so a path with quotes, backslashes or newlines arrives as it is. A value TOML
+/// cannot hold (a path that is not UTF-8) is an error, never a changed value.
+pub fn section<C: serde::Serialize>(config: &C) -> Result<toml::Value, ConfigError> {
+    toml::Value::try_from(config).map_err(|err| ConfigError {
+        key: Vec::new(),
+        message: format!("cannot be written as a config section: {err}"),
+    })
+}
+
 /// Parses a mode's config section and validates it.
 pub fn parse_config<M: Mode>(section: toml::Value) -> Result<M::Config, ConfigError> {
     let config: M::Config = serde_path_to_error::deserialize(section).map_err(|err| {

@@ -28,7 +28,7 @@ mod origin;
 mod percent;
 mod visitor;
 
-pub use percent::{PercentDecodeError, percent_decode};
+pub use percent::{PercentDecodeError, percent_decode, percent_encode_segment};
 pub use visitor::Visitor;
 
 use head::{HeadLimit, MAX_REQUEST_HEAD};

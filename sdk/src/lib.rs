@@ -3,6 +3,7 @@
 pub mod context;
 pub mod error;
 pub mod event;
+pub mod files;
 pub mod html;
 // Only the host and the plugin export use it; a mode never needs it.
 #[doc(hidden)]

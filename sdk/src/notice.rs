@@ -149,6 +149,13 @@ impl<'de> Deserialize<'de> for NoticeUrl {
     }
 }
 
+/// As the text the user wrote (the one-tab commands pass their section as TOML).
+impl serde::Serialize for NoticeUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
 /// The URL as the user wrote it. It is the user's own config, fine on their console; the
 /// host never writes it to the log.
 impl fmt::Display for NoticeUrl {

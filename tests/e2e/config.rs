@@ -114,23 +114,65 @@ fn the_example_config_is_valid() {
     // The share tab's paths are relative to the folder onionhost starts in.
     std::fs::write(dir.path().join("report.pdf"), b"%PDF-1.4").expect("write a file to share");
     std::fs::create_dir(dir.path().join("photos")).expect("make a folder to share");
-    let output = std::process::Command::new(onionhost_tests::host::onionhost_bin())
-        .arg("check")
-        .arg("--config")
-        .arg(&example)
-        .current_dir(dir.path())
-        .output()
-        .expect("run onionhost check");
-    assert!(
-        output.status.success(),
-        "examples/onionhost.toml is refused:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-
-    // The keys it shows commented out (they need values of the user's own) are valid too.
+    let check = |config: &std::path::Path| {
+        let output = std::process::Command::new(onionhost_tests::host::onionhost_bin())
+            .arg("check")
+            .arg("--config")
+            .arg(config)
+            .current_dir(dir.path())
+            .output()
+            .expect("run onionhost check");
+        assert!(
+            output.status.success(),
+            "{} is refused:\n{}",
+            config.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    check(&example);
+    // The commented `auto_start` is a fixed date, which will be in the past one day: it is
+    // checked with a date ahead instead.
     let text = std::fs::read_to_string(&example).expect("read the example");
+    let commented = "# auto_start = \"2026-12-24 18:00\"";
+    assert!(text.contains(commented), "the example shows `auto_start`");
+    let ahead = (chrono::Local::now() + std::time::Duration::from_secs(3600))
+        .format("%Y-%m-%d %H:%M")
+        .to_string();
+    let with_start = dir.path().join("with-start.toml");
+    std::fs::write(
+        &with_start,
+        text.replace(commented, &format!("auto_start = \"{ahead}\"")),
+    )
+    .expect("write");
+    check(&with_start);
+
+    // Its bridge keys are commented out (bridges are not the default); uncommented, they are
+    // valid too (the obfs4 line's transport is found on PATH: tests/run installs obfs4proxy).
     let mut uncommented = 0;
-    let text: String = text
+    let bridged_text: String = text
+        .lines()
+        .map(|line| {
+            match ["# bridges = ", "# use_bridges = ", "# transports = "]
+                .iter()
+                .find(|key| line.starts_with(*key))
+            {
+                Some(_) => {
+                    uncommented += 1;
+                    format!("{}\n", &line[2..])
+                }
+                None => format!("{line}\n"),
+            }
+        })
+        .collect();
+    assert_eq!(uncommented, 3, "the example lost a bridge key");
+    let bridged = dir.path().join("bridged.toml");
+    std::fs::write(&bridged, bridged_text).expect("write the bridged example");
+    check(&bridged);
+
+    // The receive keys it shows commented out (they need values of the user's own) are
+    // valid too.
+    let mut uncommented = 0;
+    let receive_text: String = text
         .lines()
         .map(|line| match line.strip_prefix("# ") {
             Some(key) if key.starts_with("encrypt_to = ") || key.starts_with("webhook_url = ") => {
@@ -144,18 +186,37 @@ fn the_example_config_is_valid() {
         uncommented, 2,
         "the example shows encrypt_to and webhook_url"
     );
-    let full = dir.path().join("full.toml");
-    std::fs::write(&full, text).expect("write");
-    let output = std::process::Command::new(onionhost_tests::host::onionhost_bin())
-        .arg("check")
-        .arg("--config")
-        .arg(&full)
-        .current_dir(dir.path())
-        .output()
-        .expect("run onionhost check");
+    let full = dir.path().join("full-receive.toml");
+    std::fs::write(&full, receive_text).expect("write");
+    check(&full);
+}
+
+/// A bad bridge on the command line stops the host before it starts, naming the option.
+#[test]
+fn a_malformed_bridge_option_is_refused() {
+    let host = TestHost::spawn(&["chat", "--bridge", "obfs4 192.0.2.1:443"]).expect("start");
+    let stopped = host.wait_exit().expect("exit");
+    assert_eq!(stopped.status.code(), Some(2));
     assert!(
-        output.status.success(),
-        "examples/onionhost.toml with its commented keys is refused:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        stopped
+            .stderr
+            .contains("error: --bridge #1: not a bridge line: "),
+        "{}",
+        stopped.stderr
     );
+    assert!(stopped.stdout.is_empty(), "{}", stopped.stdout);
+}
+
+/// A bridge problem in a config file names the file, line and key, and says what to do.
+#[test]
+fn bridge_errors_in_a_config_name_file_line_and_key() {
+    let err = refused(
+        "[tor]\nuse_bridges = false\nbridges = [\"obfs4 192.0.2.1:443 316E643333645F6D79216558614D3931657A5F5F cert=abc iat-mode=0\"]\ntransports = [{ protocols = [\"obfs4\"], path = \"/nonexistent/lyrebird\" }]\n[[tab]]\nname = \"a\"\nmode = \"chat\"\n",
+    );
+    for expected in [
+        "onionhost.toml:2: [tor] `use_bridges`: `use_bridges = false`, but `bridges` lists bridges",
+        "onionhost.toml:4: [tor] `transports[0].path`: cannot use `/nonexistent/lyrebird`",
+    ] {
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
 }

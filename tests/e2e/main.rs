@@ -1,11 +1,14 @@
 //! End-to-end tests of onionhost: the real binary, driven over HTTP and WebSocket.
 //!
 //! One module per area; helpers live in the `onionhost_tests` library next to this folder.
+mod bridges;
 mod chat;
 mod config;
 mod host;
+mod one_tab;
 mod onion;
 mod plugin;
 mod receive;
 mod share;
 mod testnet;
+mod timers;

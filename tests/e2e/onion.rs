@@ -369,6 +369,135 @@ async fn a_stopped_tab_takes_its_onion_service_down_and_the_others_stay() {
     assert_quiet(&stopped.stderr);
 }
 
+/// Regression test, "rendezvous after stop": for about 5 s after SIGTERM a new visitor still
+/// completed a rendezvous with a stopping tab (and got an empty reply), so anyone with a public
+/// tab's address could tell it was still up. Now the tab's onion service goes down at the first
+/// SIGTERM: a new visitor (its own circuits, so a new introduction and rendezvous) gets no
+/// stream at all, while a download that was already under way runs to its end.
+///
+/// It fails on the old behaviour: the probe starts as soon as the host says it is stopping,
+/// well inside those 5 s, and the host is certainly still up for all of it (the download,
+/// held back by this test, completes only afterwards), so an onion service that still
+/// completed rendezvous would give the probe a stream.
+#[tokio::test]
+async fn after_sigterm_no_new_visitor_gets_in_while_an_open_download_finishes() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let net = Testnet::shared().await.expect("local Tor network");
+    let files = tempfile::tempdir().expect("temp dir");
+    let big = files.path().join("big.bin");
+    // Far more than tor's stream window and the sockets' buffers hold, so the host cannot
+    // finish sending it while this test does not read.
+    let content: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&big, &content).expect("write");
+    let (host, _scratch) = run_host(
+        net,
+        &format!(
+            "[[tab]]\nname = \"slow\"\nmode = \"share\"\npublic = true\n\
+             [tab.share]\npaths = [{:?}]\nstop_after_first_download = false\n",
+            big.to_str().expect("utf-8")
+        ),
+    );
+    let tab = onion_tab(&host, "slow", false);
+
+    let mut download = net
+        .connect_isolated(&tab.host, 80, Some("download"), Duration::from_secs(120))
+        .await
+        .expect("the download's stream through tor");
+    download
+        .write_all(
+            format!(
+                "GET /files/big.bin HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                tab.host
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("send the request");
+    let mut received = vec![0u8; 64 * 1024];
+    download
+        .read_exact(&mut received)
+        .await
+        .expect("the download starts");
+
+    host.terminate().expect("SIGTERM");
+    host.wait_for("stopping every tab")
+        .expect("the host says it is stopping");
+    let probe = net
+        .connect_isolated(&tab.host, 80, Some("newcomer"), Duration::from_secs(15))
+        .await;
+    assert!(
+        probe.is_err(),
+        "a new visitor got a stream from a tab stopped by SIGTERM"
+    );
+
+    let rest = std::time::Instant::now();
+    download
+        .read_to_end(&mut received)
+        .await
+        .expect("the rest of the download");
+    let rest = rest.elapsed();
+    let stopped = host.wait_exit().expect("exit");
+    let split = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&received[..split]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        received[split + 4..] == content[..],
+        "the open download was cut or changed: {} of {} bytes (the rest took {rest:?}); host:\n{}\n{}",
+        received.len() - split - 4,
+        content.len(),
+        stopped.stdout,
+        stopped
+            .stderr
+            .lines()
+            .filter(|l| !l.contains("tor_") && !l.contains("arti_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert_quiet(&stopped.stderr);
+}
+
+/// `auto_start`: the address is printed at once, but no onion service is published before
+/// the start (keys first, publication later): a visitor finds no descriptor until then, and
+/// the same address serves after.
+#[tokio::test]
+async fn a_tab_with_auto_start_publishes_nothing_before_its_start() {
+    let net = Testnet::shared().await.expect("local Tor network");
+    let (host, _scratch) = run_host(
+        net,
+        "[[tab]]\nname = \"later\"\nmode = \"chat\"\npublic = true\nauto_start = \"45s\"\n",
+    );
+    let caps = host
+        .wait_for(r"\[later\] not serving yet: reachable from [0-9: -]+ at http://([a-z2-7]{56}\.onion)/\n")
+        .expect("the address is printed before the start");
+    let onion = caps[1].clone();
+    let probing = std::time::Instant::now();
+    let early = net
+        .connect_within(&onion, 80, Duration::from_secs(15))
+        .await;
+    assert!(
+        !host.output().contains("[later] publishing"),
+        "the probe outlasted the start; the test proves nothing:\n{}",
+        host.output()
+    );
+    let refusal = early.expect_err("reachable before its start");
+    assert!(probing.elapsed() >= Duration::from_secs(10), "{refusal:#}");
+    let tab = onion_tab(&host, "later", false);
+    assert_eq!(tab.host, onion, "the announced address is the one served");
+    let (status, _) = net
+        .get(&format!("http://{onion}/"))
+        .await
+        .expect("reachable after its start");
+    assert_eq!(status, 200);
+    let stopped = host.stop().expect("stop");
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert_quiet(&stopped.stderr);
+}
+
 /// Regressions: a clean stop of a host with onion tabs printed one panic per tab (from Arti's
 /// proof-of-work task, as the runtime went down under it); stderr carried colour codes though
 /// it was not a terminal; Arti printed some 20 WARN lines on a healthy network. Arti's lines

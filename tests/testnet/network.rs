@@ -157,6 +157,11 @@ impl Testnet {
         startup.wait(&nodes, &mut processes, Some(&client))?;
         let timeline = startup.timeline;
 
+        let mut ports: Vec<u16> = nodes
+            .iter()
+            .flat_map(|n| std::iter::once(n.or_port).chain(n.dir_port))
+            .collect();
+        ports.extend([socks.port(), control.port()]);
         let mut net = Testnet {
             tor: tor.to_owned(),
             dir: dir.to_owned(),
@@ -171,6 +176,8 @@ impl Testnet {
             _processes: processes,
             control_lock: tokio::sync::Mutex::new(()),
             services: AtomicUsize::new(0),
+            ports,
+            bridge: tokio::sync::OnceCell::new(),
         };
         std::fs::write(&net.network_file, net.network_toml()).context("write network.toml")?;
         net.cold_start = started.elapsed();
@@ -272,7 +279,7 @@ RunAsDaemon 0
 Sandbox 0
 ";
 
-fn common_torrc(dir: &Path, nick: &str, network_torrc: &str) -> String {
+pub(super) fn common_torrc(dir: &Path, nick: &str, network_torrc: &str) -> String {
     format!(
         "# Written by onionhost's local Tor test network (tests/testnet.rs).\n\
          DataDirectory {}\nNickname {nick}\nLog notice file {}\n\

@@ -67,14 +67,22 @@ impl fmt::Display for SocksError {
 impl std::error::Error for SocksError {}
 
 /// Opens a stream to `host:port` through the SOCKS5 proxy at `proxy`; a refusal by tor comes
-/// back as a [`SocksError`] inside the error.
-pub(crate) async fn connect(proxy: SocketAddr, host: &str, port: u16) -> Result<TcpStream> {
+/// back as a [`SocksError`] inside the error. With `isolation`, the stream is sent with that
+/// SOCKS username (and password): tor's default `IsolateSOCKSAuth` then gives it circuits of
+/// its own, so for an onion service a new rendezvous rather than one an earlier stream opened.
+pub(crate) async fn connect(
+    proxy: SocketAddr,
+    host: &str,
+    port: u16,
+    isolation: Option<&str>,
+) -> Result<TcpStream> {
     let mut stream = TcpStream::connect(proxy)
         .await
         .with_context(|| format!("connect to tor's SocksPort {proxy}"))?;
-    // Greeting: version 5, one method, "no authentication".
+    // Greeting: version 5, one method: "no authentication", or "username/password".
+    let method = if isolation.is_some() { 2 } else { 0 };
     stream
-        .write_all(&[5, 1, 0])
+        .write_all(&[5, 1, method])
         .await
         .context("SOCKS greeting")?;
     let mut choice = [0u8; 2];
@@ -82,8 +90,25 @@ pub(crate) async fn connect(proxy: SocketAddr, host: &str, port: u16) -> Result<
         .read_exact(&mut choice)
         .await
         .context("read SOCKS method")?;
-    if choice != [5, 0] {
-        bail!("tor's SocksPort refused the no-authentication method: {choice:?}");
+    if choice != [5, method] {
+        bail!("tor's SocksPort refused SOCKS method {method}: {choice:?}");
+    }
+    if let Some(name) = isolation {
+        // RFC 1929: version 1, the username, the password (the same: tor only compares them).
+        let len = u8::try_from(name.len()).context("isolation name longer than 255 bytes")?;
+        let mut auth = vec![1, len];
+        auth.extend_from_slice(name.as_bytes());
+        auth.push(len);
+        auth.extend_from_slice(name.as_bytes());
+        stream.write_all(&auth).await.context("SOCKS username")?;
+        let mut status = [0u8; 2];
+        stream
+            .read_exact(&mut status)
+            .await
+            .context("read SOCKS username status")?;
+        if status[1] != 0 {
+            bail!("tor's SocksPort refused the SOCKS username: {status:?}");
+        }
     }
     let name = host.as_bytes();
     let len = u8::try_from(name.len()).context("host name longer than 255 bytes")?;

@@ -6,12 +6,14 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
+use std::time::SystemTime;
 
 use serde::Deserialize;
 use tor_hscrypto::pk::HsClientDescEncKey;
 
 use super::SectionCheck;
 use super::locate::{self, KeyPath};
+use super::timer::{self, StopAt, TabTimers, When};
 
 /// One checked tab of the config.
 #[derive(Debug, Clone)]
@@ -29,6 +31,10 @@ pub(crate) struct TabConfig {
     pub(crate) onion: OnionTabOptions,
     /// The mode's own section, as the mode will parse it.
     pub(crate) section: toml::Value,
+    /// When the tab starts serving and when it stops (`auto_start`, `auto_stop`).
+    pub(crate) timers: TabTimers,
+    /// Print the tab's address (and client key) as QR codes on the console too.
+    pub(crate) qr: bool,
 }
 
 /// How a tab's onion service is published.
@@ -100,6 +106,9 @@ const HOST_TAB_KEYS: &[&str] = &[
     "authorized_clients",
     "proof_of_work",
     "intro_rate_per_second",
+    "auto_start",
+    "auto_stop",
+    "qr",
 ];
 
 /// The host's own keys of a tab, with their types. Unknown keys were refused before, by name.
@@ -121,6 +130,12 @@ struct RawTab {
     proof_of_work: Option<bool>,
     #[serde(default)]
     intro_rate_per_second: Option<u32>,
+    #[serde(default)]
+    auto_start: Option<String>,
+    #[serde(default)]
+    auto_stop: Option<String>,
+    #[serde(default)]
+    qr: bool,
 }
 
 /// Whether `name` may name a tab: 1 to 32 ASCII letters, digits, `-` or `_`.
@@ -271,6 +286,11 @@ impl<'a> Tabs<'a> {
                 );
             }
         }
+        let timers = check_timers(
+            raw.auto_start.as_deref(),
+            raw.auto_stop.as_deref(),
+            &mut |at, message| error(key(&[at]), message),
+        );
         let section = section.unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
         if !section.is_table() {
             error(
@@ -310,6 +330,48 @@ impl<'a> Tabs<'a> {
                 intro_rate_per_second: raw.intro_rate_per_second,
             },
             section,
+            timers,
+            qr: raw.qr,
         })
     }
+}
+
+/// Reads `auto_start` and `auto_stop`; each problem goes to `error` with its key.
+fn check_timers(
+    start: Option<&str>,
+    stop: Option<&str>,
+    error: &mut dyn FnMut(&str, String),
+) -> TabTimers {
+    let now = SystemTime::now();
+    let mut timers = TabTimers::default();
+    if let Some(written) = start {
+        match timer::parse(written, now) {
+            Ok(When::At(at)) => timers.start = Some(at),
+            Ok(When::After(delay)) => timers.start = Some(now + delay),
+            Err(message) => error("auto_start", format!("`auto_start`: {message}")),
+        }
+    }
+    if let Some(written) = stop {
+        match timer::parse(written, now) {
+            Ok(When::After(delay)) => timers.stop = Some(StopAt::After(delay)),
+            Ok(When::At(at)) => {
+                if let Some(start) = timers.start
+                    && at <= start
+                {
+                    error(
+                        "auto_stop",
+                        format!(
+                            "`auto_stop` ({}) is not after `auto_start` ({}): give a later time, or a delay from the start such as \"2h\"",
+                            timer::show(at),
+                            timer::show(start)
+                        ),
+                    );
+                } else {
+                    timers.stop = Some(StopAt::At(at));
+                }
+            }
+            Err(message) => error("auto_stop", format!("`auto_stop`: {message}")),
+        }
+    }
+    timers
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::bridges::{self, Bridges, RawTransport, Search};
 use super::locate::{self, Lines, Problem};
 
 /// How long Tor may take to connect before the host gives up, unless `[tor]` says otherwise.
@@ -25,6 +26,8 @@ pub(crate) struct TorConfig {
     pub(crate) bootstrap_timeout: Duration,
     /// Another Tor network than the public one (a private or test network).
     pub(crate) network: Option<TorNetwork>,
+    /// Bridges: when set, Tor is reached through them only.
+    pub(crate) bridges: Option<Bridges>,
 }
 
 impl Default for TorConfig {
@@ -35,6 +38,7 @@ impl Default for TorConfig {
             keys_dir: None,
             bootstrap_timeout: DEFAULT_BOOTSTRAP_TIMEOUT,
             network: None,
+            bridges: None,
         }
     }
 }
@@ -85,6 +89,12 @@ struct RawTor {
     authorities: Option<Vec<RawAuthority>>,
     #[serde(default)]
     fallbacks: Option<Vec<RawFallback>>,
+    #[serde(default)]
+    bridges: Option<Vec<String>>,
+    #[serde(default)]
+    use_bridges: Option<bool>,
+    #[serde(default)]
+    transports: Option<Vec<RawTransport>>,
 }
 
 /// A `--tor-network` file as written: only the network.
@@ -208,8 +218,11 @@ fn check_network(
     }
 }
 
-/// Checks the `[tor]` section.
-pub(super) fn check_tor(table: toml::Table) -> Result<TorConfig, Vec<Problem>> {
+/// Checks the `[tor]` section; `search` finds pluggable transport binaries.
+pub(super) fn check_tor(
+    table: toml::Table,
+    search: &Search<'_>,
+) -> Result<TorConfig, Vec<Problem>> {
     let raw: RawTor = locate::deserialize(toml::Value::Table(table)).map_err(|p| vec![p])?;
     let mut problems = Vec::new();
     let mut tor = TorConfig {
@@ -228,6 +241,10 @@ pub(super) fn check_tor(table: toml::Table) -> Result<TorConfig, Vec<Problem>> {
         }
     }
     tor.network = check_network(raw.authorities, raw.fallbacks, &mut problems);
+    match bridges::check_section(raw.bridges, raw.use_bridges, raw.transports, search) {
+        Ok(found) => tor.bridges = found,
+        Err(found) => problems.extend(found),
+    }
     if problems.is_empty() {
         Ok(tor)
     } else {

@@ -4,14 +4,42 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use onionhost_sdk::Visitor;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use super::{Connection, Incoming};
-use crate::config::TabConfig;
+use crate::config::{TabConfig, show_time};
 use crate::console::Console;
 
-/// Listens on 127.0.0.1 at the tab's port (or a free one) and prints the tab's URL.
-pub(crate) async fn open(tab: &TabConfig, console: &Console) -> anyhow::Result<Incoming> {
-    let port = tab.port.unwrap_or(0);
+/// Listens on 127.0.0.1 at the tab's port (or a free one) and prints the tab's URL; with a
+/// start time ahead, prints it first and listens only from then (see [`super::Transport::open`]).
+pub(crate) async fn open(
+    tab: &TabConfig,
+    console: &Console,
+    stopping: &CancellationToken,
+) -> anyhow::Result<Option<Incoming>> {
+    let mut port = tab.port.unwrap_or(0);
+    let pending = super::pending_start(tab);
+    if let Some(start) = pending {
+        if port == 0 {
+            // The address is printed before anything listens: a free port is chosen now and
+            // taken at the start (on loopback, for development, a race here is acceptable).
+            port = free_port().await?;
+        }
+        let url = format!("http://127.0.0.1:{port}/");
+        console.tab(
+            &tab.name,
+            &format!(
+                "not serving yet: reachable from {} at {url}",
+                show_time(start)
+            ),
+        );
+        if tab.qr {
+            console.qr(&tab.name, "address", &url);
+        }
+        if !super::wait_for_start(start, stopping).await {
+            return Ok(None);
+        }
+    }
     let listener = TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
@@ -19,6 +47,9 @@ pub(crate) async fn open(tab: &TabConfig, console: &Console) -> anyhow::Result<I
         .local_addr()
         .context("cannot read the listening address")?;
     console.tab(&tab.name, &format!("serving at http://{addr}/"));
+    if tab.qr && pending.is_none() {
+        console.qr(&tab.name, "address", &format!("http://{addr}/"));
+    }
     let incoming = futures::stream::unfold(listener, |listener| async move {
         loop {
             match listener.accept().await {
@@ -36,5 +67,16 @@ pub(crate) async fn open(tab: &TabConfig, console: &Console) -> anyhow::Result<I
             }
         }
     });
-    Ok(incoming.boxed())
+    Ok(Some(incoming.boxed()))
+}
+
+/// A loopback port free right now.
+async fn free_port() -> anyhow::Result<u16> {
+    let probe = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("cannot find a free port on 127.0.0.1")?;
+    Ok(probe
+        .local_addr()
+        .context("cannot read the listening address")?
+        .port())
 }

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use onionhost_sdk::ConfigError;
 use onionhost_sdk::rate::Rate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The chat mode's own config section, `[tab.chat]`. Every key has a default, so a chat tab
 /// needs no section at all.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChatConfig {
     /// The room's title, shown at the top of the page and in the browser's tab.
@@ -34,7 +34,7 @@ pub struct ChatConfig {
 
 /// A rate limit per visitor (what the host tells apart: a connection, or a Tor circuit),
 /// and per session without JavaScript: `burst` actions at once, then `messages_per_minute`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
     /// Sustained rate of messages (and renames, joins...) per visitor.
@@ -45,7 +45,7 @@ pub struct RateLimitConfig {
 
 /// One rate limit for the whole room's joins: `burst` at once, then `joins_per_minute`. A member taken back by a reconnecting page does not count (nobody
 /// sees it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JoinLimitConfig {
     /// Sustained rate of joins, all visitors together.

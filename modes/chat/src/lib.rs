@@ -11,9 +11,6 @@ mod ws;
 
 #[cfg(test)]
 mod test_support;
-#[cfg(test)]
-#[path = "ws_tests.rs"]
-mod ws_tests;
 
 use std::sync::Arc;
 

@@ -320,5 +320,4 @@ impl Feed {
 }
 
 #[cfg(test)]
-#[path = "nojs_tests.rs"]
 mod tests;

@@ -496,5 +496,4 @@ pub(crate) fn new_token() -> String {
 }
 
 #[cfg(test)]
-#[path = "room_tests.rs"]
 mod tests;

@@ -337,3 +337,6 @@ async fn next_event(
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

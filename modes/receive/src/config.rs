@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use onionhost_sdk::notice::NoticeUrl;
 use onionhost_sdk::{ByteSize, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The receive mode's own config section, `[tab.receive]`. Every key has a default, so a
 /// receive tab needs no section at all.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReceiveConfig {
     /// Where uploads are saved, one folder per upload. `~/` stands for the home folder.
@@ -18,7 +18,8 @@ pub struct ReceiveConfig {
     pub dir: Option<PathBuf>,
     /// The most one upload (all its files and its message together) may weigh.
     pub max_upload_size: ByteSize,
-    /// The most this tab accepts in all, over every upload, while it runs.
+    /// The most the folder may hold from uploads, this run's and earlier runs' (what earlier
+    /// uploads left in `dir` is counted at start).
     pub max_total_size: ByteSize,
     /// Uploads are refused, or stopped, when the disk holding `dir` would have less free.
     pub min_free_space: ByteSize,

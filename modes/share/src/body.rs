@@ -1,6 +1,6 @@
-//! Download bodies: bytes read on a thread of their own in 256 KiB chunks, handed to the response
-//! through a small channel (so reading runs ahead of the network), and a [`Transfer`] that
-//! counts what the visitor was sent and reports it to the console.
+//! Download bodies: the sdk's file bodies ([`onionhost_sdk::files::spawn_body`]: read on a
+//! thread of their own, bytes out only once checked), the zip written into them, and a
+//! [`Transfer`] that counts what the visitor was sent and reports it to the console.
 //!
 //! A download counts as complete when the HTTP server took every byte of a `200` response
 //! (the whole file or the whole zip). A `206` piece never counts, nor does a response whose
@@ -18,132 +18,62 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 use onionhost_sdk::axum::body::Bytes;
+use onionhost_sdk::files::{BodyWriter, Chunks, ServedFile};
 use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::Share;
-use crate::source::SharedFile;
 use crate::zip::Sink;
 
-/// The size of each chunk read and sent.
-pub(crate) const CHUNK: usize = 256 * 1024;
-/// Chunks read ahead of what the network has taken.
-const READ_AHEAD: usize = 4;
 /// How often a transfer's progress is reported at most.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// The name of the threads that read downloads.
+const THREAD: &str = "share-download";
 
-type Chunks = mpsc::Receiver<io::Result<Bytes>>;
-
-/// A [`Sink`] that cuts the bytes into chunks and sends them to the response body.
-struct ChannelSink {
-    buf: Vec<u8>,
-    tx: mpsc::Sender<io::Result<Bytes>>,
-}
-
-impl ChannelSink {
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .blocking_send(Ok(Bytes::from(chunk)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the visitor went away"))
-    }
-}
-
-impl Sink for ChannelSink {
-    fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
-            let n = (CHUNK - self.buf.len()).min(bytes.len());
-            self.buf.extend_from_slice(&bytes[..n]);
-            bytes = &bytes[n..];
-            if self.buf.len() >= CHUNK {
-                self.flush()?;
-            }
-        }
-        Ok(())
+impl Sink for BodyWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        BodyWriter::write(self, bytes)
     }
 
     fn is_abandoned(&self) -> bool {
-        self.tx.is_closed()
+        BodyWriter::is_abandoned(self)
     }
 
     fn copy_from(
         &mut self,
-        file: &mut SharedFile,
+        file: &mut ServedFile,
         len: u64,
-        mut crc: Option<&mut crc32fast::Hasher>,
+        crc: Option<&mut crc32fast::Hasher>,
     ) -> io::Result<()> {
-        let mut left = len;
-        while left > 0 {
-            let want = ((CHUNK - self.buf.len()) as u64).min(left);
-            let before = self.buf.len();
-            if let Err(err) = file.read_into(&mut self.buf, want) {
-                // What this read added may be bytes of another version: never sent.
-                self.buf.truncate(before);
-                return Err(err);
+        match crc {
+            Some(hasher) => {
+                BodyWriter::copy_from(self, file, len, &mut |bytes| hasher.update(bytes))
             }
-            if let Some(hasher) = crc.as_mut() {
-                hasher.update(&self.buf[before..]);
-            }
-            left -= want;
-            if self.buf.len() >= CHUNK {
-                self.flush()?;
-            }
+            None => BodyWriter::copy_from(self, file, len, &mut |_| {}),
         }
-        Ok(())
     }
-}
-
-/// Runs `produce` on a thread of its own; its bytes come out of the returned channel.
-///
-/// A thread per download, not tokio's blocking pool: a download holds its thread for as long
-/// as the visitor takes (blocked while the channel is full), and a few slow visitors must
-/// not starve the pool that every tab of the host shares.
-fn spawn_producer(
-    share: Arc<Share>,
-    produce: impl FnOnce(&mut ChannelSink) -> io::Result<()> + Send + 'static,
-) -> io::Result<Chunks> {
-    let (tx, rx) = mpsc::channel(READ_AHEAD);
-    std::thread::Builder::new()
-        .name("share-download".into())
-        .spawn(move || {
-            let mut sink = ChannelSink {
-                buf: Vec::with_capacity(CHUNK),
-                tx,
-            };
-            if let Err(err) = produce(&mut sink).and_then(|()| sink.flush()) {
-                tracing::debug!("a download ended early: {err}");
-                share.report_gone(&err);
-                // The response ends with an error, so the visitor sees a broken download
-                // rather than a short file. (When the visitor is the one who left, nobody
-                // receives it.)
-                let _ = sink.tx.blocking_send(Err(err));
-            }
-        })?;
-    Ok(rx)
 }
 
 /// Bytes `start..end` of an open file.
 pub(crate) fn file_chunks(
     share: Arc<Share>,
-    mut file: SharedFile,
+    file: ServedFile,
     start: u64,
     end: u64,
 ) -> io::Result<Chunks> {
-    spawn_producer(share, move |sink| {
-        file.seek_to(start)?;
-        sink.copy_from(&mut file, end - start, None)
+    onionhost_sdk::files::file_body(THREAD, file, start, end, move |err| {
+        share.report_gone(err);
     })
 }
 
 /// Bytes `start..end` of the share's zip.
 pub(crate) fn zip_chunks(share: Arc<Share>, start: u64, end: u64) -> io::Result<Chunks> {
     let shared = Arc::clone(&share);
-    spawn_producer(share, move |sink| {
-        shared.zip.write_range(&shared.index, start, end, sink)
-    })
+    onionhost_sdk::files::spawn_body(
+        THREAD,
+        move |writer| shared.zip.write_range(&shared.index, start, end, writer),
+        move |err| share.report_gone(err),
+    )
 }
 
 /// One download in progress: the response body, counting and reporting what it sends.
@@ -197,7 +127,7 @@ impl Stream for Transfer {
     type Item = io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let item = ready!(self.chunks.poll_recv(cx));
+        let item = ready!(Pin::new(&mut self.chunks).poll_next(cx));
         if let Some(Err(_)) = &item {
             self.failed = true;
         }

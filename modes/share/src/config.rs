@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use onionhost_sdk::ConfigError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The share mode's own config section, `[tab.share]`. Only `paths` is required.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShareConfig {
     /// The files and folders to share, in any mix. Each must exist when the tab starts, and
@@ -72,7 +72,7 @@ impl onionhost_sdk::ModeConfig for ShareConfig {
         // The whole walk, as the tab will do it: a file or folder the host's user cannot
         // read, anywhere in the share, stops the host here (exit status 2, nothing served)
         // rather than fail visitors later with 500s and broken zips.
-        crate::index::Index::build(&self.paths)
+        onionhost_sdk::files::Tree::of_items(&self.paths)
             .map_err(|err| ConfigError::at("paths", err.to_string()))?;
         check_name("title", &self.title)?;
         if let Some(zip_name) = &self.zip_name {

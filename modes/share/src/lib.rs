@@ -1,13 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 mod body;
-mod conditional;
 mod config;
 mod html;
-mod index;
-mod range;
 mod routes;
-mod source;
 mod zip;
 
 #[cfg(test)]
@@ -24,15 +20,14 @@ use tokio::sync::Semaphore;
 
 pub use config::ShareConfig;
 
-use index::Index;
-use source::NoLongerShared;
+use onionhost_sdk::files::{Kind, NoLongerServed, Tree};
 use zip::ZipLayout;
 
 /// The share mode: files and folders for download (`mode = "share"`). An instance is
 /// everything one share tab's handlers use; two tabs never share any of it.
 pub struct ShareMode {
     config: ShareConfig,
-    index: Index,
+    index: Tree,
     zip: ZipLayout,
     zip_name: String,
     ctx: TabContext,
@@ -63,7 +58,7 @@ impl Share {
     /// When `err` says a shared file is no longer served (it changed, was deleted or became
     /// unreadable after sharing started), tells the console once for that file.
     fn report_gone(&self, err: &io::Error) {
-        let Some(gone) = NoLongerShared::of(err) else {
+        let Some(gone) = NoLongerServed::of(err) else {
             return;
         };
         let Some(reported) = self.gone_reported.get(gone.node) else {
@@ -80,7 +75,7 @@ impl Share {
         self.ctx.report(TabEvent::Notice {
             message: format!(
                 "{what} {}, so it is no longer served (restart the share to serve it again)",
-                gone.why
+                gone.why.since("sharing started")
             ),
         });
     }
@@ -93,12 +88,12 @@ impl Mode for ShareMode {
 
     fn build(config: ShareConfig, ctx: TabContext) -> Result<Self, BuildError> {
         let index =
-            Index::build(&config.paths).map_err(|err| BuildError::Other(err.to_string()))?;
+            Tree::of_items(&config.paths).map_err(|err| BuildError::Other(err.to_string()))?;
         let zip = ZipLayout::new(&index);
         let zip_name = match &config.zip_name {
             Some(name) => name.clone(),
             None => match &index.nodes[0].kind {
-                index::Kind::Dir { children, .. } if children.len() == 1 => {
+                Kind::Dir { children, .. } if children.len() == 1 => {
                     format!("{}.zip", index.nodes[children[0]].name)
                 }
                 _ => "onionhost-share.zip".to_owned(),
@@ -138,7 +133,7 @@ impl Mode for ShareMode {
     fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/", get(routes::index))
-            .route(html::STYLESHEET, routes::STYLE.get())
+            .route(html::STYLESHEET, onionhost_sdk::files::LISTING_STYLE.get())
             .route("/download", get(routes::download))
             .route("/files", get(routes::index))
             .route("/files/", get(routes::index))

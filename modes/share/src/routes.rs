@@ -1,4 +1,4 @@
-//! The HTTP handlers: pages, single files, the zip, and the style sheet.
+//! The HTTP handlers: pages, single files and the zip.
 //!
 //! `GET` and `HEAD` everywhere (axum answers `HEAD` with the `GET` handler and drops the
 //! body; the download handlers notice `HEAD` themselves so that they open nothing and
@@ -11,19 +11,16 @@ use onionhost_sdk::axum::body::Body;
 use onionhost_sdk::axum::extract::State;
 use onionhost_sdk::axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use onionhost_sdk::axum::response::{IntoResponse, Response};
-use onionhost_sdk::page::Asset;
+
+use onionhost_sdk::files::{
+    Decision, Kind, Lookup, NoLongerServed, ServedFile, bounds, file_etag, head_response,
+    preconditions, range,
+};
+use onionhost_sdk::http::percent_encode_segment;
 
 use crate::Share;
 use crate::body::{Transfer, file_chunks, zip_chunks};
-use crate::conditional::{self, Precondition};
 use crate::html;
-use crate::index::{Kind, Lookup, Node, percent_encode};
-use crate::range::{self, Decision};
-use crate::source::{Gone, NoLongerShared, SharedFile};
-use crate::zip::Fnv;
-
-/// `GET /share.css`: the pages' style sheet (the sdk's asset helper: strong ETag, `304`).
-pub(crate) static STYLE: Asset = Asset::css(include_str!("../assets/share.css"));
 
 /// `GET /`: the shared items, their sizes, and "download all".
 pub(crate) async fn index(State(share): State<Arc<Share>>, uri: Uri) -> Response {
@@ -69,8 +66,7 @@ pub(crate) async fn download(
         return refused;
     }
     let decision = range::decide(&headers, len, &etag);
-    let mut response = match head_response(decision, len, &etag, "application/zip", &share.zip_name)
-    {
+    let mut response = match attachment(decision, len, &etag, "application/zip", &share.zip_name) {
         Ok(response) => response,
         Err(refused) => return *refused,
     };
@@ -119,7 +115,7 @@ async fn send_file(
     }
     let decision = range::decide(headers, len, &etag);
     let mut response =
-        match head_response(decision, len, &etag, "application/octet-stream", &node.name) {
+        match attachment(decision, len, &etag, "application/octet-stream", &node.name) {
             Ok(response) => response,
             Err(refused) => return *refused,
         };
@@ -132,13 +128,13 @@ async fn send_file(
     };
     let opened = {
         let share = Arc::clone(share);
-        tokio::task::spawn_blocking(move || SharedFile::open(&share.index, id)).await
+        tokio::task::spawn_blocking(move || ServedFile::open(&share.index, id)).await
     };
     let opened = match opened {
         Ok(Ok(opened)) => opened,
         Ok(Err(err)) => {
             share.report_gone(&err);
-            let Some(gone) = NoLongerShared::of(&err) else {
+            let Some(gone) = NoLongerServed::of(&err) else {
                 tracing::debug!("a shared file could not be opened: {}", err.kind());
                 return message(
                     share,
@@ -146,16 +142,7 @@ async fn send_file(
                     "This file cannot be read right now.",
                 );
             };
-            let text = match gone.why {
-                Gone::Changed => {
-                    "This file changed after sharing started, so it is no longer shared."
-                }
-                Gone::Deleted => {
-                    "This file was deleted after sharing started, so it is no longer shared."
-                }
-                Gone::Unreadable => "This file can no longer be read, so it is no longer shared.",
-            };
-            return message(share, StatusCode::GONE, text);
+            return message(share, StatusCode::GONE, gone.why.visitor_message());
         }
         Err(_) => {
             return message(
@@ -186,92 +173,20 @@ async fn send_file(
     response
 }
 
-/// A file's strong ETag: from its path in the share, size, modification time and kind.
-fn file_etag(node: &Node, len: u64) -> String {
-    let mut hash = Fnv::new();
-    hash.write(node.rel.as_bytes());
-    hash.write(&[0]);
-    hash.write(&len.to_le_bytes());
-    hash.write(&node.mtime.0.to_le_bytes());
-    hash.write(&node.mtime.1.to_le_bytes());
-    format!("\"file-{:016x}-{len:x}\"", hash.finish())
-}
-
-/// The `304` or `412` that `If-None-Match` / `If-Match` call for, if any (before `Range`).
-fn preconditions(headers: &HeaderMap, etag: &str) -> Option<Response> {
-    let status = match conditional::evaluate(headers, etag) {
-        Precondition::Proceed => return None,
-        Precondition::NotModified => StatusCode::NOT_MODIFIED,
-        Precondition::Failed => StatusCode::PRECONDITION_FAILED,
-    };
-    let mut response = if status == StatusCode::NOT_MODIFIED {
-        // No body, and none of the content's headers but its ETag (RFC 9110 §15.4.5).
-        let mut response = Response::new(Body::empty());
-        *response.status_mut() = status;
-        response
-    } else {
-        onionhost_sdk::http::plain_error(
-            status,
-            "This content has changed since you got its ETag; download it again.",
-        )
-    };
-    if let Ok(value) = HeaderValue::from_str(etag) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    Some(response)
-}
-
-/// The bytes a decision sends.
-fn bounds(decision: Decision, len: u64) -> (u64, u64) {
-    match decision {
-        Decision::Partial { start, end } => (start, end),
-        Decision::Full | Decision::Unsatisfiable => (0, len),
-    }
-}
-
-/// The status and headers of a download (the body is added by the caller); `Err` is the
-/// `416` to send instead.
-fn head_response(
+/// The status and headers of a download (the body is added by the caller): the sdk's, with
+/// `Content-Disposition: attachment`; `Err` is the `416` to send instead.
+fn attachment(
     decision: Decision,
     len: u64,
     etag: &str,
     content_type: &'static str,
     file_name: &str,
 ) -> Result<Response, Box<Response>> {
-    let etag = HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"none\""));
-    let (status, length, content_range) = match decision {
-        Decision::Full => (StatusCode::OK, len, None),
-        Decision::Partial { start, end } => (
-            StatusCode::PARTIAL_CONTENT,
-            end - start,
-            Some(format!("bytes {start}-{}/{len}", end - 1)),
-        ),
-        Decision::Unsatisfiable => {
-            let mut response = onionhost_sdk::http::plain_error(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "The requested range is not in this file.",
-            );
-            let headers = response.headers_mut();
-            headers.insert(header::ETAG, etag);
-            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                headers.insert(header::CONTENT_RANGE, value);
-            }
-            return Err(Box::new(response));
-        }
-    };
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(header::ETAG, etag);
-    if let Some(range) = content_range.and_then(|r| HeaderValue::from_str(&r).ok()) {
-        headers.insert(header::CONTENT_RANGE, range);
-    }
+    let mut response = head_response(decision, len, etag, HeaderValue::from_static(content_type))?;
     if let Ok(value) = HeaderValue::from_str(&content_disposition(file_name)) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
 }
@@ -295,7 +210,7 @@ pub(crate) fn content_disposition(name: &str) -> String {
     };
     format!(
         "attachment; filename=\"{fallback}\"; filename*=UTF-8''{}",
-        percent_encode(name)
+        percent_encode_segment(name)
     )
 }
 
@@ -344,7 +259,7 @@ fn listing(share: &Share, dir: usize, query: Option<&str>) -> String {
         dir,
         &share.zip_name,
         share.zip.len(),
-        html::page_number(query),
+        onionhost_sdk::files::page_number(query),
     )
 }
 

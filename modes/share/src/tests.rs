@@ -17,9 +17,8 @@ use onionhost_sdk::{TabEvent, TransferOutcome};
 use tower::ServiceExt;
 
 use crate::ShareMode;
-use crate::index::Index;
-use crate::source::SharedFile;
 use crate::zip::{Sink, ZipLayout};
+use onionhost_sdk::files::{ServedFile, Tree};
 
 mod pages;
 
@@ -39,7 +38,7 @@ impl Sink for VecSink {
 
     fn copy_from(
         &mut self,
-        file: &mut SharedFile,
+        file: &mut ServedFile,
         len: u64,
         crc: Option<&mut crc32fast::Hasher>,
     ) -> io::Result<()> {
@@ -52,7 +51,7 @@ impl Sink for VecSink {
     }
 }
 
-fn range(layout: &ZipLayout, index: &Index, start: u64, end: u64) -> Vec<u8> {
+fn range(layout: &ZipLayout, index: &Tree, start: u64, end: u64) -> Vec<u8> {
     let mut sink = VecSink::default();
     layout.write_range(index, start, end, &mut sink).unwrap();
     sink.0
@@ -132,7 +131,7 @@ fn unzip(bytes: Vec<u8>) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
 #[test]
 fn the_zip_holds_every_file_byte_for_byte() {
     let (dir, paths) = sample();
-    let index = Index::build(&paths).unwrap();
+    let index = Tree::of_items(&paths).unwrap();
     let layout = ZipLayout::new(&index);
     let bytes = range(&layout, &index, 0, layout.len());
     assert_eq!(
@@ -156,7 +155,7 @@ fn the_zip_holds_every_file_byte_for_byte() {
 #[test]
 fn the_zip_is_the_same_every_time_and_any_range_of_it_is_exact() {
     let (_dir, paths) = sample();
-    let index = Index::build(&paths).unwrap();
+    let index = Tree::of_items(&paths).unwrap();
     let full = {
         let layout = ZipLayout::new(&index);
         range(&layout, &index, 0, layout.len())
@@ -201,7 +200,7 @@ fn more_than_65535_entries_use_zip64() {
         File::create(dir.path().join(format!("{i:05}"))).unwrap();
     }
     std::fs::write(dir.path().join("last"), b"the end").unwrap();
-    let index = Index::build(&[dir.path().to_owned()]).unwrap();
+    let index = Tree::of_items(&[dir.path().to_owned()]).unwrap();
     let layout = ZipLayout::new(&index);
     let bytes = range(&layout, &index, 0, layout.len());
     let mut archive = zip::ZipArchive::new(io::Cursor::new(bytes)).unwrap();
@@ -220,7 +219,7 @@ fn more_than_65535_entries_use_zip64() {
 /// a zip larger than memory can be checked by an independent reader.
 struct Virtual<'a> {
     layout: &'a ZipLayout,
-    index: &'a Index,
+    index: &'a Tree,
     pos: u64,
 }
 
@@ -257,7 +256,7 @@ fn a_file_over_4_gib_and_entries_beyond_4_gib_use_zip64() {
     huge.set_len((4 << 30) + 1).unwrap();
     drop(huge);
     std::fs::write(dir.path().join("b-after.txt"), b"after the huge file").unwrap();
-    let index = Index::build(&[dir.path().to_owned()]).unwrap();
+    let index = Tree::of_items(&[dir.path().to_owned()]).unwrap();
     let layout = ZipLayout::new(&index);
     // The huge file's CRC: zeros, so known without reading 4 GiB in a debug build.
     layout.seed_crc_for_tests(1, zeros_crc((4 << 30) + 1));
@@ -521,14 +520,14 @@ async fn long_folders_are_listed_a_page_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let many = dir.path().join("many");
     std::fs::create_dir(&many).unwrap();
-    for i in 0..=crate::html::PAGE_SIZE {
+    for i in 0..=onionhost_sdk::files::PAGE_SIZE {
         File::create(many.join(format!("{i:05}.txt"))).unwrap();
     }
     let tab = tab(&[many], "");
     let rows = |page: &str| page.matches("<tr class=\"file\">").count();
     let (_, _, first) = request(&tab, Method::GET, "/files/many/", &[]).await;
     let first = String::from_utf8(first).unwrap();
-    assert_eq!(rows(&first), crate::html::PAGE_SIZE);
+    assert_eq!(rows(&first), onionhost_sdk::files::PAGE_SIZE);
     assert!(first.contains("Page 1 of 2"), "{first}");
     assert!(first.contains("href=\"/files/many/?page=2\""));
     let (_, _, second) = request(&tab, Method::GET, "/files/many/?page=2", &[]).await;
@@ -542,7 +541,7 @@ async fn long_folders_are_listed_a_page_at_a_time() {
     let (_, _, bad) = request(&tab, Method::GET, "/files/many/?page=x", &[]).await;
     assert_eq!(
         rows(&String::from_utf8(bad).unwrap()),
-        crate::html::PAGE_SIZE
+        onionhost_sdk::files::PAGE_SIZE
     );
 }
 
@@ -705,7 +704,7 @@ impl Sink for Saboteur {
 
     fn copy_from(
         &mut self,
-        file: &mut SharedFile,
+        file: &mut ServedFile,
         len: u64,
         crc: Option<&mut crc32fast::Hasher>,
     ) -> io::Result<()> {
@@ -714,8 +713,8 @@ impl Sink for Saboteur {
     }
 }
 
-fn gone(err: &io::Error) -> Option<crate::source::Gone> {
-    crate::source::NoLongerShared::of(err).map(|g| g.why)
+fn gone(err: &io::Error) -> Option<onionhost_sdk::files::Gone> {
+    onionhost_sdk::files::NoLongerServed::of(err).map(|g| g.why)
 }
 
 /// A file rewritten in place with its old modification time put back: nothing about the
@@ -727,7 +726,7 @@ fn a_zip_entry_that_no_longer_matches_its_known_crc_is_cut() {
     let path = dir.path().join("f.bin");
     std::fs::write(&path, content(3, 100_000)).unwrap();
     let mtime = old_mtime(&path);
-    let index = Index::build(std::slice::from_ref(&path)).unwrap();
+    let index = Tree::of_items(std::slice::from_ref(&path)).unwrap();
     let layout = ZipLayout::new(&index);
     unzip(range(&layout, &index, 0, layout.len()));
     let mut sink = Saboteur {
@@ -739,7 +738,11 @@ fn a_zip_entry_that_no_longer_matches_its_known_crc_is_cut() {
     let err = layout
         .write_range(&index, 0, layout.len(), &mut sink)
         .unwrap_err();
-    assert_eq!(gone(&err), Some(crate::source::Gone::Changed), "{err}");
+    assert_eq!(
+        gone(&err),
+        Some(onionhost_sdk::files::Gone::Changed),
+        "{err}"
+    );
     assert!((sink.inner.0.len() as u64) < layout.len());
 }
 
@@ -758,7 +761,7 @@ fn a_file_rewritten_while_hashed_leaves_no_crc_behind() {
         }
         fn copy_from(
             &mut self,
-            file: &mut SharedFile,
+            file: &mut ServedFile,
             len: u64,
             crc: Option<&mut crc32fast::Hasher>,
         ) -> io::Result<()> {
@@ -770,7 +773,7 @@ fn a_file_rewritten_while_hashed_leaves_no_crc_behind() {
     let original = content(4, 100_000);
     std::fs::write(&path, &original).unwrap();
     let mtime = old_mtime(&path);
-    let index = Index::build(std::slice::from_ref(&path)).unwrap();
+    let index = Tree::of_items(std::slice::from_ref(&path)).unwrap();
     let layout = ZipLayout::new(&index);
     let mut sink = HashSaboteur(std::cell::RefCell::new(Saboteur {
         inner: VecSink::default(),
@@ -782,7 +785,11 @@ fn a_file_rewritten_while_hashed_leaves_no_crc_behind() {
     let err = layout
         .write_range(&index, layout.len() - 30, layout.len(), &mut sink)
         .unwrap_err();
-    assert_eq!(gone(&err), Some(crate::source::Gone::Changed), "{err}");
+    assert_eq!(
+        gone(&err),
+        Some(onionhost_sdk::files::Gone::Changed),
+        "{err}"
+    );
     // Put back as shared: the archive is right, so no CRC of the rewrite was kept.
     std::fs::write(&path, &original).unwrap();
     set_mtime(&path, mtime);
@@ -940,7 +947,7 @@ impl Sink for Abandoned {
 
     fn copy_from(
         &mut self,
-        _: &mut SharedFile,
+        _: &mut ServedFile,
         _: u64,
         _: Option<&mut crc32fast::Hasher>,
     ) -> io::Result<()> {
@@ -951,7 +958,7 @@ impl Sink for Abandoned {
 #[test]
 fn reading_files_for_their_crcs_stops_when_the_visitor_is_gone() {
     let (_dir, paths) = sample();
-    let index = Index::build(&paths).unwrap();
+    let index = Tree::of_items(&paths).unwrap();
     let layout = ZipLayout::new(&index);
     // The last bytes before the end records are central directory: they need every CRC.
     let err = layout

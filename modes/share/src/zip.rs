@@ -15,7 +15,7 @@
 //! entries with the size computed in advance, is the closest) produce an archive front to
 //! back only, whereas `Range` needs any byte range of it, and `zipit` has no folders.
 //!
-//! Layout: entries in the order of [`Index::nodes`] (depth first, names sorted), folders as
+//! Layout: entries in the order of [`Tree::nodes`] (depth first, names sorted), folders as
 //! `name/` entries (so empty folders survive), names in UTF-8 (flag bit 11), times from each
 //! file's modification time (DOS time in UTC, plus the extended-timestamp field). Zip64
 //! records are written exactly where the format needs them: an entry of 4 GiB or more, an
@@ -24,8 +24,7 @@
 use std::io;
 use std::sync::{Mutex, OnceLock};
 
-use crate::index::{Index, Kind};
-use crate::source::{Gone, NoLongerShared, SharedFile};
+use onionhost_sdk::files::{Fnv, Gone, Kind, NoLongerServed, ServedFile, Tree};
 
 /// The most a 32-bit field can hold; this value itself means "see the Zip64 field".
 const MAX32: u64 = 0xFFFF_FFFF;
@@ -254,10 +253,10 @@ pub(crate) trait Sink {
     fn is_abandoned(&self) -> bool;
     /// Copies exactly `len` bytes of `file`, from its current position, into the sink,
     /// feeding them to `crc` on the way when there is one. Bytes go in only once
-    /// [`SharedFile::read_into`] has vouched for them.
+    /// [`ServedFile::read_into`] has vouched for them.
     fn copy_from(
         &mut self,
-        file: &mut SharedFile,
+        file: &mut ServedFile,
         len: u64,
         crc: Option<&mut crc32fast::Hasher>,
     ) -> io::Result<()>;
@@ -265,7 +264,7 @@ pub(crate) trait Sink {
 
 impl ZipLayout {
     /// Lays out the archive of `index`. Reads no file.
-    pub(crate) fn new(index: &Index) -> Self {
+    pub(crate) fn new(index: &Tree) -> Self {
         let mut entries = Vec::with_capacity(index.nodes.len().saturating_sub(1));
         let mut offset = 0u64;
         let mut etag = Fnv::new();
@@ -388,7 +387,7 @@ impl ZipLayout {
     /// Produces the bytes `start..end` (end exclusive) of the archive into `sink`.
     pub(crate) fn write_range(
         &self,
-        index: &Index,
+        index: &Tree,
         start: u64,
         end: u64,
         sink: &mut dyn Sink,
@@ -430,7 +429,7 @@ impl ZipLayout {
             if out.pos < descriptor && out.end > data {
                 let from = out.pos.max(data);
                 let to = out.end.min(descriptor);
-                let mut file = SharedFile::open(index, entry.node)?;
+                let mut file = ServedFile::open(index, entry.node)?;
                 file.seek_to(from - data)?;
                 out.sink.copy_from(&mut file, to - from, hasher.as_mut())?;
                 out.pos = to;
@@ -441,7 +440,7 @@ impl ZipLayout {
             let crc = match (hasher, known) {
                 (Some(h), Some(known)) => {
                     if h.finalize() != known {
-                        return Err(NoLongerShared::error(entry.node, Gone::Changed));
+                        return Err(NoLongerServed::error(entry.node, Gone::Changed));
                     }
                     known
                 }
@@ -479,7 +478,7 @@ impl ZipLayout {
     ///
     /// One file at a time is read for its CRC: requests that need the same CRCs wait for
     /// the one computing them instead of reading the same files side by side.
-    fn crc(&self, index: &Index, i: usize, sink: &dyn Sink) -> io::Result<u32> {
+    fn crc(&self, index: &Tree, i: usize, sink: &dyn Sink) -> io::Result<u32> {
         let entry = &self.entries[i];
         if entry.is_dir {
             return Ok(0);
@@ -530,14 +529,14 @@ impl Clipped<'_> {
 /// abandoned. A file that changes while it is read gives an error, never a CRC of mixed
 /// bytes that would be remembered for the life of the tab.
 fn hash_file(
-    index: &Index,
+    index: &Tree,
     entry: &Entry,
     len: u64,
     hasher: &mut crc32fast::Hasher,
     sink: &dyn Sink,
 ) -> io::Result<()> {
     const PIECE: u64 = 256 * 1024;
-    let mut file = SharedFile::open(index, entry.node)?;
+    let mut file = ServedFile::open(index, entry.node)?;
     let mut buf = Vec::with_capacity(PIECE as usize);
     let mut left = len;
     while left > 0 {
@@ -585,26 +584,6 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
-}
-
-/// FNV-1a, 64 bits: a stable hash for ETags (the same on every run and every build).
-pub(crate) struct Fnv(u64);
-
-impl Fnv {
-    pub(crate) fn new() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-
-    pub(crate) fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 ^= u64::from(byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    pub(crate) fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 fn put16(b: &mut Vec<u8>, v: u16) {

@@ -27,16 +27,24 @@ fn changes_state(method: &Method, headers: &HeaderMap) -> bool {
 }
 
 /// Whether a browser says the request comes from another site. `Sec-Fetch-Site` is trusted
-/// when present (`same-site` is refused too: another onion address is another site, and a
-/// sibling subdomain is no friend either); an `Origin` must be the request's own, `http://`
-/// and the `Host` it was sent to (an onion service is plain HTTP; `null` comes from sandboxed
-/// frames, `file:` pages and redirects, never from a tab's own page). A request with neither
-/// header is not a browser's, and is let in: such a client could forge them anyway.
+/// when present (a page cannot set it): `same-site` is refused too (another onion address is
+/// another site, and a sibling subdomain is no friend either), and `same-origin` is let in
+/// whatever `Origin` says. That matters: under the `Referrer-Policy: no-referrer` that
+/// [`super::harden`] sets, the Fetch standard makes browsers send `Origin: null` with every
+/// POST, even a form posted by the tab's own page (regression, issue 9: Chromium without
+/// JavaScript got 403 when joining the chat or sending to a receive tab). Without
+/// `Sec-Fetch-Site`, an `Origin` must be the request's own, `http://` and the `Host` it was
+/// sent to (an onion service is plain HTTP; `null` is refused, since without `Sec-Fetch-Site`
+/// it cannot be told from a sandboxed frame or a `file:` page elsewhere). A request with
+/// neither header is not a browser's, and is let in: such a client could forge them anyway.
 fn is_cross_site(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site")
-        && (site == "cross-site" || site == "same-site")
-    {
-        return true;
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if site == "cross-site" || site == "same-site" {
+            return true;
+        }
+        if site == "same-origin" {
+            return false;
+        }
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return false;
@@ -100,6 +108,7 @@ mod tests {
         for headers in [
             &[("origin", "http://evil.example")][..],
             &[("origin", "null")],
+            &[("origin", "null"), ("sec-fetch-site", "cross-site")],
             &[("origin", "https://abc.onion")],
             &[("origin", "http://abc.onion.evil.example")],
             &[("sec-fetch-site", "cross-site")],
@@ -150,6 +159,8 @@ mod tests {
             ],
             &[("sec-fetch-site", "same-origin")],
             &[("sec-fetch-site", "none")],
+            // What a browser sends for the tab's own form under `Referrer-Policy: no-referrer`.
+            &[("origin", "null"), ("sec-fetch-site", "same-origin")],
         ] {
             assert_eq!(
                 status("POST", "/upload", headers).await,

@@ -1,5 +1,5 @@
-//! Strict percent-decoding of a URL path (or one of its segments), on the `percent-encoding`
-//! crate.
+//! Strict percent-decoding of a URL path (or one of its segments), and encoding of one
+//! segment, on the `percent-encoding` crate.
 
 use std::borrow::Cow;
 
@@ -32,6 +32,20 @@ pub fn percent_decode(path: &str) -> Result<Cow<'_, str>, PercentDecodeError> {
         Ok(decoded) => Ok(decoded),
         Err(_) => Err(PercentDecodeError::NotUtf8),
     }
+}
+
+/// What [`percent_encode_segment`] leaves as it is: RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// One path segment (a file name) for a URL: every byte but letters, digits and `-._~` as
+/// `%XX`, so that `/`, `\`, `?`, `#`, `%` and non-ASCII can never change what the URL
+/// names. [`percent_decode`] gives the segment back.
+pub fn percent_encode_segment(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 #[cfg(test)]

@@ -99,30 +99,20 @@ impl Asset {
     }
 }
 
-/// Whether `If-None-Match` fails for `etag` (RFC 9110 §13.1.2): some value in the list
-/// matches it by the weak comparison, or the list is `*`. A header that is not text matches
-/// nothing, so its sender gets the full answer.
+/// Whether `If-None-Match` fails for `etag` (RFC 9110 §13.1.2): the sdk's one evaluation of
+/// preconditions ([`crate::files::conditional`]; a weak comparison, or `*`). A malformed
+/// header matches nothing, so its sender gets the full answer.
 fn none_match(request: &HeaderMap, etag: &str) -> bool {
-    request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+    crate::files::conditional::evaluate(request, etag)
+        == crate::files::conditional::Precondition::NotModified
 }
 
 /// 64-bit FNV-1a: enough to tell versions of one mode's few files apart, and computable at
 /// compile time. An ETag needs no secrecy: the bytes it names are public.
 const fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
+    let mut hash = crate::files::Fnv::new();
+    hash.write(bytes);
+    hash.finish()
 }
 
 #[cfg(test)]

@@ -415,3 +415,25 @@ async fn an_onion_webhook_gets_its_notice_through_tor() {
     );
     host.stop().expect("stop");
 }
+
+#[tokio::test]
+async fn the_receive_command_takes_a_title() {
+    let inbox = Inbox::new();
+    let host = TestHost::spawn(&[
+        "receive",
+        &inbox.path_str(),
+        "--title",
+        "Tips <i>",
+        "--local-only",
+    ])
+    .expect("spawn");
+    let url = host.url("receive").expect("url");
+    let page = reqwest::get(&url)
+        .await
+        .expect("GET /")
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("<title>Tips &lt;i&gt;</title>"), "{page}");
+    assert!(page.contains("<h1>Tips &lt;i&gt;</h1>"), "{page}");
+}

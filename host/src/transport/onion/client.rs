@@ -1,29 +1,24 @@
-//! The host's one Tor client: its configuration from `[tor]`, its private directories, and
-//! bootstrapping with progress on the console and a deadline.
+//! The host's one Tor client: its configuration from `[tor]` (another network, bridges and
+//! pluggable transports) and its private directories. Connecting it is `bootstrap.rs`'s job.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
-use arti_client::config::TorClientConfigBuilder;
 use arti_client::config::dir::{AuthorityContacts, FallbackDir};
+use arti_client::config::pt::TransportConfigBuilder;
+use arti_client::config::{BridgeConfigBuilder, CfgPath, PtTransportName, TorClientConfigBuilder};
 use arti_client::{TorClient, TorClientConfig};
-use futures::StreamExt as _;
-use tor_config::ExplicitOrAuto;
+use tor_config::{BoolOrAuto, ExplicitOrAuto};
 use tor_keymgr::config::ArtiKeystoreKind;
 use tor_llcrypto::pk::ed25519::Ed25519Identity;
 use tor_llcrypto::pk::rsa::RsaIdentity;
 use tor_rtcompat::PreferredRuntime;
 
-use crate::config::{TorConfig, TorNetwork};
-use crate::console::Console;
+use crate::config::{Bridges, TorConfig, TorNetwork};
 
 /// The Tor client every tab's onion service runs on.
 pub(crate) type Client = Arc<TorClient<PreferredRuntime>>;
-
-/// How often bootstrap progress is shown at most (the last step is always shown).
-const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// Arti's state and cache directories. Those the user did not configure live in a private
 /// temporary directory that is removed when this is dropped.
@@ -83,6 +78,9 @@ pub(crate) fn client_config(tor: &TorConfig, dirs: &TorDirs) -> anyhow::Result<T
     if let Some(network) = &tor.network {
         use_network(&mut builder, network)?;
     }
+    if let Some(bridges) = &tor.bridges {
+        use_bridges(&mut builder, bridges)?;
+    }
     builder
         .build()
         .context("the Tor client configuration is invalid")
@@ -123,78 +121,35 @@ fn use_network(builder: &mut TorClientConfigBuilder, network: &TorNetwork) -> an
     Ok(())
 }
 
-/// Creates the Tor client and connects it to the network, showing progress, within
-/// `timeout`.
-pub(crate) async fn bootstrap(
-    config: TorClientConfig,
-    timeout: Duration,
-    console: &Console,
-) -> anyhow::Result<Client> {
-    let client = TorClient::builder()
-        .config(config)
-        .create_unbootstrapped_async()
-        .await
-        .context("cannot start the Tor client")?;
-    console.host("[tor] connecting to the Tor network");
-    let progress = {
-        let console = console.clone();
-        let mut events = client.bootstrap_events();
-        tokio::spawn(async move {
-            let mut shown: Option<(u32, Instant)> = None;
-            let mut blocked = None;
-            while let Some(status) = events.next().await {
-                // Arti explains a blockage in many log lines (at debug, see logging.rs); the
-                // user gets one line each time the reason changes.
-                let blockage = status.blocked();
-                let kind = blockage.as_ref().map(|b| b.kind().to_string());
-                if kind != blocked {
-                    if let Some(reason) = &blockage {
-                        console.host(&format!("[tor] {}", blocked_line(&reason.to_string())));
-                    }
-                    blocked = kind;
-                }
-                let percent = (status.as_frac() * 100.0).round() as u32;
-                let due = match shown {
-                    None => true,
-                    Some((last, at)) => {
-                        percent > last && (percent == 100 || at.elapsed() >= PROGRESS_EVERY)
-                    }
-                };
-                if due && percent < 100 {
-                    console.host(&format!("[tor] bootstrapping: {percent}%"));
-                    shown = Some((percent, Instant::now()));
-                }
-            }
-        })
-    };
-    let outcome = tokio::time::timeout(timeout, client.bootstrap()).await;
-    progress.abort();
-    match outcome {
-        Ok(Ok(())) => {
-            console.host("[tor] bootstrapping: 100%, connected to the Tor network");
-            Ok(client)
-        }
-        Ok(Err(err)) => Err(err).context("cannot connect to the Tor network"),
-        Err(_) => {
-            let status = client.bootstrap_status();
-            let stuck = (status.as_frac() * 100.0).round() as u32;
-            let blocked = status
-                .blocked()
-                .map(|blockage| format!(" ({blockage})"))
-                .unwrap_or_default();
-            Err(anyhow!(
-                "could not connect to the Tor network within {}: stuck at {stuck}%{blocked}; check the network connection (or the `[tor]` authorities and fallbacks), or raise `bootstrap_timeout` in `[tor]`",
-                humantime::format_duration(timeout)
-            ))
-        }
+/// Makes Arti reach Tor through `bridges` only: bridges `enabled = true`, not `auto`, so
+/// that nothing in Arti can fall back to connecting to a relay directly (with bridges on,
+/// Arti takes every first hop, directory fetches included, from the bridges and never uses
+/// the fallback directories).
+fn use_bridges(builder: &mut TorClientConfigBuilder, bridges: &Bridges) -> anyhow::Result<()> {
+    let config = builder.bridges();
+    config.enabled(BoolOrAuto::Explicit(true));
+    for bridge in &bridges.lines {
+        let line: BridgeConfigBuilder = bridge
+            .line
+            .parse()
+            .context("a bridge line that was checked no longer parses")?;
+        config.bridges().push(line);
     }
-}
-
-/// The console's one line about a network that Arti cannot get through.
-fn blocked_line(reason: &str) -> String {
-    format!(
-        "cannot reach the Tor network: {reason}; check the connection (a network that blocks Tor needs bridges, which onionhost cannot use yet)"
-    )
+    for transport in &bridges.transports {
+        let protocols = transport
+            .protocols
+            .iter()
+            .map(|p| p.parse::<PtTransportName>())
+            .collect::<Result<Vec<_>, _>>()
+            .context("a transport name that was checked no longer parses")?;
+        let mut pt = TransportConfigBuilder::default();
+        pt.protocols(protocols)
+            .path(CfgPath::new_literal(transport.path.clone()))
+            .arguments(transport.arguments.clone())
+            .run_on_startup(transport.used);
+        config.transports().push(pt);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

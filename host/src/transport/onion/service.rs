@@ -110,11 +110,13 @@ pub(crate) fn service_config(
 /// Launches the onion service of tab `name` and returns its connections. The console says
 /// how publication goes and prints the address (and the private key) once it is reachable.
 /// Dropping the returned stream takes the service down.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn launch(
     client: &Client,
     name: &str,
     options: &OnionTabOptions,
     keys: &TabKeys,
+    qr: bool,
     console: &Console,
     tasks: &TaskTracker,
     cut: &CancellationToken,
@@ -137,6 +139,7 @@ pub(crate) fn launch(
         tab: name.to_owned(),
         address,
         private_key: keys.client_private_base32(),
+        qr,
         console: console.clone(),
     };
     let probe = reach(Arc::clone(client), announcement.address.clone());
@@ -162,19 +165,56 @@ pub(crate) fn launch(
     Ok(incoming.boxed())
 }
 
+/// Prints the address (and client key) of a tab whose start time is ahead, with that time;
+/// nothing is published yet.
+pub(crate) fn announce_pending(
+    name: &str,
+    keys: &TabKeys,
+    start: std::time::SystemTime,
+    qr: bool,
+    console: &Console,
+) -> anyhow::Result<()> {
+    let announcement = Announcement {
+        tab: name.to_owned(),
+        address: keys.onion_address()?,
+        private_key: keys.client_private_base32(),
+        qr,
+        console: console.clone(),
+    };
+    let first = format!(
+        "not serving yet: reachable from {} at {}",
+        crate::config::show_time(start),
+        announcement.url()
+    );
+    announcement.print_with(first);
+    Ok(())
+}
+
 /// What the console says about a tab once its service is reachable.
 struct Announcement {
     tab: String,
     address: String,
     private_key: Option<zeroize::Zeroizing<String>>,
+    /// Print the address and key as QR codes too.
+    qr: bool,
     console: Console,
 }
 
 impl Announcement {
+    fn url(&self) -> String {
+        format!("http://{}/", self.address)
+    }
+
     /// The lines that tell a user how visitors reach the tab. Stdout is the user interface,
     /// so the private key belongs here (and nowhere else).
+    #[cfg(test)]
     fn lines(&self) -> Vec<String> {
-        let mut lines = vec![format!("serving at http://{}/", self.address)];
+        self.lines_after(format!("serving at {}", self.url()))
+    }
+
+    /// [`Announcement::lines`] with another first line.
+    fn lines_after(&self, first: String) -> Vec<String> {
+        let mut lines = vec![first];
         if let Some(key) = &self.private_key {
             let host = self.address.trim_end_matches(".onion");
             lines.push(format!(
@@ -191,8 +231,20 @@ impl Announcement {
 
     /// Prints the lines on the console.
     fn print(&self) {
-        for line in self.lines() {
+        self.print_with(format!("serving at {}", self.url()));
+    }
+
+    /// Prints the lines after `first`, and the QR codes if asked: the address, and the client
+    /// key on its own (Tor Browser asks for the key alone).
+    fn print_with(&self, first: String) {
+        for line in self.lines_after(first) {
             self.console.tab(&self.tab, &line);
+        }
+        if self.qr {
+            self.console.qr(&self.tab, "address", &self.url());
+            if let Some(key) = &self.private_key {
+                self.console.qr(&self.tab, "private key", key.as_str());
+            }
         }
     }
 }
@@ -373,6 +425,7 @@ mod tests {
             tab: "chat".into(),
             address: keys.onion_address().expect("address"),
             private_key: keys.client_private_base32(),
+            qr: false,
             console: Console::default(),
         };
         let lines = announcement.lines();

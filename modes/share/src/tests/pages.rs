@@ -105,7 +105,7 @@ async fn the_style_sheet_is_an_asset_with_an_etag() {
     let (status, headers, body) = request(&tab, Method::GET, "/share.css", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
-    assert_eq!(body, include_bytes!("../../assets/share.css"));
+    assert_eq!(body, onionhost_sdk::files::LISTING_STYLE.bytes());
     let etag = headers[header::ETAG].to_str().unwrap().to_owned();
     let (status, headers, body) =
         request(&tab, Method::GET, "/share.css", &[("if-none-match", &etag)]).await;

@@ -1,12 +1,14 @@
-//! The shared tree: every file and folder of the share, walked once when the tab is built,
+//! The served tree: every file and folder a tab serves, walked once when the tab is built,
 //! and the only place a request path is ever resolved against.
 //!
 //! A request can reach exactly the nodes listed here, nothing else: the visitor's path is
 //! looked up name by name among a folder's children, never joined to a path on disk.
-//! Symbolic links inside shared folders are not followed and not shared (a link could point
-//! anywhere); the paths the user listed are taken as given, links included, because the
-//! user chose them. Files are opened by the path recorded here and checked to be the same
-//! file (device, inode, size, modification time) as when the share started.
+//! Symbolic links inside served folders are not followed and not listed (a link could point
+//! anywhere, and a chain of links or a link to a folder as well); sockets, pipes and devices
+//! neither. The paths the user named are taken as given, links included, because the user
+//! chose them. Hidden files (names starting with `.`) are served like any other: the user
+//! chose the folder. Files are opened by the path recorded here and checked to be the same
+//! file (device, inode, size, modification time) as when the tab started ([`super::source`]).
 
 use std::collections::HashSet;
 use std::fs::{File, Metadata};
@@ -14,34 +16,35 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::source::Stamp;
+use super::source::Stamp;
+use crate::http::{percent_decode, percent_encode_segment};
 
-/// The most files and folders one share may hold.
-const MAX_NODES: usize = 1_000_000;
+/// The most files and folders one tree may hold.
+pub const MAX_NODES: usize = 1_000_000;
 /// The deepest folder nesting that is walked.
-const MAX_DEPTH: usize = 256;
-/// The longest path inside the share, in bytes (a zip entry's name holds at most 65,535).
-const MAX_PATH_BYTES: usize = 60_000;
+pub const MAX_DEPTH: usize = 256;
+/// The longest path inside the tree, in bytes (a zip entry's name holds at most 65,535).
+pub const MAX_PATH_BYTES: usize = 60_000;
 
-/// One file or folder of the share.
+/// One file or folder of the tree.
 #[derive(Debug)]
-pub(crate) struct Node {
-    /// The name shown and used in URLs and in the zip, unique among its siblings.
-    pub(crate) name: String,
-    /// The path from the top of the share, names joined by `/` (empty for the root).
-    pub(crate) rel: String,
+pub struct Node {
+    /// The name shown and used in URLs (and in share's zip), unique among its siblings.
+    pub name: String,
+    /// The path from the top of the tree, names joined by `/` (empty for the root).
+    pub rel: String,
     /// Modification time: seconds since the Unix epoch and nanoseconds.
-    pub(crate) mtime: (i64, u32),
+    pub mtime: (i64, u32),
     /// A file or a folder.
-    pub(crate) kind: Kind,
+    pub kind: Kind,
 }
 
 /// What a node is.
 #[derive(Debug)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// A folder, with its children sorted by name.
     Dir {
-        /// Indexes of the children in [`Index::nodes`], sorted by name.
+        /// Indexes of the children in [`Tree::nodes`], sorted by name.
         children: Vec<usize>,
         /// Bytes in all the files below.
         total_size: u64,
@@ -52,46 +55,50 @@ pub(crate) enum Kind {
     File(FileInfo),
 }
 
-/// Where a shared file is and what it was when the share started.
+/// Where a served file is and what it was when the tab started.
 #[derive(Debug)]
-pub(crate) struct FileInfo {
-    pub(crate) path: PathBuf,
-    pub(crate) size: u64,
-    /// Its identity, size and modification time when the share started.
-    pub(crate) stamp: Stamp,
-    /// Whether any execute bit is set (kept in the zip).
-    pub(crate) executable: bool,
+pub struct FileInfo {
+    /// The path it is opened by.
+    pub path: PathBuf,
+    /// Its size when the tab started.
+    pub size: u64,
+    /// Its identity, size and modification time when the tab started.
+    pub stamp: Stamp,
+    /// Whether any execute bit is set (share keeps it in the zip).
+    pub executable: bool,
 }
 
-/// Every node of the share, in depth-first order with siblings sorted by name; node 0 is the
-/// root, a folder whose children are the shared items.
+/// Every node of the tree, in depth-first order with siblings sorted by name; node 0 is the
+/// root folder: the folder served ([`Tree::of_folder`]), or a folder whose children are the
+/// items the user listed ([`Tree::of_items`]).
 #[derive(Debug)]
-pub(crate) struct Index {
-    pub(crate) nodes: Vec<Node>,
+pub struct Tree {
+    /// The nodes; a node's index here is its id.
+    pub nodes: Vec<Node>,
     /// Symbolic links and special files (sockets, pipes, devices) found and left out.
-    pub(crate) skipped: usize,
+    pub skipped: usize,
 }
 
 /// Why a request path does not name a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lookup {
-    /// The path is malformed or tries to leave the share (`..`, `%2f`, NUL...).
+pub enum Lookup {
+    /// The path is malformed or tries to leave the tree (`..`, `%2f`, `%5c`, NUL...): `400`.
     Refused,
-    /// No such file or folder in the share.
+    /// No such file or folder in the tree: `404`.
     NotFound,
 }
 
-/// Why the shared paths cannot be shared as they are.
+/// Why the paths cannot be served as they are.
 ///
-/// Every one of these is found while walking the paths, so the config check reports it
-/// (naming the path) and the host starts nothing: a share that would fail some visitors
-/// later is refused at once.
+/// Every one of these is found while walking the paths, so a mode's config check reports it
+/// (naming the path) and the host starts nothing: a tab that would fail some visitors later
+/// is refused at once.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum IndexError {
+pub enum TreeError {
     /// A file or folder cannot be read by the user running the host.
     #[error(
         "cannot read {}: {source}; make it readable by the user running onionhost, \
-         or leave it out of `paths`",
+         or move it out of what is served",
         path.display()
     )]
     Unreadable {
@@ -100,16 +107,18 @@ pub(crate) enum IndexError {
         /// What opening or listing it gave.
         source: io::Error,
     },
+    /// [`Tree::of_folder`] was given something else than a folder.
+    #[error("{} is not a folder", .0.display())]
+    NotAFolder(PathBuf),
     /// A file was replaced by something else while it was walked.
-    #[error("{} changed while the share was being prepared; try again", .0.display())]
+    #[error("{} changed while the tab was being prepared; try again", .0.display())]
     Changed(PathBuf),
     /// Too many files and folders.
-    #[error("the share holds more than {MAX_NODES} files and folders; share fewer")]
+    #[error("more than {MAX_NODES} files and folders; serve fewer")]
     TooMany,
-    /// A path inside the share too long for a zip entry.
+    /// A path inside the tree too long (for a zip entry, among others).
     #[error(
-        "{} is too deep: its path in the share is longer than {MAX_PATH_BYTES} bytes, \
-         which a zip cannot hold",
+        "{} is too deep: its path from the top is longer than {MAX_PATH_BYTES} bytes",
         .0.display()
     )]
     PathTooLong(PathBuf),
@@ -118,11 +127,31 @@ pub(crate) enum IndexError {
     TooDeep(PathBuf),
 }
 
-impl Index {
-    /// Walks the paths the user shared, checking that every file and folder in them can be
+impl Tree {
+    /// Walks the folder `dir`: node 0 is `dir` itself (followed if it is a link: the user
+    /// named it), its files and folders below. Every file and folder must be readable, as
+    /// for [`Tree::of_items`].
+    pub fn of_folder(dir: &Path) -> Result<Self, TreeError> {
+        let meta = std::fs::metadata(dir).map_err(|source| TreeError::Unreadable {
+            path: dir.to_owned(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(TreeError::NotAFolder(dir.to_owned()));
+        }
+        let mut tree = Self {
+            nodes: Vec::new(),
+            skipped: 0,
+        };
+        tree.add(String::new(), "", dir, &meta, 0)?;
+        Ok(tree)
+    }
+
+    /// Walks the paths the user listed, checking that every file and folder in them can be
     /// read: each folder is listed and each file opened once (root reads everything, so only
     /// opening says what the host's user may read: permissions, ACLs, security modules).
-    pub(crate) fn build(paths: &[PathBuf]) -> Result<Self, IndexError> {
+    /// Node 0 is a folder that holds the listed items, named as typed and made unique.
+    pub fn of_items(paths: &[PathBuf]) -> Result<Self, TreeError> {
         let mut index = Self {
             nodes: vec![Node {
                 name: String::new(),
@@ -139,7 +168,7 @@ impl Index {
         let mut taken = HashSet::new();
         let mut items = Vec::new();
         for path in paths {
-            let meta = std::fs::metadata(path).map_err(|source| IndexError::Unreadable {
+            let meta = std::fs::metadata(path).map_err(|source| TreeError::Unreadable {
                 path: path.clone(),
                 source,
             })?;
@@ -171,22 +200,24 @@ impl Index {
         path: &Path,
         meta: &Metadata,
         depth: usize,
-    ) -> Result<usize, IndexError> {
+    ) -> Result<usize, TreeError> {
         if self.nodes.len() >= MAX_NODES {
-            return Err(IndexError::TooMany);
+            return Err(TreeError::TooMany);
         }
-        let rel = if parent_rel.is_empty() {
+        let rel = if name.is_empty() {
+            String::new()
+        } else if parent_rel.is_empty() {
             name.clone()
         } else {
             format!("{parent_rel}/{name}")
         };
         if rel.len() > MAX_PATH_BYTES {
-            return Err(IndexError::PathTooLong(path.to_owned()));
+            return Err(TreeError::PathTooLong(path.to_owned()));
         }
         let id = self.nodes.len();
         let mtime = (meta.mtime(), u32::try_from(meta.mtime_nsec()).unwrap_or(0));
         if meta.is_file() {
-            let unreadable = |source| IndexError::Unreadable {
+            let unreadable = |source| TreeError::Unreadable {
                 path: path.to_owned(),
                 source,
             };
@@ -194,7 +225,7 @@ impl Index {
             let opened = File::open(path).map_err(unreadable)?;
             let now = opened.metadata().map_err(unreadable)?;
             if !now.is_file() || (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
-                return Err(IndexError::Changed(path.to_owned()));
+                return Err(TreeError::Changed(path.to_owned()));
             }
             self.nodes.push(Node {
                 name,
@@ -210,7 +241,7 @@ impl Index {
             return Ok(id);
         }
         if depth > MAX_DEPTH {
-            return Err(IndexError::TooDeep(path.to_owned()));
+            return Err(TreeError::TooDeep(path.to_owned()));
         }
         self.nodes.push(Node {
             name,
@@ -224,7 +255,7 @@ impl Index {
         });
         let unreadable = |path: &Path| {
             let path = path.to_owned();
-            move |source| IndexError::Unreadable { path, source }
+            move |source| TreeError::Unreadable { path, source }
         };
         let mut entries = Vec::new();
         for entry in std::fs::read_dir(path).map_err(unreadable(path))? {
@@ -286,7 +317,7 @@ impl Index {
     }
 
     /// The root folder's totals: bytes and files.
-    pub(crate) fn totals(&self) -> (u64, u64) {
+    pub fn totals(&self) -> (u64, u64) {
         match &self.nodes[0].kind {
             Kind::Dir {
                 total_size, files, ..
@@ -295,12 +326,13 @@ impl Index {
         }
     }
 
-    /// Resolves the part of a request path after `/files/`, still percent-encoded.
+    /// Resolves a request path below the tree's URL (share: the part after `/files/`; a
+    /// website: after the leading `/`), still percent-encoded. The empty path is refused.
     ///
     /// Each segment is decoded on its own and looked up among the current folder's children;
     /// a segment that decodes to `.`, `..`, or contains `/`, `\` or NUL is refused, as is an
     /// empty segment anywhere but at the end (a folder's trailing slash).
-    pub(crate) fn resolve(&self, raw: &str) -> Result<usize, Lookup> {
+    pub fn resolve(&self, raw: &str) -> Result<usize, Lookup> {
         let mut node = 0;
         let segments: Vec<&str> = raw.split('/').collect();
         for (i, segment) in segments.iter().enumerate() {
@@ -310,7 +342,7 @@ impl Index {
                 }
                 return Err(Lookup::Refused);
             }
-            let name = onionhost_sdk::http::percent_decode(segment).map_err(|_| Lookup::Refused)?;
+            let name = percent_decode(segment).map_err(|_| Lookup::Refused)?;
             if name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
                 return Err(Lookup::Refused);
             }
@@ -323,6 +355,17 @@ impl Index {
             node = children[found];
         }
         Ok(node)
+    }
+
+    /// The child of folder `dir` named exactly `name`, if there is one.
+    pub fn child(&self, dir: usize, name: &str) -> Option<usize> {
+        let Kind::Dir { children, .. } = &self.nodes.get(dir)?.kind else {
+            return None;
+        };
+        children
+            .binary_search_by(|&child| self.nodes[child].name.as_str().cmp(name))
+            .ok()
+            .map(|found| children[found])
     }
 }
 
@@ -347,25 +390,16 @@ fn unique_name(name: &str, is_dir: bool, taken: &mut HashSet<String>) -> String 
         .unwrap_or_else(|| name.to_owned())
 }
 
-/// Encodes one path segment for a URL: everything but unreserved characters as `%XX`.
-pub(crate) fn percent_encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for &byte in segment.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
+/// The URL of a node below `base` (share: `/files`; a website: the empty string): `base`,
+/// then each segment of its path encoded ([`percent_encode_segment`]); folders (the root
+/// included) end with `/`.
+pub fn node_url(base: &str, node: &Node) -> String {
+    let mut url = String::from(base);
+    if !node.rel.is_empty() {
+        for segment in node.rel.split('/') {
+            url.push('/');
+            url.push_str(&percent_encode_segment(segment));
         }
-    }
-    out
-}
-
-/// The URL of a node: `/files/` and its path, each segment encoded; folders end with `/`.
-pub(crate) fn node_url(node: &Node) -> String {
-    let mut url = String::from("/files");
-    for segment in node.rel.split('/') {
-        url.push('/');
-        url.push_str(&percent_encode(segment));
     }
     if matches!(node.kind, Kind::Dir { .. }) {
         url.push('/');
@@ -379,7 +413,7 @@ mod tests {
 
     use super::*;
 
-    fn tree() -> (tempfile::TempDir, Index) {
+    fn tree() -> (tempfile::TempDir, Tree) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir_all(root.join("docs/inner")).unwrap();
@@ -389,7 +423,7 @@ mod tests {
         std::fs::create_dir(root.join("other")).unwrap();
         std::fs::write(root.join("other/loose.txt"), "dddd").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("docs/link")).unwrap();
-        let index = Index::build(&[
+        let index = Tree::of_items(&[
             root.join("docs"),
             root.join("loose.txt"),
             root.join("other/loose.txt"),
@@ -398,7 +432,7 @@ mod tests {
         (dir, index)
     }
 
-    fn rel(index: &Index, raw: &str) -> Result<String, Lookup> {
+    fn rel(index: &Tree, raw: &str) -> Result<String, Lookup> {
         index.resolve(raw).map(|id| index.nodes[id].rel.clone())
     }
 
@@ -459,9 +493,9 @@ mod tests {
     fn percent_plus_one_is_a_malformed_escape_not_a_byte() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("\u{1}"), "x").unwrap();
-        let index = Index::build(&[dir.path().to_owned()]).unwrap();
+        let index = Tree::of_items(&[dir.path().to_owned()]).unwrap();
         let top = index.nodes[1].name.clone();
-        let base = format!("{}/", percent_encode(&top));
+        let base = format!("{}/", percent_encode_segment(&top));
         assert_eq!(
             rel(&index, &format!("{base}%01")).unwrap(),
             format!("{top}/\u{1}")
@@ -490,10 +524,10 @@ mod tests {
         for name in names {
             std::fs::write(dir.path().join(name), name).unwrap();
         }
-        let index = Index::build(&[dir.path().to_owned()]).unwrap();
+        let index = Tree::of_items(&[dir.path().to_owned()]).unwrap();
         assert_eq!(index.nodes.len(), names.len() + 2);
         for node in &index.nodes[1..] {
-            let url = node_url(node);
+            let url = node_url("/files", node);
             let raw = url.strip_prefix("/files/").unwrap();
             assert!(raw.is_ascii(), "{url}");
             assert_eq!(index.nodes[index.resolve(raw).unwrap()].rel, node.rel);
@@ -506,7 +540,7 @@ mod tests {
         let (dir, _) = tree();
         let root = dir.path();
         std::os::unix::fs::symlink(root.join("docs"), root.join("my-link")).unwrap();
-        let index = Index::build(&[root.join("docs/inner/.."), root.join("my-link")]).unwrap();
+        let index = Tree::of_items(&[root.join("docs/inner/.."), root.join("my-link")]).unwrap();
         let top: Vec<&str> = match &index.nodes[0].kind {
             Kind::Dir { children, .. } => children
                 .iter()
@@ -519,5 +553,46 @@ mod tests {
             ["docs", "my-link"],
             "a link the user listed is followed"
         );
+    }
+
+    /// A website's folder: node 0 is the folder itself, and no kind of link gets in: to a
+    /// file inside, to a file outside, a chain of links, a link to a folder (inside or out).
+    #[test]
+    fn a_folder_tree_leaves_out_every_kind_of_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = dir.path().join("site");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("index.html"), "home").unwrap();
+        std::fs::write(root.join(".hidden"), "dot").unwrap();
+        std::fs::write(root.join("sub/page.html"), "page").unwrap();
+        std::fs::write(outside.path().join("secret"), "secret").unwrap();
+        let link = |to: &Path, name: &str| std::os::unix::fs::symlink(to, root.join(name)).unwrap();
+        link(&root.join("index.html"), "in");
+        link(&outside.path().join("secret"), "out");
+        link(&root.join("in"), "chain");
+        link(&root.join("sub"), "dir-in");
+        link(outside.path(), "dir-out");
+        let tree = Tree::of_folder(&root).unwrap();
+        let rels: Vec<&str> = tree.nodes.iter().map(|n| n.rel.as_str()).collect();
+        assert_eq!(rels, ["", ".hidden", "index.html", "sub", "sub/page.html"]);
+        assert_eq!(tree.skipped, 5);
+        assert_eq!(tree.child(0, "index.html"), Some(2));
+        assert_eq!(tree.child(0, "in"), None);
+        assert_eq!(tree.child(2, "x"), None, "a file has no children");
+        for raw in ["in", "out", "chain", "dir-in/page.html", "dir-out/secret"] {
+            assert_eq!(rel(&tree, raw), Err(Lookup::NotFound), "{raw}");
+        }
+        assert_eq!(node_url("", &tree.nodes[0]), "/");
+        assert_eq!(node_url("", &tree.nodes[3]), "/sub/");
+        assert_eq!(node_url("", &tree.nodes[4]), "/sub/page.html");
+        // The folder named as a link is followed: the user chose it.
+        let named = dir.path().join("named");
+        std::os::unix::fs::symlink(&root, &named).unwrap();
+        assert_eq!(Tree::of_folder(&named).unwrap().nodes.len(), 5);
+        assert!(matches!(
+            Tree::of_folder(&root.join("index.html")),
+            Err(TreeError::NotAFolder(_))
+        ));
     }
 }

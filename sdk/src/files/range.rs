@@ -1,4 +1,4 @@
-//! `Range` and `If-Range` (RFC 9110 §14): which bytes of a file or of the zip to send.
+//! `Range` and `If-Range` (RFC 9110 §14): which bytes of a file (or of share's zip) to send.
 //!
 //! One range is served as `206 Partial Content`. A request for several ranges is answered
 //! with the whole content (`200`), which the RFC allows (a server may ignore `Range`) and
@@ -8,11 +8,11 @@
 //! honours the range only when it carries our current strong ETag; a date or a weak or stale
 //! ETag gets the whole content, so a visitor never splices bytes of two versions.
 
-use onionhost_sdk::axum::http::{HeaderMap, header};
+use http::{HeaderMap, header};
 
 /// What to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Decision {
+pub enum Decision {
     /// Everything, `200`.
     Full,
     /// Bytes `start..end` (end exclusive), `206`.
@@ -27,7 +27,7 @@ pub(crate) enum Decision {
 }
 
 /// Decides what to send of a representation of `len` bytes whose strong ETag is `etag`.
-pub(crate) fn decide(headers: &HeaderMap, len: u64, etag: &str) -> Decision {
+pub fn decide(headers: &HeaderMap, len: u64, etag: &str) -> Decision {
     let mut ranges = headers.get_all(header::RANGE).iter();
     let (Some(range), None) = (ranges.next(), ranges.next()) else {
         return Decision::Full;
@@ -98,7 +98,7 @@ fn parse(range: &str, len: u64) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use onionhost_sdk::axum::http::HeaderValue;
+    use http::HeaderValue;
     use proptest::prelude::*;
 
     const ETAG: &str = "\"abc\"";

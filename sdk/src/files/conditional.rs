@@ -14,11 +14,11 @@
 //! server that sends no `Last-Modified` (a modification date would tell visitors when the
 //! host's user last touched each file).
 
-use onionhost_sdk::axum::http::{HeaderMap, HeaderName, header};
+use http::{HeaderMap, HeaderName, header};
 
 /// What the preconditions say about a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Precondition {
+pub enum Precondition {
     /// Go on (to `Range`, then the content).
     Proceed,
     /// `304 Not Modified`.
@@ -29,7 +29,7 @@ pub(crate) enum Precondition {
 
 /// Evaluates `If-Match` and `If-None-Match` for a representation whose strong ETag (quotes
 /// included) is `etag`.
-pub(crate) fn evaluate(headers: &HeaderMap, etag: &str) -> Precondition {
+pub fn evaluate(headers: &HeaderMap, etag: &str) -> Precondition {
     if let Some(list) = field(headers, header::IF_MATCH) {
         let matched = match parse(&list) {
             Some(Tags::Any) => true,
@@ -142,7 +142,7 @@ fn parse(value: &[u8]) -> Option<Tags<'_>> {
 
 #[cfg(test)]
 mod tests {
-    use onionhost_sdk::axum::http::HeaderValue;
+    use http::HeaderValue;
     use proptest::prelude::*;
 
     use super::*;
