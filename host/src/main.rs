@@ -11,6 +11,7 @@ mod config;
 mod console;
 mod logging;
 mod modes;
+mod notice;
 mod plugin;
 mod supervisor;
 mod transport;
@@ -144,19 +145,16 @@ fn host_config(
             (one_tab("share", tab, section(&config))?, common)
         }
         Command::Receive { dir, tab, common } => {
-            // The receive page's title is being added to its config (issue 11); until then
-            // the flag is refused rather than ignored.
-            anyhow::ensure!(
-                tab.title.is_none(),
-                "--title: the receive mode has no title setting yet"
-            );
             if let Some(dir) = &dir {
                 text_path(dir)?;
             }
-            let config = onionhost_receive::ReceiveConfig {
+            let mut config = onionhost_receive::ReceiveConfig {
                 dir,
                 ..onionhost_receive::ReceiveConfig::default()
             };
+            if let Some(title) = &tab.title {
+                config.title.clone_from(title);
+            }
             (one_tab("receive", tab, section(&config))?, common)
         }
     }))

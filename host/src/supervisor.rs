@@ -165,6 +165,13 @@ async fn run_tab(
             },
         )
     };
+    // The tab's notices (webhooks) leave through the host's transport.
+    let notifier = crate::notice::HostNotifier::new(
+        &tab.name,
+        Arc::clone(&shared.transport),
+        shared.console.clone(),
+    );
+    let ctx = onionhost_sdk::host::with_notifier(ctx, Arc::new(notifier));
     let section = tab.section.clone();
     let tab_ctx = ctx.clone();
     let service = std::panic::catch_unwind(AssertUnwindSafe(|| factory.build(section, ctx)))

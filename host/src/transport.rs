@@ -87,6 +87,53 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
+    /// Whether this transport can carry a tab's notices to `url` (see [`crate::notice`]).
+    /// Loopback URLs are reached directly: their connection never leaves the machine. Any
+    /// other URL goes through Tor, so `--local-only`, which has no Tor, refuses it: a notice
+    /// never goes over the open internet.
+    pub(crate) fn check_notice_url(
+        &self,
+        url: &onionhost_sdk::notice::NoticeUrl,
+    ) -> Result<(), String> {
+        match self {
+            _ if url.is_loopback() => Ok(()),
+            Self::Local => Err(
+                "with --local-only there is no Tor to send it through, and a notice never goes \
+                 over the open internet: use a loopback URL (http://127.0.0.1:PORT/...), or run \
+                 without --local-only"
+                    .to_owned(),
+            ),
+            Self::Onion(_) => Ok(()),
+        }
+    }
+
+    /// A connection for a notice to `url` (checked with [`Transport::check_notice_url`]):
+    /// loopback TCP for a loopback URL, else a Tor stream from the host's Tor client.
+    pub(crate) async fn connect_notice(
+        &self,
+        url: &onionhost_sdk::notice::NoticeUrl,
+    ) -> anyhow::Result<Box<dyn Io>> {
+        use anyhow::Context as _;
+        self.check_notice_url(url).map_err(anyhow::Error::msg)?;
+        if url.is_loopback() {
+            let host = if url.host().eq_ignore_ascii_case("localhost")
+                || url.host().to_ascii_lowercase().ends_with(".localhost")
+            {
+                "127.0.0.1"
+            } else {
+                url.host()
+            };
+            let stream = tokio::net::TcpStream::connect((host, url.port()))
+                .await
+                .context("cannot connect")?;
+            return Ok(Box::new(stream));
+        }
+        match self {
+            Self::Local => Err(anyhow::anyhow!("no Tor to send it through")),
+            Self::Onion(onion) => onion.connect(url.host(), url.port()).await,
+        }
+    }
+
     /// Starts serving `tab`: listens and tells the user where the tab can be reached. A tab
     /// whose `auto_start` is ahead has its address (and client key) printed at once, with the
     /// time it becomes reachable, and nothing listens (no onion service is published) until

@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::TabEvent;
+use crate::notice::{NoticeError, NoticeUrl, Notifier};
 
 type EventFn = dyn Fn(TabEvent) + Send + Sync;
 type StopFn = dyn Fn(String) + Send + Sync;
@@ -22,6 +23,8 @@ pub struct TabContext {
     events: Arc<EventFn>,
     stop: Arc<StopFn>,
     tasks: TaskTracker,
+    /// What sends the tab's notices (webhooks), when the host gives it a way.
+    notifier: Option<Arc<dyn Notifier>>,
 }
 
 /// Held by a task that outlives its HTTP exchange (a WebSocket after the upgrade); the host
@@ -44,7 +47,14 @@ impl TabContext {
             events: Arc::new(events),
             stop: Arc::new(stop),
             tasks: TaskTracker::new(),
+            notifier: None,
         }
+    }
+
+    /// This context, with `notifier` sending its notices (see [`crate::host::with_notifier`]).
+    pub(crate) fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
     }
 
     /// The tab's name from the config (`name = "..."`), for display.
@@ -84,6 +94,24 @@ impl TabContext {
     /// Reports an event to the host's console.
     pub fn report(&self, event: TabEvent) {
         (self.events)(event);
+    }
+
+    /// Whether the host can send this tab's notices to `url` (see [`crate::notice`]). Call it
+    /// when the tab is built, so that a URL the host cannot honour fails the tab at start.
+    pub fn check_notice_url(&self, url: &NoticeUrl) -> Result<(), NoticeError> {
+        match &self.notifier {
+            Some(notifier) => notifier.check(url),
+            None => Err(NoticeError::Unsupported),
+        }
+    }
+
+    /// Asks the host to POST `text` to `url` in the background, through the tab's own network
+    /// path (see [`crate::notice`]). Never waits and never fails: a notice that cannot be sent
+    /// is one line on the host's console. `text` must carry nothing a visitor sent.
+    pub fn post_notice(&self, url: &NoticeUrl, text: &str) {
+        if let Some(notifier) = &self.notifier {
+            notifier.post(url, text);
+        }
     }
 
     /// Asks the host to stop this tab (e.g. share after the first complete download).

@@ -113,6 +113,15 @@ pub fn context(
     TabContext::new(tab_name, shutdown, events, stop)
 }
 
+/// `ctx` with `notifier` sending its notices ([`TabContext::post_notice`]); without one, a
+/// tab cannot send any ([`crate::notice::NoticeError::Unsupported`]).
+pub fn with_notifier(
+    ctx: TabContext,
+    notifier: std::sync::Arc<dyn crate::notice::Notifier>,
+) -> TabContext {
+    ctx.with_notifier(notifier)
+}
+
 /// Resolves when no [`crate::TaskGuard`] of `ctx` is held any more. The host calls it once
 /// the tab is stopping.
 pub async fn guarded_tasks_ended(ctx: &TabContext) {

@@ -10,6 +10,7 @@ pub mod html;
 pub mod host;
 pub mod http;
 pub mod mode;
+pub mod notice;
 pub mod page;
 pub mod plugin;
 pub mod rate;

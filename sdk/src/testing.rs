@@ -6,6 +6,7 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 use crate::host::{DynMode, ModeFactory as _};
+use crate::notice::{NoticeError, NoticeUrl, Notifier};
 use crate::{ConfigError, Mode, ModeError, TabContext, TabEvent, Visitor};
 
 /// A tab built for a test, with everything it reported.
@@ -18,11 +19,53 @@ pub struct TestTab {
     pub shutdown: CancellationToken,
     events: Arc<Mutex<Vec<TabEvent>>>,
     stop_requests: Arc<Mutex<Vec<String>>>,
+    notices: Notices,
+}
+
+/// A [`Notifier`] for tests: it accepts every URL (or refuses all, see
+/// [`Notices::refusing`]) and keeps every notice posted, URL and text, instead of sending it.
+#[derive(Clone, Default)]
+pub struct Notices {
+    posted: Arc<Mutex<Vec<(String, String)>>>,
+    refuse: Option<String>,
+}
+
+impl Notices {
+    /// A notifier that refuses every URL with `why`, as a host does that cannot send there.
+    pub fn refusing(why: &str) -> Self {
+        Self {
+            posted: Arc::default(),
+            refuse: Some(why.to_owned()),
+        }
+    }
+
+    /// Every notice posted so far: the URL and the text.
+    pub fn posted(&self) -> Vec<(String, String)> {
+        lock(&self.posted).clone()
+    }
+}
+
+impl Notifier for Notices {
+    fn check(&self, _url: &NoticeUrl) -> Result<(), NoticeError> {
+        match &self.refuse {
+            Some(why) => Err(NoticeError::Refused(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn post(&self, url: &NoticeUrl, text: &str) {
+        lock(&self.posted).push((url.to_string(), text.to_owned()));
+    }
 }
 
 impl TestTab {
     /// Builds a tab of mode `M` from a TOML section (e.g. `"title = \"x\""`).
     pub fn build<M: Mode>(section: &str) -> Result<Self, ModeError> {
+        Self::build_with_notices::<M>(section, Notices::default())
+    }
+
+    /// Like [`TestTab::build`], with `notices` standing for the host's [`Notifier`].
+    pub fn build_with_notices<M: Mode>(section: &str, notices: Notices) -> Result<Self, ModeError> {
         let section: toml::Value = toml::from_str::<toml::Table>(section)
             .map(toml::Value::Table)
             .map_err(|err| ConfigError::section(err.to_string()))?;
@@ -38,6 +81,7 @@ impl TestTab {
                 move |event| lock(&events).push(event),
                 move |reason| lock(&stop_requests).push(reason),
             )
+            .with_notifier(Arc::new(notices.clone()))
         };
         // Requests sent with `oneshot` come from one visitor, as on one connection, unless
         // the test inserts a `Visitor` of its own.
@@ -56,7 +100,13 @@ impl TestTab {
             shutdown,
             events,
             stop_requests,
+            notices,
         })
+    }
+
+    /// Every notice the tab posted ([`TabContext::post_notice`]), URL and text.
+    pub fn notices(&self) -> Vec<(String, String)> {
+        self.notices.posted()
     }
 
     /// Every event reported so far.

@@ -130,6 +130,26 @@ pub fn strip(text: &str) -> Cow<'_, str> {
     Cow::Owned(text.chars().filter(|&c| !is_disguising(c)).collect())
 }
 
+/// Checks a title a user configured (a page's title, a zip's name): 1 to `max_chars`
+/// characters, not only spaces, and no disguising character, so that a title cannot disguise
+/// itself any more than a file name. The error is a sentence for a config error's message.
+pub fn check_title(title: &str, max_chars: usize) -> Result<(), String> {
+    let chars = title.chars().count();
+    if title.trim().is_empty() || chars > max_chars {
+        return Err(format!(
+            "must be 1 to {max_chars} characters long, not {chars}"
+        ));
+    }
+    if let Some(c) = title.chars().find(|&c| is_disguising(c)) {
+        return Err(format!(
+            "must not contain U+{:04X}: control, bidirectional and invisible characters \
+             (newlines, tabs, zero-width or look-alike spaces...) could disguise it",
+            u32::from(c)
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,6 +168,27 @@ fn the_example_config_is_valid() {
     let bridged = dir.path().join("bridged.toml");
     std::fs::write(&bridged, bridged_text).expect("write the bridged example");
     check(&bridged);
+
+    // The receive keys it shows commented out (they need values of the user's own) are
+    // valid too.
+    let mut uncommented = 0;
+    let receive_text: String = text
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(key) if key.starts_with("encrypt_to = ") || key.starts_with("webhook_url = ") => {
+                uncommented += 1;
+                format!("{key}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    assert_eq!(
+        uncommented, 2,
+        "the example shows encrypt_to and webhook_url"
+    );
+    let full = dir.path().join("full-receive.toml");
+    std::fs::write(&full, receive_text).expect("write");
+    check(&full);
 }
 
 /// A bad bridge on the command line stops the host before it starts, naming the option.

@@ -13,15 +13,15 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
 /// What a host printed about one of its onion service tabs.
-struct Tab {
+pub(crate) struct Tab {
     /// `<56 base32>.onion`.
-    host: String,
+    pub(crate) host: String,
     /// The client key it printed, for a private tab.
-    key: Option<String>,
+    pub(crate) key: Option<String>,
 }
 
 /// Waits until `tab` prints its onion address (and, if `private`, its client key lines).
-fn onion_tab(host: &TestHost, tab: &str, private: bool) -> Tab {
+pub(crate) fn onion_tab(host: &TestHost, tab: &str, private: bool) -> Tab {
     let name = regex::escape(tab);
     let caps = host
         .wait_for(&format!(
@@ -54,7 +54,7 @@ fn onion_tab(host: &TestHost, tab: &str, private: bool) -> Tab {
 
 /// Starts `onionhost run` on the local Tor network with `tabs` as the config's tabs; Arti's
 /// temporary files and any data folder go under the host's own test folder, to be inspected.
-fn run_host(net: &Testnet, tabs: &str) -> (TestHost, PathBuf) {
+pub(crate) fn run_host(net: &Testnet, tabs: &str) -> (TestHost, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("onionhost.toml");
     std::fs::write(&config, format!("{tabs}\n{}", net.tor_section())).expect("write config");

@@ -100,6 +100,21 @@ impl OnionTransport {
         .map(Some)
     }
 
+    /// A stream through Tor to `host:port` (an onion service, or a host on the internet
+    /// through an exit), for a tab's notices.
+    pub(crate) async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> anyhow::Result<Box<dyn super::Io>> {
+        let stream = self
+            .client
+            .connect((host, port))
+            .await
+            .context("cannot connect through Tor")?;
+        Ok(Box::new(stream))
+    }
+
     /// A handle that waits until every stopped tab has delivered the last bytes it sent and
     /// its onion service is down, or at once when `force_close` is cancelled: the host waits
     /// for it before it exits.

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use onionhost_sdk::notice::NoticeUrl;
 use onionhost_sdk::{ByteSize, ConfigError};
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +18,8 @@ pub struct ReceiveConfig {
     pub dir: Option<PathBuf>,
     /// The most one upload (all its files and its message together) may weigh.
     pub max_upload_size: ByteSize,
-    /// The most this tab accepts in all, over every upload, while it runs.
+    /// The most the folder may hold from uploads, this run's and earlier runs' (what earlier
+    /// uploads left in `dir` is counted at start).
     pub max_total_size: ByteSize,
     /// Uploads are refused, or stopped, when the disk holding `dir` would have less free.
     pub min_free_space: ByteSize,
@@ -48,6 +50,14 @@ pub struct ReceiveConfig {
     /// How far, in seconds, an upload may fall behind `min_upload_rate`: at its start, and
     /// in any pause later.
     pub upload_rate_grace_seconds: u64,
+    /// The page's title (the browser's tab and the page's heading).
+    pub title: String,
+    /// age X25519 recipients (`age1...`): when set, every upload is saved as one encrypted
+    /// file for them, and nothing of it touches the disk in plaintext.
+    pub encrypt_to: Vec<String>,
+    /// A URL the host POSTs a short notice to after each complete upload, through the
+    /// tab's own network path (Tor).
+    pub webhook_url: Option<NoticeUrl>,
 }
 
 /// The largest text message that may be configured (16 MiB).
@@ -60,6 +70,14 @@ const MAX_CONCURRENT_UPLOADS: usize = 1024;
 /// The highest `min_upload_rate` that may be configured: more would cut off ordinary Tor
 /// circuits.
 const MAX_MIN_UPLOAD_RATE: u64 = 1024 * 1024;
+
+/// The longest title, in characters (as share's).
+const MAX_TITLE_CHARS: usize = 200;
+/// The most recipients `encrypt_to` may list: each adds a stanza to every upload's header.
+const MAX_RECIPIENTS: usize = 64;
+
+/// The page's title unless `title` says otherwise.
+pub const DEFAULT_TITLE: &str = "onionhost receive";
 
 /// The default folder, under the home folder.
 pub const DEFAULT_DIR: &str = "~/onionhost-received";
@@ -82,6 +100,9 @@ impl Default for ReceiveConfig {
             upload_idle_timeout_seconds: 120,
             min_upload_rate: ByteSize::kib(4),
             upload_rate_grace_seconds: 60,
+            title: DEFAULT_TITLE.to_owned(),
+            encrypt_to: Vec::new(),
+            webhook_url: None,
         }
     }
 }
@@ -169,6 +190,9 @@ impl onionhost_sdk::ModeConfig for ReceiveConfig {
             1,
             3600,
         )?;
+        onionhost_sdk::text::check_title(&self.title, MAX_TITLE_CHARS)
+            .map_err(|err| ConfigError::at("title", err))?;
+        self.recipients()?;
         if self.disable_files && self.disable_text {
             return Err(ConfigError::at(
                 "disable_text",
@@ -198,6 +222,35 @@ impl ReceiveConfig {
                 )
             })?;
         Ok(PathBuf::from(home).join(rest))
+    }
+
+    /// The parsed [`ReceiveConfig::encrypt_to`] recipients (empty: uploads are saved as they
+    /// are). A key that is not an age X25519 recipient is an error naming its place.
+    pub fn recipients(&self) -> Result<Vec<age::x25519::Recipient>, ConfigError> {
+        if self.encrypt_to.len() > MAX_RECIPIENTS {
+            return Err(ConfigError::at(
+                "encrypt_to",
+                format!(
+                    "lists {} recipients; at most {MAX_RECIPIENTS}",
+                    self.encrypt_to.len()
+                ),
+            ));
+        }
+        self.encrypt_to
+            .iter()
+            .enumerate()
+            .map(|(index, key)| {
+                key.trim().parse::<age::x25519::Recipient>().map_err(|err| {
+                    ConfigError::at(
+                        &format!("encrypt_to.{index}"),
+                        format!(
+                            "is not an age X25519 recipient ({err}): give the public key that \
+                             `age-keygen` prints, `age1` followed by 58 characters"
+                        ),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// [`ReceiveConfig::upload_idle_timeout_seconds`] as a duration.
@@ -278,6 +331,18 @@ mod tests {
             ),
             ("disable_files = true\ndisable_text = true", "disable_text"),
             ("dir = \"\"", "dir"),
+            ("title = \"\"", "title"),
+            ("title = \"a\\u202eb\"", "title"),
+            ("title = \"a\\nb\"", "title"),
+            ("encrypt_to = [\"age1nope\"]", "encrypt_to.0"),
+            ("encrypt_to = \"age1\"", "encrypt_to"),
+            (
+                "encrypt_to = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\", \"ssh-ed25519 AAAA\"]",
+                "encrypt_to.1",
+            ),
+            ("webhook_url = \"https://example.org/\"", "webhook_url"),
+            ("webhook_url = \"ftp://example.org/\"", "webhook_url"),
+            ("webhook_url = 3", "webhook_url"),
             (
                 "show_file_names_in_console = 1",
                 "show_file_names_in_console",

@@ -20,7 +20,7 @@ use onionhost_sdk::axum::extract::DefaultBodyLimit;
 use onionhost_sdk::axum::routing::{get, post};
 use onionhost_sdk::{BuildError, Mode, TabContext, TabEvent, Visitor};
 
-pub use config::{DEFAULT_DIR, ReceiveConfig};
+pub use config::{DEFAULT_DIR, DEFAULT_TITLE, ReceiveConfig};
 /// The sizes of [`ReceiveConfig`]: the sdk's one byte-size type.
 pub use onionhost_sdk::ByteSize;
 
@@ -35,8 +35,11 @@ pub struct ReceiveMode {
     config: ReceiveConfig,
     /// The folder uploads go to, `~` expanded.
     dir: PathBuf,
-    /// Bytes accepted by this tab, against `max_total_size`.
+    /// Bytes in the folder from this run's uploads and earlier runs', against
+    /// `max_total_size`.
     budget: Budget,
+    /// The `encrypt_to` recipients, when uploads are encrypted.
+    recipients: Option<Arc<[age::x25519::Recipient]>>,
     /// Uploads in progress, against `max_concurrent_uploads` and
     /// `max_concurrent_uploads_per_visitor`.
     slots: Arc<Slots<Visitor>>,
@@ -72,6 +75,23 @@ impl Mode for ReceiveMode {
                 dir.display()
             )));
         }
+        // Checked when the config was read; a failure here would be a bug.
+        let recipients = config
+            .recipients()
+            .map_err(|err| BuildError::Other(err.to_string()))?;
+        // Whether the host can send there depends on how it runs (`--local-only`), so this is
+        // checked here, at start, never later.
+        if let Some(url) = &config.webhook_url {
+            ctx.check_notice_url(url).map_err(|err| {
+                BuildError::Other(format!("webhook_url {url} cannot be used: {err}"))
+            })?;
+        }
+        let earlier = store::bytes_already_received(&dir).map_err(|err| {
+            BuildError::io(
+                format!("count what earlier uploads left in {}", dir.display()),
+                err,
+            )
+        })?;
         let mut accepts = Vec::new();
         if !config.disable_files {
             accepts.push(format!(
@@ -82,11 +102,35 @@ impl Mode for ReceiveMode {
         if !config.disable_text {
             accepts.push("text messages".to_owned());
         }
+        let encrypted = if recipients.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", each upload encrypted for {} age recipient(s)",
+                recipients.len()
+            )
+        };
         ctx.report(TabEvent::Notice {
-            message: format!("Receiving {} into {}", accepts.join(" and "), dir.display()),
+            message: format!(
+                "Receiving {} into {}{encrypted}",
+                accepts.join(" and "),
+                dir.display()
+            ),
         });
+        if earlier > 0 {
+            let left = config.max_total_size.0.saturating_sub(earlier);
+            ctx.report(TabEvent::Notice {
+                message: format!(
+                    "Earlier uploads in the folder take {} of max_total_size ({}); {} left",
+                    ByteSize(earlier),
+                    config.max_total_size,
+                    ByteSize(left)
+                ),
+            });
+        }
         Ok(Self {
-            budget: Budget::new(config.max_total_size.0),
+            budget: Budget::new(config.max_total_size.0, earlier),
+            recipients: (!recipients.is_empty()).then(|| recipients.into()),
             slots: Arc::new(Slots::new(
                 config.max_concurrent_uploads,
                 config.max_concurrent_uploads_per_visitor,

@@ -25,7 +25,8 @@ pub(crate) static RECEIVE_CSS: Asset = Asset::css(include_str!("../assets/receiv
 /// and without JavaScript.
 pub(crate) static BYTES_JS: Asset = Asset::js(onionhost_sdk::size::BYTES_JS);
 
-const TITLE: &str = "Send files";
+/// The form's heading, under the tab's title.
+const SEND_FILES: &str = "Send files";
 
 /// `GET /`: the upload form. It works as a plain form; the script adds progress.
 pub(crate) async fn index(State(receive): State<Arc<Receive>>) -> Response {
@@ -69,16 +70,16 @@ pub(crate) async fn index(State(receive): State<Arc<Receive>>) -> Response {
         div id="result" role="status" aria-live="polite" {}
         p class="limits" { "Limits: " (limits.join("; ")) "." }
     };
-    page(StatusCode::OK, TITLE, body)
+    page(&receive, StatusCode::OK, SEND_FILES, body)
 }
 
 /// Anything else.
-pub(crate) async fn not_found() -> Response {
+pub(crate) async fn not_found(State(receive): State<Arc<Receive>>) -> Response {
     let body = html! {
         p { "There is nothing here." }
         p { a href="/" { "Send files" } }
     };
-    page(StatusCode::NOT_FOUND, "Not found", body)
+    page(&receive, StatusCode::NOT_FOUND, "Not found", body)
 }
 
 /// Whether the request asks for JSON (the page's script does).
@@ -91,7 +92,7 @@ pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 /// The answer to a complete upload: what was saved, under which names.
-pub(crate) fn received(_receive: &Receive, json: bool, saved: &[SavedFile]) -> Response {
+pub(crate) fn received(receive: &Receive, json: bool, saved: &[SavedFile]) -> Response {
     let files: Vec<&SavedFile> = saved.iter().filter(|s| !s.is_message).collect();
     let messages = saved.len() - files.len();
     if json {
@@ -127,7 +128,7 @@ pub(crate) fn received(_receive: &Receive, json: bool, saved: &[SavedFile]) -> R
         }
         p { a href="/" { "Send more" } }
     };
-    page(StatusCode::OK, "Received", body)
+    page(receive, StatusCode::OK, "Received", body)
 }
 
 /// The answer to a refused or failed upload: which limit, or what went wrong.
@@ -143,7 +144,7 @@ pub(crate) fn refused(receive: &Receive, json: bool, err: &UploadError) -> Respo
         p class="error" data-error=(err.code()) { (message) }
         p { a href="/" { "Back" } }
     };
-    page(err.status(), "Not sent", body)
+    page(receive, err.status(), "Not sent", body)
 }
 
 /// One or two sentences for the visitor: what went wrong and what they can do. Nothing
@@ -218,9 +219,11 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
 }
 
 /// A whole page: the sdk's shell around `main`, with the mode's style sheet and scripts
-/// (`bytes.js` first: `receive.js` formats sizes with it). The title is the page's `<h1>`
-/// inside `<main>`, as before the shell (the card look of `receive.css`).
-pub(crate) fn page(status: StatusCode, title: &str, main: Markup) -> Response {
+/// (`bytes.js` first: `receive.js` formats sizes with it). The tab's title (`title`) is the
+/// browser tab's title and the page's `<h1>`, with the page's own `heading` under it, both
+/// inside `<main>` (the card look of `receive.css`).
+pub(crate) fn page(receive: &Receive, status: StatusCode, heading: &str, main: Markup) -> Response {
+    let title = receive.config.title.as_str();
     let markup = Shell::new(title)
         .stylesheet("/receive.css")
         .script("/bytes.js")
@@ -228,6 +231,7 @@ pub(crate) fn page(status: StatusCode, title: &str, main: Markup) -> Response {
         .without_header()
         .render(html! {
             h1 { (title) }
+            h2 { (heading) }
             (main)
         });
     (status, markup).into_response()

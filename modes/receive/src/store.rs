@@ -5,12 +5,20 @@
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::NaiveDateTime;
+use onionhost_sdk::axum::body::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::names;
+
+mod existing;
+mod sealed;
+
+pub(crate) use existing::bytes_already_received;
+pub(crate) use sealed::{SEALED_SUFFIX, SealedUpload};
 
 /// Large writes: one system call per MiB rather than per network chunk.
 const WRITE_BUFFER: usize = 1024 * 1024;
@@ -26,11 +34,22 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    pub(crate) fn new(limit: u64) -> Self {
+    /// A budget of `limit` bytes, of which `used` are taken already (by earlier runs).
+    pub(crate) fn new(limit: u64, used: u64) -> Self {
         Self {
             limit,
-            used: AtomicU64::new(0),
+            used: AtomicU64::new(used),
         }
+    }
+
+    /// Counts `n` bytes more, over the budget or not: what an upload kept takes on disk
+    /// beyond the bytes it reserved (an encrypted file's header and archive overhead).
+    pub(crate) fn add(&self, n: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                Some(used.saturating_add(n))
+            });
     }
 
     /// Takes `n` bytes from the budget, or returns false when that would go over it.
@@ -107,10 +126,109 @@ pub(crate) struct SavedFile {
     pub(crate) is_message: bool,
 }
 
-/// One upload's files on disk. Until [`UploadFiles::commit`], dropping it removes every file
-/// it wrote and its folder.
+/// What a kept upload left on disk.
+#[derive(Debug, Default)]
+pub(crate) struct Committed {
+    /// Its files and message, under the names they were saved as.
+    pub(crate) saved: Vec<SavedFile>,
+    /// Its folder, or its encrypted file.
+    pub(crate) location: Option<PathBuf>,
+    /// What it takes on disk (its bytes, or its encrypted file's length).
+    pub(crate) disk_bytes: u64,
+}
+
+/// One upload being written: as plain files in a folder of its own, or as one encrypted file
+/// (`encrypt_to`). Until `commit`, dropping it removes everything it wrote.
+pub(crate) enum UploadFiles {
+    /// Files as they are, in the upload's folder.
+    Plain(PlainFiles),
+    /// One age file for the recipients.
+    Sealed(SealedUpload),
+}
+
+impl UploadFiles {
+    /// An upload into `dir`, encrypted for `recipients` when there are any.
+    pub(crate) fn new(dir: PathBuf, recipients: Option<Arc<[age::x25519::Recipient]>>) -> Self {
+        match recipients {
+            Some(recipients) => Self::Sealed(SealedUpload::new(dir, recipients)),
+            None => Self::Plain(PlainFiles::new(dir)),
+        }
+    }
+
+    /// Whether the upload has written anything (made its folder or file).
+    pub(crate) fn started(&self) -> bool {
+        match self {
+            Self::Plain(files) => files.folder().is_some(),
+            Self::Sealed(sealed) => sealed.started(),
+        }
+    }
+
+    /// Starts a file that will be named `name`; `is_message` marks the text message.
+    pub(crate) async fn start(&mut self, name: String, is_message: bool) -> io::Result<()> {
+        match self {
+            Self::Plain(files) => files.start(name, is_message).await,
+            Self::Sealed(sealed) => sealed.start(name, is_message).await,
+        }
+    }
+
+    /// Whether a file is being written.
+    pub(crate) fn is_writing(&self) -> bool {
+        match self {
+            Self::Plain(files) => files.is_writing(),
+            Self::Sealed(sealed) => sealed.is_writing(),
+        }
+    }
+
+    /// Appends to the file being written.
+    pub(crate) async fn write(&mut self, data: &Bytes) -> io::Result<()> {
+        match self {
+            Self::Plain(files) => files.write(data).await,
+            Self::Sealed(sealed) => sealed.write(data).await,
+        }
+    }
+
+    /// Completes the file being written.
+    pub(crate) async fn finish_current(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(files) => files.finish_current().await,
+            Self::Sealed(sealed) => {
+                sealed.finish_current();
+                Ok(())
+            }
+        }
+    }
+
+    /// Puts every byte on disk (the last file flushed and synced; an encrypted upload's
+    /// archive and encryption completed), before the upload is given its names.
+    pub(crate) async fn complete(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(files) => files.finish_current().await,
+            Self::Sealed(sealed) => sealed.complete().await,
+        }
+    }
+
+    /// Keeps the upload: every file under its final name, everything on disk.
+    pub(crate) async fn commit(self) -> io::Result<Committed> {
+        match self {
+            Self::Plain(files) => {
+                let location = files.folder().map(Path::to_path_buf);
+                let saved = files.commit().await?;
+                let disk_bytes = saved.iter().map(|file| file.bytes).sum();
+                Ok(Committed {
+                    saved,
+                    location,
+                    disk_bytes,
+                })
+            }
+            Self::Sealed(sealed) => sealed.commit().await,
+        }
+    }
+}
+
+/// One upload's plain files on disk. Until [`PlainFiles::commit`], dropping it removes every
+/// file it wrote and its folder.
 #[derive(Debug)]
-pub(crate) struct UploadFiles {
+pub(crate) struct PlainFiles {
     dir: PathBuf,
     folder: Option<PathBuf>,
     pending: Vec<(PendingFile, bool)>,
@@ -118,7 +236,7 @@ pub(crate) struct UploadFiles {
     committed: bool,
 }
 
-impl UploadFiles {
+impl PlainFiles {
     /// An upload into a new folder under `dir`; the folder is made when the first file starts.
     pub(crate) fn new(dir: PathBuf) -> Self {
         Self {
@@ -295,7 +413,7 @@ fn claim_and_rename(folder: &Path, file: &PendingFile) -> io::Result<String> {
     ))
 }
 
-impl Drop for UploadFiles {
+impl Drop for PlainFiles {
     fn drop(&mut self) {
         if self.committed {
             return;
@@ -363,7 +481,7 @@ mod tests {
 
     #[test]
     fn the_budget_refuses_what_goes_over_and_takes_back_releases() {
-        let budget = Budget::new(10);
+        let budget = Budget::new(10, 0);
         assert!(budget.try_reserve(6));
         assert!(!budget.try_reserve(5));
         assert!(budget.try_reserve(4));
@@ -383,7 +501,7 @@ mod tests {
     #[tokio::test]
     async fn a_committed_upload_keeps_its_files_under_their_names() {
         let dir = tempfile::tempdir().unwrap();
-        let mut files = UploadFiles::new(dir.path().to_path_buf());
+        let mut files = PlainFiles::new(dir.path().to_path_buf());
         for (name, data) in [("a.txt", "one"), ("a.txt", "two"), ("message.txt", "hi")] {
             files
                 .start(name.to_owned(), name == "message.txt")
@@ -412,7 +530,7 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_upload_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut files = UploadFiles::new(dir.path().to_path_buf());
+        let mut files = PlainFiles::new(dir.path().to_path_buf());
         files.start("a".to_owned(), false).await.unwrap();
         files.write(b"complete").await.unwrap();
         files.start("b".to_owned(), false).await.unwrap();

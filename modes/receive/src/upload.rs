@@ -210,7 +210,10 @@ impl<'a> Upload<'a> {
         Self {
             receive,
             id,
-            files: Some(UploadFiles::new(receive.dir.clone())),
+            files: Some(UploadFiles::new(
+                receive.dir.clone(),
+                receive.recipients.clone(),
+            )),
             bytes: 0,
             text_bytes: 0,
             file_count: 0,
@@ -313,7 +316,7 @@ impl<'a> Upload<'a> {
                 .map_err(UploadError::io("save a received file"))?;
         }
         *field = None;
-        if self.files()?.folder().is_none() {
+        if !self.files()?.started() {
             return Err(UploadError::Empty);
         }
         Ok(())
@@ -424,23 +427,28 @@ impl<'a> Upload<'a> {
             action: "complete an upload",
             source: io::Error::other("no upload"),
         })?;
-        let folder = files.folder().map(|f| f.display().to_string());
         // Until every byte is on disk, a visitor going away still removes everything.
         files
-            .finish_current()
+            .complete()
             .await
             .map_err(UploadError::io("save a received file"))?;
         // Naming the files takes no time and must not be cut half-way: from here the upload
         // is kept (and stays counted) even if this future is dropped.
         self.done = true;
-        let saved = match files.commit().await {
-            Ok(saved) => saved,
+        let committed = match files.commit().await {
+            Ok(committed) => committed,
             Err(err) => {
                 self.abandon();
                 return Err(UploadError::io("give received files their names")(err));
             }
         };
         let receive = self.receive;
+        // An encrypted upload takes a little more on disk than it reserved (the age header,
+        // the archive's records): the budget counts what is on disk.
+        receive
+            .budget
+            .add(committed.disk_bytes.saturating_sub(self.bytes));
+        let saved = committed.saved;
         if receive.config.show_file_names_in_console {
             let names: Vec<String> = saved.iter().map(|s| format!("{:?}", s.name)).collect();
             receive.ctx.report(TabEvent::Notice {
@@ -451,10 +459,31 @@ impl<'a> Upload<'a> {
             id: self.id,
             bytes: self.bytes,
             outcome: TransferOutcome::Completed,
-            saved_to: folder,
+            saved_to: committed.location.map(|path| path.display().to_string()),
         });
+        if let Some(url) = &receive.config.webhook_url {
+            receive.ctx.post_notice(url, &notice(&saved));
+        }
         Ok(saved)
     }
+}
+
+/// The webhook's notice for a complete upload: how many files, whether a message. Never a
+/// name, a size or anything the visitor wrote.
+fn notice(saved: &[SavedFile]) -> String {
+    let messages = saved.iter().filter(|file| file.is_message).count();
+    let files = saved.len() - messages;
+    let files = match files {
+        0 => None,
+        1 => Some("1 file".to_owned()),
+        n => Some(format!("{n} files")),
+    };
+    let what = match (files, messages > 0) {
+        (Some(files), true) => format!("{files} and a message"),
+        (Some(files), false) => files,
+        (None, _) => "a message".to_owned(),
+    };
+    format!("{what} submitted")
 }
 
 impl Upload<'_> {

@@ -98,28 +98,8 @@ impl onionhost_sdk::ModeConfig for ShareConfig {
 }
 
 fn check_name(key: &str, value: &str) -> Result<(), ConfigError> {
-    let chars = value.chars().count();
-    if value.trim().is_empty() || chars > MAX_NAME_CHARS {
-        return Err(ConfigError::at(
-            key,
-            format!("must be 1 to {MAX_NAME_CHARS} characters long, not {chars}"),
-        ));
-    }
-    // The sdk's one list, so that a title cannot disguise itself any more than a file name.
-    if let Some(c) = value
-        .chars()
-        .find(|&c| onionhost_sdk::text::is_disguising(c))
-    {
-        return Err(ConfigError::at(
-            key,
-            format!(
-                "must not contain U+{:04X}: control, bidirectional and invisible characters \
-                 (newlines, tabs, zero-width or look-alike spaces...) could disguise it",
-                u32::from(c)
-            ),
-        ));
-    }
-    Ok(())
+    // The sdk's one check, so that a title cannot disguise itself any more than a file name.
+    onionhost_sdk::text::check_title(value, MAX_NAME_CHARS).map_err(|err| ConfigError::at(key, err))
 }
 
 #[cfg(test)]
