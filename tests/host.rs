@@ -273,3 +273,13 @@ fn spawn_reader(
         }
     });
 }
+
+/// The body of `GET url` as text, for tests that read a tab's page; panics on any failure.
+pub async fn page_text(url: &str) -> String {
+    reqwest::get(url)
+        .await
+        .unwrap_or_else(|err| panic!("GET {url}: {err}"))
+        .text()
+        .await
+        .unwrap_or_else(|err| panic!("the body of {url}: {err}"))
+}

@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::process::{Command, Stdio};
 
-use onionhost_tests::host::{TestHost, onionhost_bin};
+use onionhost_tests::host::{TestHost, onionhost_bin, page_text};
 
 /// A name with everything that would break a path written into TOML text by hand: quotes,
 /// backslashes (a TOML escape), a newline, a `]` and a `#`.
@@ -97,12 +97,7 @@ async fn qr_codes_go_to_the_console_only_and_title_names_the_page() {
     let url = host.url("share").expect("address");
     host.wait_for(r"\[share\] address as a QR code:\n[█▀▄ ]+\n")
         .expect("the address as a QR code");
-    let page = reqwest::get(&url)
-        .await
-        .expect("GET /")
-        .text()
-        .await
-        .expect("page");
+    let page = page_text(&url).await;
     assert!(
         page.contains("<title>Hand-out &lt;b&gt;</title>"),
         "--title sets the page's title, escaped: {page}"

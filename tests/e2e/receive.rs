@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use onionhost_tests::host::{DEADLINE, TestHost};
+use onionhost_tests::host::{DEADLINE, TestHost, page_text};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
@@ -478,12 +478,7 @@ async fn disabled_files_and_text_are_enforced_by_the_server() {
     );
     let host = TestHost::with_config(&config).expect("spawn");
     let url = host.url("inbox").expect("url");
-    let page = reqwest::get(&url)
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("page");
+    let page = page_text(&url).await;
     assert!(!page.contains("name=\"files\""), "{page}");
     assert_refused(
         &url,
@@ -497,12 +492,7 @@ async fn disabled_files_and_text_are_enforced_by_the_server() {
     assert_eq!(status, StatusCode::OK, "an empty file input is not a file");
 
     let url = host.url("files-only").expect("url");
-    let page = reqwest::get(&url)
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("page");
+    let page = page_text(&url).await;
     assert!(!page.contains("name=\"text\""), "{page}");
     assert_refused(
         &url,

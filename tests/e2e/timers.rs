@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use onionhost_tests::chat_client::Member;
-use onionhost_tests::host::{DEADLINE, TestHost};
+use onionhost_tests::host::{DEADLINE, TestHost, page_text};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -138,12 +138,7 @@ async fn chat_members_are_told_when_auto_stop_closes_the_room() {
     ])
     .expect("spawn");
     let url = host.url("chat").expect("address");
-    let page = reqwest::get(&url)
-        .await
-        .expect("GET /")
-        .text()
-        .await
-        .expect("page");
+    let page = page_text(&url).await;
     assert!(
         page.contains("<title>Short-lived</title>"),
         "--title sets the page's title"

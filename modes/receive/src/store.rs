@@ -382,35 +382,45 @@ impl PlainFiles {
 
 /// Claims a free name for `file` in `folder` and moves it there; returns the name.
 fn claim_and_rename(folder: &Path, file: &PendingFile) -> io::Result<String> {
-    for n in 0..MAX_NAME_TRIES {
-        let name = if n == 0 {
+    let names = (0..MAX_NAME_TRIES).map(|n| {
+        if n == 0 {
             file.name.clone()
         } else {
             names::numbered(&file.name, n)
-        };
-        let target = folder.join(&name);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&target)
-        {
-            Ok(_) => {
-                // Replaces only the empty file just created for this very purpose.
-                if let Err(err) = std::fs::rename(&file.temp, &target) {
-                    let _ = std::fs::remove_file(&target);
-                    return Err(err);
-                }
-                return Ok(name);
-            }
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(err),
+        }
+    });
+    for name in names {
+        if move_to_unclaimed(&file.temp, &folder.join(&name))? {
+            return Ok(name);
         }
     }
     Err(io::Error::new(
         io::ErrorKind::AlreadyExists,
         "no free name for a file",
     ))
+}
+
+/// Moves `temp` to `target` unless `target` exists: `Ok(false)` when the name is taken.
+///
+/// The name is first claimed with an empty `create_new` file (0600), so two uploads finishing
+/// at once can never replace each other's file; the rename then replaces only that claim.
+fn move_to_unclaimed(temp: &Path, target: &Path) -> io::Result<bool> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(target)
+    {
+        Ok(_) => {
+            if let Err(err) = std::fs::rename(temp, target) {
+                let _ = std::fs::remove_file(target);
+                return Err(err);
+            }
+            Ok(true)
+        }
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 impl Drop for PlainFiles {

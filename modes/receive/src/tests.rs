@@ -55,6 +55,14 @@ fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
     body
 }
 
+/// The test's end of a request body sent piece by piece.
+type BodySender = futures::channel::mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+/// A request being handled by the tab's router.
+type PendingResponse = tokio::task::JoinHandle<
+    Result<onionhost_sdk::axum::response::Response, std::convert::Infallible>,
+>;
+
 struct Tab {
     tab: TestTab,
     dir: tempfile::TempDir,
@@ -76,6 +84,21 @@ impl Tab {
         let section = format!("dir = {:?}\n{floor}\n{extra}", dir.path().to_str().unwrap());
         let tab = TestTab::build_with_notices::<ReceiveMode>(&section, notices).unwrap();
         Self { tab, dir }
+    }
+
+    /// Starts an upload whose body the test sends piece by piece through the returned sender
+    /// (which holds up to `capacity` pieces); the handle ends with the response.
+    fn upload_stream(&self, capacity: usize) -> (BodySender, PendingResponse) {
+        let (sender, receiver) = futures::channel::mpsc::channel(capacity);
+        let request = Request::post("/upload")
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(Body::from_stream(receiver))
+            .unwrap();
+        let handler = tokio::spawn(self.tab.router.clone().oneshot(request));
+        (sender, handler)
     }
 
     /// Posts `body` as a visitor of its own.
@@ -542,16 +565,7 @@ async fn malformed_requests_are_refused() {
 #[tokio::test]
 async fn a_part_header_that_never_ends_is_refused_before_it_fills_memory() {
     let tab = Tab::new("");
-    let (mut sender, receiver) =
-        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    let request = Request::post("/upload")
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from_stream(receiver))
-        .unwrap();
-    let handler = tokio::spawn(tab.tab.router.clone().oneshot(request));
+    let (mut sender, handler) = tab.upload_stream(1);
     let head = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a\"\r\nX-Pad: "
     );
@@ -624,17 +638,7 @@ async fn console_events_report_progress_and_the_folder_but_no_names() {
 #[tokio::test]
 async fn too_many_uploads_at_once_are_turned_away() {
     let tab = Tab::new("max_concurrent_uploads = 1");
-    let (mut sender, receiver) =
-        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let router = tab.tab.router.clone();
-    let request = Request::post("/upload")
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from_stream(receiver))
-        .unwrap();
-    let first = tokio::spawn(router.oneshot(request));
+    let (mut sender, first) = tab.upload_stream(4);
     let mut body = multipart(&[Part::File("slow", b"0123456789")]);
     // Cut inside the file's data, so that the upload has started writing.
     let rest = body.split_off(body.len() - 40);
@@ -707,16 +711,7 @@ async fn wait_until(mut condition: impl FnMut() -> bool) {
 #[tokio::test]
 async fn an_upload_dropped_half_way_leaves_nothing_and_frees_its_budget() {
     let tab = Tab::new("max_total_size = 2000");
-    let (mut sender, receiver) =
-        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let request = Request::post("/upload")
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from_stream(receiver))
-        .unwrap();
-    let handler = tokio::spawn(tab.tab.router.clone().oneshot(request));
+    let (mut sender, handler) = tab.upload_stream(4);
     let mut body = multipart(&[
         Part::File("done", &[1; 500]),
         Part::File("half", &[2; 1000]),
@@ -754,16 +749,7 @@ async fn an_upload_dropped_half_way_leaves_nothing_and_frees_its_budget() {
 #[tokio::test]
 async fn a_stalled_upload_is_abandoned() {
     let tab = Tab::new("upload_idle_timeout_seconds = 1");
-    let (mut sender, receiver) =
-        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let request = Request::post("/upload")
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from_stream(receiver))
-        .unwrap();
-    let handler = tokio::spawn(tab.tab.router.clone().oneshot(request));
+    let (mut sender, handler) = tab.upload_stream(4);
     let mut body = multipart(&[Part::File("slow", &[1; 100])]);
     body.truncate(150);
     sender.send(Ok(Bytes::from(body))).await.unwrap();

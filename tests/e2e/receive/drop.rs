@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use http_body_util::BodyExt as _;
-use onionhost_tests::host::{DEADLINE, TestHost};
+use onionhost_tests::host::{DEADLINE, TestHost, page_text};
 use onionhost_tests::testnet::Testnet;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
@@ -428,12 +428,7 @@ async fn the_receive_command_takes_a_title() {
     ])
     .expect("spawn");
     let url = host.url("receive").expect("url");
-    let page = reqwest::get(&url)
-        .await
-        .expect("GET /")
-        .text()
-        .await
-        .expect("page");
+    let page = page_text(&url).await;
     assert!(page.contains("<title>Tips &lt;i&gt;</title>"), "{page}");
     assert!(page.contains("<h1>Tips &lt;i&gt;</h1>"), "{page}");
 }

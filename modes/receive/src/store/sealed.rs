@@ -292,22 +292,8 @@ fn encrypt(
 fn claim_and_rename(dir: &Path, temp: &Path, time: NaiveDateTime) -> io::Result<PathBuf> {
     for n in 1..=MAX_NAME_TRIES {
         let target = dir.join(format!("{}{SEALED_SUFFIX}", folder_name(time, n)));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&target)
-        {
-            Ok(_) => {
-                // Replaces only the empty file just created for this very purpose.
-                if let Err(err) = std::fs::rename(temp, &target) {
-                    let _ = std::fs::remove_file(&target);
-                    return Err(err);
-                }
-                return Ok(target);
-            }
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(err),
+        if super::move_to_unclaimed(temp, &target)? {
+            return Ok(target);
         }
     }
     Err(io::Error::new(

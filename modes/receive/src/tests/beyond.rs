@@ -263,16 +263,7 @@ fn entries_count(dir: &Path) -> usize {
 async fn an_encrypted_upload_in_progress_is_only_ciphertext_and_a_cut_one_leaves_nothing() {
     let key = key();
     let tab = Tab::new(&format!("encrypt_to = [{:?}]", key.recipient));
-    let (mut sender, receiver) =
-        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let request = Request::post("/upload")
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from_stream(receiver))
-        .unwrap();
-    let handler = tokio::spawn(tab.tab.router.clone().oneshot(request));
+    let (mut sender, handler) = tab.upload_stream(4);
     let head = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; \
          filename=\"secret-name.txt\"\r\n\r\n"
