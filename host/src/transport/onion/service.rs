@@ -212,7 +212,7 @@ impl Announcement {
         self.lines_after(format!("serving at {}", self.url()))
     }
 
-    /// [`Announcement::lines`] with another first line.
+    /// The announcement lines with another first line.
     fn lines_after(&self, first: String) -> Vec<String> {
         let mut lines = vec![first];
         if let Some(key) = &self.private_key {
