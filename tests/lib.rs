@@ -6,3 +6,4 @@ pub mod firewall;
 pub mod host;
 pub mod plugins;
 pub mod testnet;
+pub mod web;

@@ -26,7 +26,7 @@ pub(crate) struct CommonArgs {
     pub(crate) tor_network: Option<PathBuf>,
 }
 
-/// Options of the one-tab commands (`chat`, `share`, `receive`).
+/// Options of the one-tab commands (`chat`, `share`, `receive`, `website`).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct TabArgs {
     /// With --local-only: the port to listen on (default: any free port).
@@ -98,6 +98,23 @@ pub(crate) enum Command {
     Receive {
         /// Where uploads are saved (default: the receive mode's default folder).
         dir: Option<PathBuf>,
+        #[command(flatten)]
+        tab: TabArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Serve a static website from a folder (its index.html, or a listing of it).
+    Website {
+        /// The folder served as the site.
+        dir: PathBuf,
+        /// The Content-Security-Policy of every response, instead of the strict default
+        /// (e.g. "default-src 'self'; style-src 'self' 'unsafe-inline'").
+        #[arg(long, value_name = "POLICY", conflicts_with = "no_csp")]
+        csp: Option<String>,
+        /// Send no Content-Security-Policy at all: the site's scripts may then load anything,
+        /// from anywhere (a warning is printed when the tab starts).
+        #[arg(long)]
+        no_csp: bool,
         #[command(flatten)]
         tab: TabArgs,
         #[command(flatten)]

@@ -21,6 +21,7 @@ use config::{HostConfig, OnionTabOptions, TabConfig, TabTimers, TorConfig};
 use console::Console;
 use modes::Registry;
 use onionhost_sdk::host::section;
+use onionhost_sdk::http::ContentSecurityPolicy;
 use transport::Transport;
 use transport::onion::{OnionTransport, TorDirs};
 
@@ -156,6 +157,29 @@ fn host_config(
                 config.title.clone_from(title);
             }
             (one_tab("receive", tab, section(&config))?, common)
+        }
+        Command::Website {
+            dir,
+            csp,
+            no_csp,
+            tab,
+            common,
+        } => {
+            text_path(&dir)?;
+            let csp = match (csp, no_csp) {
+                (Some(policy), _) => ContentSecurityPolicy::Custom(policy),
+                (None, true) => ContentSecurityPolicy::Off,
+                (None, false) => ContentSecurityPolicy::Default,
+            };
+            let mut config = onionhost_website::WebsiteConfig {
+                dir,
+                csp,
+                ..onionhost_website::WebsiteConfig::default()
+            };
+            if let Some(title) = &tab.title {
+                config.title.clone_from(title);
+            }
+            (one_tab("website", tab, section(&config))?, common)
         }
     }))
 }

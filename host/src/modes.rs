@@ -81,8 +81,9 @@ impl TabFactory for Builtin {
         section: toml::Value,
         ctx: TabContext,
     ) -> Result<Arc<dyn TabService>, ModeError> {
+        // Hardened by the sdk (`DynMode::build`), with the mode's Content-Security-Policy.
         let router = self.0.build(section, ctx)?;
-        Ok(Arc::new(RouterService(onionhost_sdk::http::harden(router))))
+        Ok(Arc::new(RouterService(router)))
     }
 }
 
@@ -95,12 +96,13 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// Chat, share and receive.
+    /// Chat, receive, share and website.
     pub(crate) fn builtin() -> Self {
         Self::with(vec![
             Box::new(DynMode::<onionhost_chat::ChatMode>::new()),
             Box::new(DynMode::<onionhost_receive::ReceiveMode>::new()),
             Box::new(DynMode::<onionhost_share::ShareMode>::new()),
+            Box::new(DynMode::<onionhost_website::WebsiteMode>::new()),
         ])
     }
 
@@ -221,7 +223,7 @@ mod tests {
         }
         match registry.check("teleport", None, &empty) {
             Err(SectionProblem::UnknownMode(message)) => assert!(
-                message.contains("the built-in modes are chat, receive, share"),
+                message.contains("the built-in modes are chat, receive, share, website"),
                 "{message}"
             ),
             other => panic!("{other:?}"),

@@ -6,7 +6,7 @@
 //!   disk). Symbolic links inside are neither followed nor listed.
 //! - [`ServedFile`] (`source.rs`): a file opened by the path recorded in the tree and checked
 //!   to be the same, unchanged file when opened and after every read; [`Gone`] says why one
-//!   is no longer served (`410`).
+//!   is no longer served (`410`), and [`GoneReports`] tells the console so once per file.
 //! - [`file_body`] and [`spawn_body`] (`body.rs`): a response body read on a thread of its
 //!   own, whose bytes go out only once the check after their read passed.
 //! - [`range`] and [`conditional`]: `Range`/`If-Range` and `If-Match`/`If-None-Match`
@@ -27,7 +27,7 @@ pub use body::{BodyWriter, CHUNK, Chunks, file_body, spawn_body};
 pub use listing::{LISTING_STYLE, Listing, PAGE_SIZE, name, page_number};
 pub use range::Decision;
 pub use respond::{Fnv, bounds, file_etag, head_response, preconditions};
-pub use source::{Gone, NoLongerServed, ServedFile, Stamp};
+pub use source::{Gone, GoneReports, NoLongerServed, ServedFile, Stamp};
 pub use tree::{
     FileInfo, Kind, Lookup, MAX_DEPTH, MAX_NODES, MAX_PATH_BYTES, Node, Tree, TreeError, node_url,
 };

@@ -18,7 +18,9 @@ pub trait ModeFactory: Send + Sync {
     /// Parses and validates a config section without building anything.
     fn check(&self, section: toml::Value) -> Result<(), ConfigError>;
 
-    /// Parses, validates and builds one tab; returns the router to serve.
+    /// Parses, validates and builds one tab; returns the router to serve, hardened
+    /// ([`crate::http::harden_with`], with the mode's Content-Security-Policy), so that
+    /// whoever serves it (the host, a plugin's export, a test) serves the same headers.
     ///
     /// The instance is kept alive by the router and dropped with it.
     fn build(&self, section: toml::Value, ctx: TabContext) -> Result<Router, ModeError>;
@@ -94,9 +96,11 @@ impl<M: Mode> ModeFactory for DynMode<M> {
     fn build(&self, section: toml::Value, ctx: TabContext) -> Result<Router, ModeError> {
         let config = parse_config::<M>(section)?;
         let instance = Arc::new(M::build(config, ctx)?);
+        let policy = instance.content_security_policy();
         // The extension keeps the instance alive as long as the router, even if the mode's
         // router holds only parts of it.
-        Ok(Arc::clone(&instance).router().layer(Extension(instance)))
+        let router = Arc::clone(&instance).router().layer(Extension(instance));
+        Ok(crate::http::harden_with(router, &policy))
     }
 }
 

@@ -23,20 +23,17 @@ use tower::ServiceExt as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+mod csp;
 mod head;
 mod origin;
 mod percent;
 mod visitor;
 
+pub use csp::{CONTENT_SECURITY_POLICY, ContentSecurityPolicy, MAX_CUSTOM_POLICY_BYTES};
 pub use percent::{PercentDecodeError, percent_decode, percent_encode_segment};
 pub use visitor::Visitor;
 
 use head::{HeadLimit, MAX_REQUEST_HEAD};
-
-/// The Content-Security-Policy of every response: no inline script, no framing, no foreign
-/// resources.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; frame-ancestors 'none'; \
-     form-action 'self'; base-uri 'self'";
 
 /// How long a visitor may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,9 +52,18 @@ const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// upgrades) gets 403 when its `Origin` is not the tab's own (`http://` and the `Host`),
 /// is `null`, or `Sec-Fetch-Site` says `cross-site` or `same-site`; a request with neither
 /// header (not a browser) is let in.
+///
+/// Every response carries the strict default [`CONTENT_SECURITY_POLICY`]; see
+/// [`harden_with`] for a tab whose mode asks for another.
 pub fn harden(router: Router) -> Router {
+    harden_with(router, &ContentSecurityPolicy::Default)
+}
+
+/// [`harden`], with `policy` as the responses' Content-Security-Policy (none at all for
+/// [`ContentSecurityPolicy::Off`]): the host applies what the tab's mode asks for
+/// ([`crate::Mode::content_security_policy`]). Every other header is the same.
+pub fn harden_with(router: Router, policy: &ContentSecurityPolicy) -> Router {
     let fixed = [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
@@ -77,6 +83,12 @@ pub fn harden(router: Router) -> Router {
         router = router.layer(SetResponseHeaderLayer::overriding(
             name,
             HeaderValue::from_static(value),
+        ));
+    }
+    if let Some(value) = policy.header_value() {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            value,
         ));
     }
     router.layer(SetResponseHeaderLayer::if_not_present(
@@ -404,6 +416,42 @@ mod tests {
 
     fn page() -> Router {
         harden(Router::new().route("/", get(|| async { "page" })))
+    }
+
+    /// The policy a mode asks for replaces the strict default, or is left out, and nothing
+    /// else changes: a mode can choose its Content-Security-Policy, not drop the other headers.
+    #[tokio::test]
+    async fn harden_with_sets_the_policy_asked_for_and_only_that() {
+        let answer = |policy: ContentSecurityPolicy| async move {
+            let router = harden_with(Router::new().route("/", get(|| async { "page" })), &policy);
+            let answer = raw_exchange(
+                router,
+                b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            )
+            .await;
+            String::from_utf8(answer)
+                .expect("text")
+                .to_ascii_lowercase()
+        };
+        let strict = answer(ContentSecurityPolicy::Default).await;
+        assert!(
+            strict.contains(&format!(
+                "content-security-policy: {CONTENT_SECURITY_POLICY}"
+            )),
+            "{strict}"
+        );
+        let own = answer(ContentSecurityPolicy::Custom("img-src *".into())).await;
+        assert!(
+            own.contains("content-security-policy: img-src *\r\n"),
+            "{own}"
+        );
+        let off = answer(ContentSecurityPolicy::Off).await;
+        assert!(!off.contains("content-security-policy"), "{off}");
+        for answer in [strict, own, off] {
+            for header in ["x-frame-options: deny", "x-content-type-options: nosniff"] {
+                assert!(answer.contains(header), "{header}: {answer}");
+            }
+        }
     }
 
     /// Regression (issue 9, headers on every answer): every response carried `Date`, which

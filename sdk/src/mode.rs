@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use serde::de::DeserializeOwned;
 
+use crate::http::ContentSecurityPolicy;
 use crate::{BuildError, ConfigError, TabContext};
 
 /// A kind of tab: chat, share, receive, or a mode of your own.
@@ -23,6 +24,10 @@ use crate::{BuildError, ConfigError, TabContext};
 ///    serves the router on the tab's transport until the tab stops. Give the `Arc` to the
 ///    router as its state (`.with_state(self)`): handlers extract `State<Arc<Self>>`, and no
 ///    wrapper struct is needed. The instance is kept alive at least as long as the router.
+///    The host wraps the router in its hardening ([`crate::http::harden_with`]): security
+///    headers on every response, with the Content-Security-Policy that
+///    [`Mode::content_security_policy`] returns (the strict default unless the mode says
+///    otherwise).
 /// 4. **Stop.** When the host shuts down, or the tab is stopped (also by
 ///    [`TabContext::request_stop`]), [`TabContext::shutdown`] resolves. The host stops accepting
 ///    connections, lets requests in flight finish for a short grace period, then drops the
@@ -42,6 +47,15 @@ pub trait Mode: Sized + Send + Sync + 'static {
 
     /// The HTTP application of this instance. Called once, after [`Mode::build`].
     fn router(self: Arc<Self>) -> Router;
+
+    /// The Content-Security-Policy of every response of this instance's tab. Called once,
+    /// after [`Mode::build`]. The default, and what nearly every mode wants, is the host's
+    /// strict policy ([`crate::http::CONTENT_SECURITY_POLICY`]); a mode that serves pages it
+    /// did not write (a website) may let its config replace it, or turn it off. A mode that
+    /// turns it off says so on the console when the tab starts.
+    fn content_security_policy(&self) -> ContentSecurityPolicy {
+        ContentSecurityPolicy::Default
+    }
 }
 
 /// A mode's config section: parsed with serde, then checked by [`ModeConfig::validate`].

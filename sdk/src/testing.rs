@@ -86,14 +86,17 @@ impl TestTab {
         // Requests sent with `oneshot` come from one visitor, as on one connection, unless
         // the test inserts a `Visitor` of its own.
         let visitor = Visitor::unique();
-        let router = crate::http::harden(DynMode::<M>::new().build(section, ctx.clone())?).layer(
-            axum::middleware::map_request(move |mut request: axum::extract::Request| async move {
-                if request.extensions().get::<Visitor>().is_none() {
-                    request.extensions_mut().insert(visitor);
-                }
-                request
-            }),
-        );
+        let router =
+            DynMode::<M>::new()
+                .build(section, ctx.clone())?
+                .layer(axum::middleware::map_request(
+                    move |mut request: axum::extract::Request| async move {
+                        if request.extensions().get::<Visitor>().is_none() {
+                            request.extensions_mut().insert(visitor);
+                        }
+                        request
+                    },
+                ));
         Ok(Self {
             router,
             ctx,

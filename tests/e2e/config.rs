@@ -114,6 +114,9 @@ fn the_example_config_is_valid() {
     // The share tab's paths are relative to the folder onionhost starts in.
     std::fs::write(dir.path().join("report.pdf"), b"%PDF-1.4").expect("write a file to share");
     std::fs::create_dir(dir.path().join("photos")).expect("make a folder to share");
+    // And the website tab's folder.
+    std::fs::create_dir(dir.path().join("site")).expect("make a site folder");
+    std::fs::write(dir.path().join("site/index.html"), "<h1>site</h1>").expect("write a page");
     let check = |config: &std::path::Path| {
         let output = std::process::Command::new(onionhost_tests::host::onionhost_bin())
             .arg("check")
@@ -189,6 +192,22 @@ fn the_example_config_is_valid() {
     let full = dir.path().join("full-receive.toml");
     std::fs::write(&full, receive_text).expect("write");
     check(&full);
+
+    // The website tab's other `csp`: a policy of the site's own, instead of `csp = true`.
+    let policy = "# csp = \"default-src 'self'; style-src 'self' 'unsafe-inline'\"";
+    assert!(text.contains(policy), "the example shows a custom csp");
+    assert!(
+        text.contains("\ncsp = true\n"),
+        "the example shows csp = true"
+    );
+    let with_policy = dir.path().join("website-policy.toml");
+    std::fs::write(
+        &with_policy,
+        text.replace("\ncsp = true\n", "\n")
+            .replace(policy, &policy[2..]),
+    )
+    .expect("write");
+    check(&with_policy);
 }
 
 /// A bad bridge on the command line stops the host before it starts, naming the option.

@@ -12,3 +12,4 @@ mod receive;
 mod share;
 mod testnet;
 mod timers;
+mod website;

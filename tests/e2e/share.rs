@@ -7,6 +7,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use onionhost_tests::host::{DEADLINE, TestHost};
+use onionhost_tests::web::{client, get, header, links, raw_get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -94,31 +95,6 @@ impl Sample {
     }
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(DEADLINE)
-        .build()
-        .expect("client")
-}
-
-async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut req = client().get(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    req.send().await.expect("request")
-}
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .expect("ASCII header")
-        .to_owned()
-}
-
 /// Every file of a zip by name, and its folders. Reading each entry checks its CRC.
 fn unzip(bytes: Vec<u8>) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
@@ -138,43 +114,6 @@ fn unzip(bytes: Vec<u8>) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
         }
     }
     (files, dirs)
-}
-
-/// The `href`s of a page.
-fn links(page: &str) -> Vec<String> {
-    regex::Regex::new(r#"href="([^"]*)""#)
-        .expect("regex")
-        .captures_iter(page)
-        .map(|c| c[1].to_owned())
-        .collect()
-}
-
-/// Sends a request as raw bytes (no client tidies the path) and returns status and body.
-async fn raw_get(url: &str, target: &str) -> (u16, String) {
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let mut stream = TcpStream::connect(&addr).await.expect("connect");
-    stream
-        .write_all(
-            format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .expect("send");
-    let mut answer = Vec::new();
-    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
-        .await
-        .expect("an answer in time")
-        .expect("read");
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {answer:?}"));
-    (status, answer)
 }
 
 #[tokio::test]

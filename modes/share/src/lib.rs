@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 
 pub use config::ShareConfig;
 
-use onionhost_sdk::files::{Kind, NoLongerServed, Tree};
+use onionhost_sdk::files::{GoneReports, Kind, Tree};
 use zip::ZipLayout;
 
 /// The share mode: files and folders for download (`mode = "share"`). An instance is
@@ -35,8 +35,8 @@ pub struct ShareMode {
     downloads: Arc<Semaphore>,
     next_transfer: AtomicU64,
     stop_requested: AtomicBool,
-    /// Per node: whether the console was told that this file is no longer served.
-    gone_reported: Vec<AtomicBool>,
+    /// The files the console was told are no longer served.
+    gone_reported: GoneReports,
 }
 
 /// The instance, as the handlers name it.
@@ -58,15 +58,9 @@ impl Share {
     /// When `err` says a shared file is no longer served (it changed, was deleted or became
     /// unreadable after sharing started), tells the console once for that file.
     fn report_gone(&self, err: &io::Error) {
-        let Some(gone) = NoLongerServed::of(err) else {
+        let Some(gone) = self.gone_reported.first(err) else {
             return;
         };
-        let Some(reported) = self.gone_reported.get(gone.node) else {
-            return;
-        };
-        if reported.swap(true, Ordering::SeqCst) {
-            return;
-        }
         let what = if self.config.show_file_names_in_console {
             self.index.nodes[gone.node].rel.clone()
         } else {
@@ -116,7 +110,7 @@ impl Mode for ShareMode {
             });
         }
         let downloads = Arc::new(Semaphore::new(config.max_concurrent_downloads));
-        let gone_reported = index.nodes.iter().map(|_| AtomicBool::new(false)).collect();
+        let gone_reported = GoneReports::new(&index);
         Ok(Self {
             config,
             index,

@@ -14,6 +14,7 @@
 use std::fs::{File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::tree::{Kind, Tree};
 
@@ -95,6 +96,26 @@ impl NoLongerServed {
     /// The payload, when `err` says a served file is no longer served.
     pub fn of(err: &io::Error) -> Option<&Self> {
         err.get_ref()?.downcast_ref()
+    }
+}
+
+/// Which served files the console was told are no longer served, so that it is told once per
+/// file however many visitors ask for it.
+#[derive(Debug)]
+pub struct GoneReports(Vec<AtomicBool>);
+
+impl GoneReports {
+    /// Nothing reported yet, for the nodes of `tree`.
+    pub fn new(tree: &Tree) -> Self {
+        Self(tree.nodes.iter().map(|_| AtomicBool::new(false)).collect())
+    }
+
+    /// Which file and why, when `err` says a served file is no longer served and this is the
+    /// first time for that file; `None` otherwise.
+    pub fn first<'e>(&self, err: &'e io::Error) -> Option<&'e NoLongerServed> {
+        let gone = NoLongerServed::of(err)?;
+        let reported = self.0.get(gone.node)?;
+        (!reported.swap(true, Ordering::SeqCst)).then_some(gone)
     }
 }
 
@@ -220,6 +241,20 @@ mod tests {
         drop(writer);
         let err = file.read_into(&mut buf, 500).unwrap_err();
         assert_eq!(why(&err), Some(Gone::Changed));
+    }
+
+    #[test]
+    fn each_gone_file_is_reported_once() {
+        let (_dir, path, index) = shared(b"one");
+        let reports = GoneReports::new(&index);
+        std::fs::remove_file(&path).unwrap();
+        let err = ServedFile::open(&index, 1).unwrap_err();
+        assert_eq!(
+            reports.first(&err).map(|gone| gone.why),
+            Some(Gone::Deleted)
+        );
+        assert!(reports.first(&err).is_none(), "reported twice");
+        assert!(reports.first(&io::Error::other("unrelated")).is_none());
     }
 
     #[test]

@@ -232,7 +232,8 @@ fn config_error(err: ConfigError) -> CreateError {
     }
 }
 
-/// Parses the section, builds the instance inside the plugin's runtime, hardens its router.
+/// Parses the section, builds the instance (and its hardened router) inside the plugin's
+/// runtime.
 fn build_tab<M: Mode>(
     name: &str,
     config: &str,
@@ -260,7 +261,8 @@ fn build_tab<M: Mode>(
     };
     match built {
         Ok(router) => Ok(Tab {
-            router: crate::http::harden(router),
+            // Hardened by `DynMode::build`, with the mode's Content-Security-Policy.
+            router,
             stopping,
             force_close: CancellationToken::new(),
             callbacks: slot,
