@@ -24,7 +24,7 @@ mod source;
 mod tree;
 
 pub use body::{BodyWriter, CHUNK, Chunks, file_body, spawn_body};
-pub use listing::{LISTING_STYLE, Listing, PAGE_SIZE, name, page_number};
+pub use listing::{LISTING_STYLE, LISTING_STYLE_PATH, Listing, PAGE_SIZE, name, page_number};
 pub use range::Decision;
 pub use respond::{Fnv, bounds, file_etag, head_response, preconditions};
 pub use source::{Gone, GoneReports, NoLongerServed, ServedFile, Stamp};

@@ -18,9 +18,11 @@ pub trait ModeFactory: Send + Sync {
     /// Parses and validates a config section without building anything.
     fn check(&self, section: toml::Value) -> Result<(), ConfigError>;
 
-    /// Parses, validates and builds one tab; returns the router to serve, hardened
+    /// Parses, validates and builds one tab; returns the router to serve, with the sdk's
+    /// shared files ([`crate::page::serve_shared`]: logo, favicon) and hardened
     /// ([`crate::http::harden_with`], with the mode's Content-Security-Policy), so that
-    /// whoever serves it (the host, a plugin's export, a test) serves the same headers.
+    /// whoever serves it (the host, a plugin's export, a test) serves the same files and
+    /// headers.
     ///
     /// The instance is kept alive by the router and dropped with it.
     fn build(&self, section: toml::Value, ctx: TabContext) -> Result<Router, ModeError>;
@@ -100,6 +102,7 @@ impl<M: Mode> ModeFactory for DynMode<M> {
         // The extension keeps the instance alive as long as the router, even if the mode's
         // router holds only parts of it.
         let router = Arc::clone(&instance).router().layer(Extension(instance));
+        let router = crate::page::serve_shared(router);
         Ok(crate::http::harden_with(router, &policy))
     }
 }

@@ -23,12 +23,17 @@
 //! A page is served by returning its [`Markup`] (with a status if it is not
 //! 200): its content type is `text/html; charset=utf-8`. [`Asset`] serves a mode's CSS and
 //! JavaScript, with an ETag so that a browser that kept a copy gets `304 Not Modified`.
+//!
+//! Every tab also serves the sdk's shared files ([`serve_shared`]: the logo at [`LOGO_PATH`],
+//! the favicon at `/favicon.ico` unless the mode has its own), without the mode doing anything.
 
 mod asset;
+mod shared;
 
 use maud::{DOCTYPE, Markup, html};
 
 pub use asset::Asset;
+pub use shared::{FAVICON, FAVICON_PATH, LOGO, LOGO_PATH, SHARED_PREFIX, serve_shared};
 
 /// The frame of a page: doctype, `<head>` (charset, viewport, title, style sheets, scripts,
 /// optional extra head), then `<body>`: a `<header>` with the title as `<h1>`, the mode's

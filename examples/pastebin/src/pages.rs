@@ -373,6 +373,23 @@ mod tests {
         assert_eq!(send(&tab, again).await.0, 304);
     }
 
+    /// A plugin serves the sdk's shared files too, without a route of its own.
+    #[tokio::test]
+    async fn the_favicon_and_the_logo_are_served() {
+        let tab = TestTab::build::<Pastebin>("").expect("build");
+        for (path, asset) in [
+            ("/favicon.ico", &onionhost_sdk::page::FAVICON),
+            (onionhost_sdk::page::LOGO_PATH, &onionhost_sdk::page::LOGO),
+        ] {
+            let response = tab.router.clone().oneshot(get(path)).await.expect("infallible");
+            assert_eq!(response.status(), 200, "{path}");
+            let body = onionhost_sdk::axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            assert_eq!(body, asset.bytes(), "{path}");
+        }
+    }
+
     /// The page is a template: the title from the config is text, not markup.
     #[tokio::test]
     async fn the_title_is_escaped_by_the_template() {

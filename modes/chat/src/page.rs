@@ -161,6 +161,22 @@ mod tests {
         }
     }
 
+    /// The sdk's shared files are the chat's too: no browser logs a `404` for its icon.
+    #[tokio::test]
+    async fn the_favicon_and_the_logo_are_served() {
+        let tab = tab("");
+        for (path, asset) in [
+            ("/favicon.ico", &onionhost_sdk::page::FAVICON),
+            (onionhost_sdk::page::LOGO_PATH, &onionhost_sdk::page::LOGO),
+        ] {
+            let response = get(&tab.router, path).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            let body = response.into_body();
+            let bytes = http_body_util::BodyExt::collect(body).await.unwrap();
+            assert_eq!(bytes.to_bytes(), asset.bytes(), "{path}");
+        }
+    }
+
     /// The live page keeps its parts where `chat.js` and `chat.css` look for them.
     #[tokio::test]
     async fn the_live_page_has_what_its_script_fills_in() {

@@ -192,6 +192,22 @@ async fn the_form_works_without_javascript_and_scripts_are_files() {
     assert_eq!(tab.get("/nope").await.0, StatusCode::NOT_FOUND);
 }
 
+/// The sdk's shared files are the receive tab's too: no browser logs a `404` for its icon.
+#[tokio::test]
+async fn the_favicon_and_the_logo_are_served() {
+    let tab = Tab::new("");
+    for (path, asset) in [
+        ("/favicon.ico", &onionhost_sdk::page::FAVICON),
+        (onionhost_sdk::page::LOGO_PATH, &onionhost_sdk::page::LOGO),
+    ] {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = tab.tab.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, asset.bytes(), "{path}");
+    }
+}
+
 #[tokio::test]
 async fn the_form_leaves_out_what_is_disabled() {
     let page = Tab::new("disable_text = true").get("/").await.1;

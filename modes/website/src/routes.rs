@@ -20,7 +20,7 @@ use onionhost_sdk::axum::extract::State;
 use onionhost_sdk::axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use onionhost_sdk::axum::response::{IntoResponse, Response};
 use onionhost_sdk::files::{
-    Kind, LISTING_STYLE, Listing, Lookup, NoLongerServed, ServedFile, bounds, file_etag,
+    Kind, Listing, Lookup, NoLongerServed, ServedFile, bounds, file_etag,
     head_response, node_url, page_number, preconditions, range,
 };
 
@@ -29,10 +29,11 @@ use crate::Website;
 /// The file a folder is served as when it has one.
 pub(crate) const INDEX: &str = "index.html";
 
-/// Where the listing pages' style sheet is served: a path no file of the site can have,
-/// since a name on disk never holds `/` (the tree refuses `%2F` in a name), so that the
-/// style sheet never hides a file of the site, nor a file the style sheet.
-pub(crate) const STYLESHEET: &str = "/onionhost%2Flisting.css";
+/// Where the listing pages' style sheet is served: the sdk serves it on every tab, at a path
+/// no file of the site can have, since a name on disk never holds `/` (the tree refuses `%2F`
+/// in a name), so that the style sheet never hides a file of the site, nor a file the style
+/// sheet.
+pub(crate) const STYLESHEET: &str = onionhost_sdk::files::LISTING_STYLE_PATH;
 
 /// The name of the threads that read files for visitors.
 const THREAD: &str = "website-file";
@@ -67,9 +68,6 @@ pub(crate) async fn serve(
         return response;
     }
     let path = uri.path();
-    if path == STYLESHEET {
-        return LISTING_STYLE.response(&headers);
-    }
     let raw = path.strip_prefix('/').unwrap_or(path);
     let found = if raw.is_empty() {
         Ok(0)

@@ -154,6 +154,34 @@ async fn a_folder_without_an_index_is_listed_with_names_as_text() {
     );
 }
 
+/// A site without a `favicon.ico` gets the sdk's icon (no `404` in every visitor's console);
+/// a site with its own serves that, and the sdk's logo never hides a file of the site.
+#[tokio::test]
+async fn the_sites_own_favicon_wins_over_the_sdks() {
+    let (dir, _outside) = site();
+    let plain = tab(dir.path(), "");
+    let icon = get(&plain, "/favicon.ico").await;
+    assert_eq!(icon.status, StatusCode::OK);
+    assert_eq!(icon.header("content-type"), "image/x-icon");
+    assert_eq!(icon.body, onionhost_sdk::page::FAVICON.bytes());
+    assert_eq!(
+        get(&plain, onionhost_sdk::page::LOGO_PATH).await.body,
+        onionhost_sdk::page::LOGO.bytes()
+    );
+    write(dir.path(), "favicon.ico", "the site's own icon");
+    write(dir.path(), "onionhost/logo.svg", "the site's own logo");
+    let own = tab(dir.path(), "");
+    assert_eq!(get(&own, "/favicon.ico").await.text(), "the site's own icon");
+    assert_eq!(
+        get(&own, "/onionhost/logo.svg").await.text(),
+        "the site's own logo"
+    );
+    assert_eq!(
+        get(&own, onionhost_sdk::page::LOGO_PATH).await.body,
+        onionhost_sdk::page::LOGO.bytes()
+    );
+}
+
 #[tokio::test]
 async fn links_of_every_kind_are_neither_listed_nor_served() {
     let (dir, _outside) = site();

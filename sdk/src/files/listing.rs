@@ -14,10 +14,15 @@ use crate::ByteSize;
 use crate::http::percent_encode_segment;
 use crate::page::{Asset, Shell};
 
-/// The listing pages' style sheet; a mode serves it at the path it gives as
-/// [`Listing::stylesheet`]. Besides the listing it styles `a.button` and `.hint`, for what a
-/// mode puts above the root's listing.
+/// The listing pages' style sheet; every tab serves it at [`LISTING_STYLE_PATH`] (one of the
+/// sdk's shared files, [`crate::page::serve_shared`]), and a mode may serve it at another path
+/// it gives as [`Listing::stylesheet`]. Besides the listing it styles `a.button` and `.hint`,
+/// for what a mode puts above the root's listing.
 pub static LISTING_STYLE: Asset = Asset::css(include_str!("../../assets/listing.css"));
+
+/// Where every tab serves [`LISTING_STYLE`]: under the sdk's [`crate::page::SHARED_PREFIX`],
+/// a path no file on disk can have.
+pub const LISTING_STYLE_PATH: &str = "/onionhost%2Flisting.css";
 
 /// The most names one listing page shows.
 pub const PAGE_SIZE: usize = 1000;

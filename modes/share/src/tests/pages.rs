@@ -95,6 +95,22 @@ async fn sizes_on_the_pages_are_the_sdk_format() {
     assert!(page.contains("2 files, 60 MiB in all."), "{page}");
 }
 
+/// The sdk's shared files are the share's too: no browser logs a `404` for its icon.
+#[tokio::test]
+async fn the_favicon_and_the_logo_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+    let tab = tab(&[dir.path().join("a.txt")], "");
+    for (path, asset) in [
+        ("/favicon.ico", &onionhost_sdk::page::FAVICON),
+        (onionhost_sdk::page::LOGO_PATH, &onionhost_sdk::page::LOGO),
+    ] {
+        let (status, _, body) = request(&tab, Method::GET, path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(body, asset.bytes(), "{path}");
+    }
+}
+
 /// The style sheet comes from the sdk's asset helper: a strong ETag, and `304` without a
 /// body for a browser that kept it.
 #[tokio::test]
