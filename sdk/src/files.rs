@@ -13,7 +13,7 @@
 //!   (RFC 9110); [`head_response`], [`preconditions`] and [`file_etag`] (`respond.rs`): the
 //!   answers they call for.
 //! - [`Listing`] (`listing.rs`): the listing of a folder and the message pages, in one look
-//!   ([`LISTING_STYLE`]).
+//!   (the sdk's one style sheet, [`crate::page::STYLE`]).
 
 mod body;
 pub mod conditional;
@@ -24,7 +24,7 @@ mod source;
 mod tree;
 
 pub use body::{BodyWriter, CHUNK, Chunks, file_body, spawn_body};
-pub use listing::{LISTING_STYLE, LISTING_STYLE_PATH, Listing, PAGE_SIZE, name, page_number};
+pub use listing::{Listing, PAGE_SIZE, name, page_number};
 pub use range::Decision;
 pub use respond::{Fnv, bounds, file_etag, head_response, preconditions};
 pub use source::{Gone, GoneReports, NoLongerServed, ServedFile, Stamp};

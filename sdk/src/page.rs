@@ -24,20 +24,38 @@
 //! 200): its content type is `text/html; charset=utf-8`. [`Asset`] serves a mode's CSS and
 //! JavaScript, with an ETag so that a browser that kept a copy gets `304 Not Modified`.
 //!
-//! Every tab also serves the sdk's shared files ([`serve_shared`]: the logo at [`LOGO_PATH`],
-//! the favicon at `/favicon.ico` unless the mode has its own), without the mode doing anything.
+//! Every tab also serves the sdk's shared files ([`serve_shared`]: the one style sheet at
+//! [`STYLE_PATH`], the logo at [`LOGO_PATH`], the favicon at `/favicon.ico` unless the mode
+//! has its own), without the mode doing anything; every [`Shell`] links the first two.
+//!
+//! # The look
+//!
+//! [`STYLE`] is onionhost's one look (colours with a dark scheme that follows the system,
+//! system fonts, spacing, WCAG AA contrast). A page uses it by its classes, so that a mode
+//! needs a style sheet of its own only for what no other mode has (the chat's room):
+//! - the shell's own parts: `.site-header` (with `.logo`), `.site-main` (`.wide` for a page
+//!   that needs the room: [`Shell::main_class`]), `.site-footer` (the privacy line);
+//! - `button` and `a.button`, filled: the primary action; `.secondary` for the others;
+//! - `.field` around a `label` and its input (the label above), `.hint` under it, `.actions`
+//!   for a row of buttons, `.check` for a checkbox's label;
+//! - `.note` (info), `.note.success`, `.note.error`: notices;
+//! - `.card`: a panel of its own (a form); `table`, with `.size` for sizes;
+//! - `.muted`, `.hint`, `.visually-hidden` (read by screen readers only).
 
 mod asset;
 mod shared;
+mod style;
 
 use maud::{DOCTYPE, Markup, html};
 
 pub use asset::Asset;
 pub use shared::{FAVICON, FAVICON_PATH, LOGO, LOGO_PATH, SHARED_PREFIX, serve_shared};
+pub use style::{STYLE, STYLE_PATH};
 
-/// The frame of a page: doctype, `<head>` (charset, viewport, title, style sheets, scripts,
-/// optional extra head), then `<body>`: a `<header>` with the title as `<h1>`, the mode's
-/// content in `<main>`, and an optional `<footer>`.
+/// The frame of a page: doctype, `<head>` (charset, viewport, title, the logo as its icon,
+/// the sdk's style sheet then the mode's, scripts, optional extra head), then `<body>`: a
+/// `<header class="site-header">` with the logo and the title as `<h1>`, the mode's content
+/// in `<main class="site-main">`, and an optional `<footer class="site-footer">`.
 ///
 /// Built with its methods, then [`render`](Self::render)ed around a page's content:
 ///
@@ -93,8 +111,8 @@ impl<'a> Shell<'a> {
         }
     }
 
-    /// Links the style sheet at `href` (a path of the tab, such as one an [`Asset`] serves:
-    /// the CSP allows no inline style and no foreign one).
+    /// Links the style sheet at `href` after the sdk's (a path of the tab, such as one an
+    /// [`Asset`] serves: the CSP allows no inline style and no foreign one).
     pub fn stylesheet(mut self, href: &'a str) -> Self {
         self.stylesheets.push(href);
         self
@@ -124,7 +142,7 @@ impl<'a> Shell<'a> {
         self
     }
 
-    /// A class on `<header>`.
+    /// A class on `<header>`, after `site-header`.
     pub fn header_class(mut self, class: &'a str) -> Self {
         self.header_class = Some(class);
         self
@@ -148,7 +166,7 @@ impl<'a> Shell<'a> {
         self
     }
 
-    /// A class on `<main>`.
+    /// A class on `<main>`, after `site-main` (`wide` for a wider column).
     pub fn main_class(mut self, class: &'a str) -> Self {
         self.main_class = Some(class);
         self
@@ -166,7 +184,7 @@ impl<'a> Shell<'a> {
         self
     }
 
-    /// A class on `<footer>`.
+    /// A class on `<footer>`, after `site-footer`.
     pub fn footer_class(mut self, class: &'a str) -> Self {
         self.footer_class = Some(class);
         self
@@ -181,6 +199,8 @@ impl<'a> Shell<'a> {
                     meta charset="utf-8";
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { (self.title) }
+                    link rel="icon" href=(LOGO_PATH) type="image/svg+xml";
+                    link rel="stylesheet" href=(STYLE_PATH);
                     @for href in &self.stylesheets {
                         link rel="stylesheet" href=(href);
                     }
@@ -191,22 +211,29 @@ impl<'a> Shell<'a> {
                 }
                 body class=[self.body_class] {
                     @if self.header {
-                        header class=[self.header_class] {
+                        header class={ "site-header" (classes(self.header_class)) } {
+                            img.logo src=(LOGO_PATH) alt="" width="28" height="28";
                             h1 { (self.title) }
                             @if let Some(extra) = &self.header_extra { (extra) }
                         }
                     }
                     @if let Some(markup) = &self.before_main { (markup) }
-                    main id=[self.main_id] class=[self.main_class] hidden[self.main_hidden] {
+                    main id=[self.main_id] class={ "site-main" (classes(self.main_class)) }
+                        hidden[self.main_hidden] {
                         (main)
                     }
                     @if let Some(footer) = &self.footer {
-                        footer class=[self.footer_class] { (footer) }
+                        footer class={ "site-footer" (classes(self.footer_class)) } { (footer) }
                     }
                 }
             }
         }
     }
+}
+
+/// A mode's classes after the shell's own, space first.
+fn classes(extra: Option<&str>) -> String {
+    extra.map(|class| format!(" {class}")).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -253,12 +280,18 @@ mod tests {
             page,
             "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>Tab</title><link rel=\"stylesheet\" href=\"/a.css\">\
+             <title>Tab</title>\
+             <link rel=\"icon\" href=\"/onionhost%2Flogo.svg\" type=\"image/svg+xml\">\
+             <link rel=\"stylesheet\" href=\"/onionhost%2Fstyle.css\">\
+             <link rel=\"stylesheet\" href=\"/a.css\">\
              <link rel=\"stylesheet\" href=\"/b.css\"><script src=\"/a.js\" defer></script>\
              <meta name=\"robots\" content=\"noindex\"></head><body class=\"nojs\">\
-             <header class=\"top\"><h1>Tab</h1><p id=\"status\"></p></header>\
-             <noscript>no js</noscript><main id=\"app\" class=\"app\" hidden><p>body</p></main>\
-             <footer class=\"foot\"><p>bye</p></footer></body></html>"
+             <header class=\"site-header top\">\
+             <img class=\"logo\" src=\"/onionhost%2Flogo.svg\" alt=\"\" width=\"28\" height=\"28\">\
+             <h1>Tab</h1><p id=\"status\"></p></header>\
+             <noscript>no js</noscript>\
+             <main id=\"app\" class=\"site-main app\" hidden><p>body</p></main>\
+             <footer class=\"site-footer foot\"><p>bye</p></footer></body></html>"
         );
     }
 
@@ -269,7 +302,9 @@ mod tests {
             .render(html! { h1 { "Own heading" } })
             .into_string();
         assert!(
-            page.ends_with("<body><main><h1>Own heading</h1></main></body></html>"),
+            page.ends_with(
+                "<body><main class=\"site-main\"><h1>Own heading</h1></main></body></html>"
+            ),
             "{page}"
         );
         assert!(!page.contains("<header") && !page.contains("<footer"));

@@ -30,10 +30,14 @@ pub(crate) struct NewPaste {
     burn: Option<String>,
 }
 
-/// A whole page in the sdk's shell: every `(splice)` in `body` is escaped by the template,
-/// so a paste cannot become markup.
+/// The privacy line under every page.
+const FOOTER: &str = "Pastes are kept in memory only: each is gone when it expires, is burned, \
+                      or the host stops.";
+
+/// A whole page in the sdk's shell (and its look: the sdk's style sheet): every `(splice)` in
+/// `body` is escaped by the template, so a paste cannot become markup.
 fn page(title: &str, script: bool, body: Markup) -> Markup {
-    let shell = Shell::new(title);
+    let shell = Shell::new(title).footer(html! { p { (FOOTER) } });
     let shell = if script {
         shell.script("/live.js")
     } else {
@@ -61,12 +65,15 @@ pub(crate) async fn index(State(state): State<Arc<crate::State>>) -> Markup {
         &config.title,
         false,
         html! {
-            form method="post" action="/paste" {
-                textarea name="text" rows="16" cols="80" maxlength=(max.0) required {}
-                br;
-                label {
-                    "Delete after "
-                    select name="keep" {
+            form.card method="post" action="/paste" {
+                div.field {
+                    label for="text" { "Paste" }
+                    textarea #text name="text" rows="16" maxlength=(max.0) required {}
+                }
+                div.field {
+                    label for="keep" { "Delete after" }
+                    " "
+                    select #keep name="keep" {
                         @for minutes in config.expiry_choices() {
                             option value=(minutes) selected[minutes == config.keep_minutes] {
                                 (duration_label(minutes))
@@ -74,15 +81,16 @@ pub(crate) async fn index(State(state): State<Arc<crate::State>>) -> Markup {
                         }
                     }
                 }
-                " "
-                label {
-                    input type="checkbox" name="burn";
-                    " Burn after reading (the first person to open it is the only one to see it)"
+                div.field {
+                    label.check {
+                        input type="checkbox" name="burn";
+                        " Burn after reading (the first person to open it is the only one to \
+                         see it)"
+                    }
                 }
-                br;
-                button type="submit" { "Paste" }
+                div.actions { button type="submit" { "Paste" } }
             }
-            p {
+            p.hint {
                 "Pastes are kept in memory only, up to " (max) " each, "
                 (state.store.len()) " of " (config.max_pastes)
                 " stored now. Anyone with a paste's link can read it."
@@ -152,7 +160,7 @@ pub(crate) async fn show(
                     "This paste will be destroyed once you read it: nobody, you included, can \
                      open it again."
                 }
-                form method="post" action={ "/p/" (id) "/read" } {
+                form.actions method="post" action={ "/p/" (id) "/read" } {
                     button type="submit" { "Read and destroy" }
                 }
             },
@@ -164,7 +172,7 @@ pub(crate) async fn show(
         true,
         html! {
             pre #paste { (paste.text) }
-            p {
+            p.hint {
                 a href={ "/p/" (id) "/raw" } { "raw" }
                 " · expires in " (duration_label(minutes_left(&paste))) " · "
                 span #viewers data-live={ "/p/" (id) "/live" } {}
@@ -194,7 +202,7 @@ pub(crate) async fn read(
         false,
         html! {
             pre #paste { (paste.text) }
-            p { "This paste is now destroyed: copy it before you leave this page." }
+            p.note { "This paste is now destroyed: copy it before you leave this page." }
         },
     )
     .into_response()

@@ -21,7 +21,11 @@
   const renameForm = $("rename-form");
   const nameInput = $("name");
   const renameButton = $("rename-button");
+  const people = $("people");
+  const peopleStale = $("people-stale");
   const encoder = new TextEncoder();
+  // On a touch screen Enter makes a new line and the button sends (chat.css hides the hint).
+  const touch = window.matchMedia("(hover: none) and (pointer: coarse)").matches;
 
   let saved = load();
   let me = null;
@@ -34,6 +38,8 @@
   let retryTimer = null;
   let maxBytes = 4096;
   let lastSent = "";
+  // Whether this page was in the room before: a welcome after that is a reconnect.
+  let wasIn = false;
 
   // The name and resume token live in this tab's sessionStorage (memory only in Tor
   // Browser), so a reconnect or a reload keeps the name.
@@ -53,8 +59,26 @@
     }
   }
 
-  function setStatus(message) {
-    statusLine.textContent = message;
+  // The notice above the room: `kind` is "info" or "error"; an empty message hides it.
+  // `reload` adds a button that reloads the page.
+  function setStatus(message, kind, reload) {
+    statusLine.replaceChildren(message);
+    statusLine.className = kind === "error" ? "note error" : "note";
+    if (reload) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "secondary";
+      button.textContent = "Reload";
+      button.addEventListener("click", () => location.reload());
+      statusLine.append(" ", button);
+    }
+    statusLine.hidden = message === "";
+  }
+
+  // While disconnected the people list is the last one known, and says so.
+  function setStale(stale) {
+    people.classList.toggle("stale", stale);
+    peopleStale.hidden = !stale;
   }
 
   function setEnabled(on) {
@@ -68,8 +92,10 @@
     return String(now.getHours()).padStart(2, "0") + ":" + String(now.getMinutes()).padStart(2, "0");
   }
 
-  function append(li) {
-    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  // Adds a line; the list follows it when the visitor was reading the end (or sent it), and
+  // stays put when they scrolled up to read.
+  function append(li, follow) {
+    const atBottom = follow || log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     const stamp = document.createElement("time");
     stamp.textContent = time();
     li.prepend(stamp, " ");
@@ -103,7 +129,7 @@
     what.dir = "auto";
     what.textContent = body;
     li.append(who, " ", what);
-    append(li);
+    append(li, from === me);
   }
 
   function key(name) {
@@ -165,9 +191,19 @@
         document.title = msg.title;
         nameInput.value = me;
         renderMembers();
+        setStale(false);
         setEnabled(true);
         setStatus("");
-        line("notice", "You are in the room as " + me + ".");
+        if (wasIn) {
+          line(
+            "notice",
+            "Reconnected as " + me + ". Messages said while you were disconnected are not " +
+              "shown here: you may have missed some."
+          );
+        } else {
+          line("notice", "You are in the room as " + me + ".");
+        }
+        wasIn = true;
         break;
       case "joined":
         if (!roster.includes(msg.name)) {
@@ -223,7 +259,7 @@
     retryTimer = null;
     const url = new URL("/ws", location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    setStatus("Connecting…");
+    setStatus("Connecting…", "info");
     const ws = new WebSocket(url);
     socket = ws;
     ws.onopen = () => {
@@ -244,27 +280,36 @@
       }
       socket = null;
       setEnabled(false);
+      setStale(true);
       closed(event);
     };
   }
 
   function closed(event) {
     if (event.code === 4001) {
-      setStatus("This chat was opened again in another tab or window. Reload to use it here.");
+      setStatus("This chat was opened again in another tab or window. Reload to use it here.", "info", true);
       return;
     }
     if (event.code === 1001) {
-      setStatus("The chat has stopped.");
+      setStatus(
+        "The chat has stopped: whoever runs it closed it. Reload later to see whether it is back.",
+        "error",
+        true
+      );
       return;
     }
     if (event.code === 1000) {
-      setStatus("You left the chat. Reload to join again.");
+      setStatus("You left the chat. Reload to join again.", "info", true);
       return;
     }
     // Lost connection (Tor circuits come and go): retry with backoff, keeping the name.
     const delay = Math.min(MAX_RETRY_MS, 1000 * 2 ** retries) + Math.random() * 1000;
     retries += 1;
-    setStatus("Disconnected. Reconnecting in " + Math.round(delay / 1000) + " s…");
+    setStatus(
+      "Disconnected. Reconnecting in " + Math.round(delay / 1000) + " s… Messages said " +
+        "meanwhile will not be shown.",
+      "error"
+    );
     retryTimer = setTimeout(connect, delay);
   }
 
@@ -295,7 +340,7 @@
   });
 
   text.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !touch) {
       event.preventDefault();
       sendForm.requestSubmit();
     }
@@ -316,5 +361,6 @@
   });
 
   app.hidden = false;
+  $("nojs-link").hidden = false;
   connect();
 })();

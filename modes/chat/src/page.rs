@@ -2,7 +2,14 @@
 //! templates escape every value put in them, so a visitor's name or text (or the room's
 //! title) is always shown as text, never read as markup. The CSP forbids inline script and
 //! style, so the script and the style sheet are files of their own, served as the sdk's
-//! assets.
+//! assets. The look is the sdk's style sheet; `chat.css` adds only the room's layout.
+//!
+//! What `chat.js` and the browser tests find on the live page (keep these stable):
+//! `#app` (the `<main>`, hidden until the script runs), `#status` (a notice: connecting,
+//! disconnected, stopped), `#log` (the message list, `role="log"`, each line an `<li>`:
+//! `.msg` with `.from` and `.text`, `.notice`, `.error`), `#send-form` with `#text` and
+//! `#send-button`, `#enter-hint`, `#people` with `#count`, `#members` and `#people-stale`,
+//! `#rename-form` with `#name` and `#rename-button`, `#nojs-link` in the footer.
 
 use std::sync::Arc;
 
@@ -25,52 +32,68 @@ pub(crate) async fn index(State(chat): State<Arc<Chat>>) -> Response {
     index_page(&chat.config.title).into_response()
 }
 
+/// The privacy line under every page.
+pub(crate) const PRIVACY: &str = "Nothing said here is stored: newcomers see only what is said \
+                                  after they arrive.";
+
 /// The live page: `chat.js` shows and fills it in once it has joined.
 fn index_page(title: &str) -> Markup {
     Shell::new(title)
         .stylesheet("/chat.css")
         .script("/chat.js")
-        .header_class("top")
-        .header_extra(html! { p #status .conn role="status" {} })
+        .body_class("chat")
         .before_main(html! {
             noscript {
-                section.nojs-join {
-                    p {
-                        "JavaScript is off. You can still chat: the next page shows new \
-                         messages as they are said, and plain forms send yours."
+                div.site-main {
+                    section.card.nojs-join {
+                        p {
+                            "JavaScript is off. You can still chat: the next page shows new \
+                             messages as they are said, and plain forms send yours."
+                        }
+                        (join_form("nojs-name"))
                     }
-                    (join_form("nojs-name"))
                 }
             }
         })
         .main_id("app")
-        .main_class("app")
+        .main_class("wide app")
         .main_hidden()
-        .footer_class("foot")
         .footer(html! {
             p {
-                "Nothing said here is stored: newcomers see only what is said after they \
-                 arrive. "
-                a href="/nojs" { "Chat without JavaScript" }
+                (PRIVACY)
+                // Shown by the script: without JavaScript the page already is the chat
+                // without JavaScript.
+                span #nojs-link hidden { " " a href="/nojs" { "Chat without JavaScript" } }
             }
         })
         .render(html! {
-            section.room {
-                ol #log .log aria-live="polite" {}
-                form #send-form .send autocomplete="off" {
-                    label for="text" .visually-hidden { "Message" }
-                    textarea #text rows="2" disabled
-                        placeholder="Say something (Enter sends, Shift+Enter for a new line)" {}
-                    button type="submit" #send-button disabled { "Send" }
+            p #status .note role="status" hidden {}
+            div.chat {
+                section.room aria-label="Messages" {
+                    ol #log .log role="log" aria-live="polite" {}
+                    form #send-form .send autocomplete="off" {
+                        label for="text" .visually-hidden { "Message" }
+                        textarea #text rows="2" disabled placeholder="Say something"
+                            aria-describedby="enter-hint" {}
+                        button type="submit" #send-button disabled { "Send" }
+                    }
+                    p #enter-hint .hint .enter-hint {
+                        "Enter sends, Shift+Enter starts a new line."
+                    }
                 }
-            }
-            aside.people {
-                h2 { "Here now (" span #count { "0" } ")" }
-                ul #members .members {}
-                form #rename-form .rename autocomplete="off" {
-                    label for="name" { "Your name" }
-                    input #name maxlength="64" disabled;
-                    button type="submit" #rename-button disabled { "Rename" }
+                aside #people .people aria-labelledby="people-heading" {
+                    h2 #people-heading { "Here now (" span #count { "0" } ")" }
+                    p #people-stale .hint hidden {
+                        "Not connected: this list may be out of date."
+                    }
+                    ul #members .members {}
+                    form #rename-form .rename autocomplete="off" {
+                        label for="name" { "Your name" }
+                        div.actions {
+                            input #name maxlength="64" disabled;
+                            button.secondary type="submit" #rename-button disabled { "Rename" }
+                        }
+                    }
                 }
             }
         })
@@ -80,9 +103,13 @@ fn index_page(title: &str) -> Markup {
 pub(crate) fn join_form(name_id: &str) -> Markup {
     html! {
         form method="post" action="/nojs/join" {
-            label for=(name_id) { "Name (leave empty for a random one)" }
-            input id=(name_id) name="name" maxlength="64" autocomplete="off";
-            button type="submit" { "Join the chat" }
+            div.field {
+                label for=(name_id) { "Name" }
+                input id=(name_id) name="name" maxlength="64" autocomplete="off"
+                    aria-describedby={ (name_id) "-hint" };
+                p.hint id={ (name_id) "-hint" } { "Leave it empty for a random one." }
+            }
+            div.actions { button type="submit" { "Join the chat" } }
         }
     }
 }
@@ -98,12 +125,14 @@ pub(crate) async fn not_found(State(chat): State<Arc<Chat>>) -> Response {
     )
 }
 
-/// Every page without JavaScript: the room's title at the top, then `main`.
+/// Every page without JavaScript: the room's title at the top, then `main`, then the
+/// privacy line.
 pub(crate) fn shell(title: &str, main: Markup) -> Markup {
     Shell::new(title)
         .stylesheet("/chat.css")
         .body_class("nojs")
-        .header_class("top")
+        .main_class("wide")
+        .footer(html! { p { (PRIVACY) } })
         .render(main)
 }
 
@@ -118,10 +147,8 @@ pub(crate) fn message_page(
     let page = shell(
         title,
         html! {
-            section.nojs-controls {
-                p.message { (message) }
-                p { a href=(link) { (link_text) } }
-            }
+            p.note.error.message { (message) }
+            p { a.button href=(link) { (link_text) } }
         },
     );
     (status, page).into_response()
@@ -185,13 +212,17 @@ mod tests {
         for part in [
             "<script src=\"/chat.js\" defer></script>",
             "<link rel=\"stylesheet\" href=\"/chat.css\">",
-            "<header class=\"top\"><h1>onionhost chat</h1><p class=\"conn\" id=\"status\"",
-            "<main id=\"app\" class=\"app\" hidden>",
-            "id=\"log\"",
+            "<h1>onionhost chat</h1></header>",
+            "<main id=\"app\" class=\"site-main wide app\" hidden>",
+            "<p id=\"status\" class=\"note\" role=\"status\" hidden>",
+            "<ol id=\"log\" class=\"log\" role=\"log\" aria-live=\"polite\">",
             "id=\"send-form\"",
+            "id=\"enter-hint\"",
             "id=\"members\"",
+            "id=\"people-stale\"",
             "id=\"rename-form\"",
-            "<footer class=\"foot\">",
+            "<footer class=\"site-footer\">",
+            "<span id=\"nojs-link\" hidden>",
         ] {
             assert!(page.contains(part), "no {part:?} in {page}");
         }

@@ -148,7 +148,6 @@ impl Mode for ReceiveMode {
             .route("/", get(page::index))
             .route("/bytes.js", page::BYTES_JS.get())
             .route("/receive.js", page::RECEIVE_JS.get())
-            .route("/receive.css", page::RECEIVE_CSS.get())
             // The upload streams to disk under limits of its own, checked as it arrives.
             .route(
                 "/upload",

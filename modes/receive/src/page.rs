@@ -19,8 +19,6 @@ use onionhost_sdk::page::{Asset, Shell};
 
 /// The progress script.
 pub(crate) static RECEIVE_JS: Asset = Asset::js(include_str!("../assets/receive.js"));
-/// The style sheet.
-pub(crate) static RECEIVE_CSS: Asset = Asset::css(include_str!("../assets/receive.css"));
 /// The sdk's size formatter, which the progress script uses, so that sizes read the same with
 /// and without JavaScript.
 pub(crate) static BYTES_JS: Asset = Asset::js(onionhost_sdk::size::BYTES_JS);
@@ -49,26 +47,25 @@ pub(crate) async fn index(State(receive): State<Arc<Receive>>) -> Response {
     let body = html! {
         form id="upload-form" method="post" action="/upload" enctype="multipart/form-data" {
             @if !config.disable_files {
-                p {
+                div class="field" {
                     label for="files" { "Files" }
                     input id="files" type="file" name=(FILES_FIELD) multiple;
                 }
             }
             @if !config.disable_text {
-                p {
-                    label for="text" { "Message" (optional) }
+                div class="field" {
+                    label for="text" { "Message" span class="muted" { (optional) } }
                     textarea id="text" name=(TEXT_FIELD) rows="6" {}
                 }
             }
-            p { button type="submit" id="send" { "Send" } }
+            div class="actions" { button type="submit" id="send" { "Send" } }
         }
         div id="progress" class="progress" hidden {
             progress id="bar" max="100" value="0" {}
-            " "
-            span id="progress-text" {}
+            p id="progress-text" class="hint" {}
         }
         div id="result" role="status" aria-live="polite" {}
-        p class="limits" { "Limits: " (limits.join("; ")) "." }
+        p class="limits hint" { "Limits: " (limits.join("; ")) "." }
     };
     page(&receive, StatusCode::OK, SEND_FILES, body)
 }
@@ -111,22 +108,24 @@ pub(crate) fn received(receive: &Receive, json: bool, saved: &[SavedFile]) -> Re
         format!("{} files", files.len())
     };
     let body = html! {
-        @if !files.is_empty() {
-            p { (count) " received:" }
-            ul class="files" {
-                @for file in &files {
-                    li {
-                        span class="name" { (file.name) }
-                        " "
-                        span class="size" { "(" (ByteSize(file.bytes)) ")" }
+        div class="note success" id="received" {
+            @if !files.is_empty() {
+                p { (count) " received:" }
+                ul class="files" {
+                    @for file in &files {
+                        li {
+                            span class="name" { (file.name) }
+                            " "
+                            span class="size" { "(" (ByteSize(file.bytes)) ")" }
+                        }
                     }
                 }
             }
+            @if messages > 0 {
+                p { "Your message was received." }
+            }
         }
-        @if messages > 0 {
-            p { "Your message was received." }
-        }
-        p { a href="/" { "Send more" } }
+        p { a class="button" href="/" { "Send more" } }
     };
     page(receive, StatusCode::OK, "Received", body)
 }
@@ -141,8 +140,8 @@ pub(crate) fn refused(receive: &Receive, json: bool, err: &UploadError) -> Respo
         );
     }
     let body = html! {
-        p class="error" data-error=(err.code()) { (message) }
-        p { a href="/" { "Back" } }
+        p class="note error" data-error=(err.code()) { (message) }
+        p { a class="button secondary" href="/" { "Back" } }
     };
     page(receive, err.status(), "Not sent", body)
 }
@@ -218,21 +217,23 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
         .into_response()
 }
 
-/// A whole page: the sdk's shell around `main`, with the mode's style sheet and scripts
-/// (`bytes.js` first: `receive.js` formats sizes with it). The tab's title (`title`) is the
-/// browser tab's title and the page's `<h1>`, with the page's own `heading` under it, both
-/// inside `<main>` (the card look of `receive.css`).
+/// The privacy line under every page.
+const FOOTER: &str = "What you send goes only to whoever runs this service, through a Tor onion \
+                      service; onionhost keeps no log of who sent what.";
+
+/// A whole page: the sdk's shell (its header holds the tab's title as `<h1>`) around a card
+/// with the page's own `heading` and `main`, and the mode's scripts (`bytes.js` first:
+/// `receive.js` formats sizes with it). The look is the sdk's style sheet's.
 pub(crate) fn page(receive: &Receive, status: StatusCode, heading: &str, main: Markup) -> Response {
-    let title = receive.config.title.as_str();
-    let markup = Shell::new(title)
-        .stylesheet("/receive.css")
+    let markup = Shell::new(&receive.config.title)
         .script("/bytes.js")
         .script("/receive.js")
-        .without_header()
+        .footer(html! { p { (FOOTER) } })
         .render(html! {
-            h1 { (title) }
-            h2 { (heading) }
-            (main)
+            section class="card" {
+                h2 { (heading) }
+                (main)
+            }
         });
     (status, markup).into_response()
 }

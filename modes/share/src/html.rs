@@ -5,14 +5,15 @@ use onionhost_sdk::ByteSize;
 use onionhost_sdk::files::{Listing, Tree, name};
 use onionhost_sdk::maud::html;
 
-/// The path the pages load their style sheet from (the sdk's listing style).
-pub(crate) const STYLESHEET: &str = "/share.css";
+/// The privacy line under every page.
+const FOOTER: &str = "Shared through a Tor onion service with onionhost, which keeps no log \
+                      of who downloads what.";
 
 /// How the share's listings look and link.
 fn look(title: &str) -> Listing<'_> {
     Listing {
         title,
-        stylesheet: STYLESHEET,
+        footer: FOOTER,
         base: "/files",
         home: "/",
         home_label: "All shared files",

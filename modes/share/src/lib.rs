@@ -127,7 +127,6 @@ impl Mode for ShareMode {
     fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/", get(routes::index))
-            .route(html::STYLESHEET, onionhost_sdk::files::LISTING_STYLE.get())
             .route("/download", get(routes::download))
             .route("/files", get(routes::index))
             .route("/files/", get(routes::index))

@@ -29,11 +29,6 @@ use crate::Website;
 /// The file a folder is served as when it has one.
 pub(crate) const INDEX: &str = "index.html";
 
-/// Where the listing pages' style sheet is served: the sdk serves it on every tab, at a path
-/// no file of the site can have, since a name on disk never holds `/` (the tree refuses `%2F`
-/// in a name), so that the style sheet never hides a file of the site, nor a file the style
-/// sheet.
-pub(crate) const STYLESHEET: &str = onionhost_sdk::files::LISTING_STYLE_PATH;
 
 /// The name of the threads that read files for visitors.
 const THREAD: &str = "website-file";
@@ -42,7 +37,8 @@ const THREAD: &str = "website-file";
 fn look(site: &Website) -> Listing<'_> {
     Listing {
         title: &site.config.title,
-        stylesheet: STYLESHEET,
+        footer: "Served through a Tor onion service with onionhost, which keeps no log of \
+                 visits.",
         base: "",
         home: "/",
         home_label: "Home",

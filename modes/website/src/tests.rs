@@ -138,18 +138,18 @@ async fn a_folder_without_an_index_is_listed_with_names_as_text() {
         assert!(page.contains(link), "{link} missing: {page}");
     }
     assert!(page.contains("My &lt;site&gt;"), "{page}");
-    assert!(page.contains(super::routes::STYLESHEET), "{page}");
+    assert!(page.contains(onionhost_sdk::page::STYLE_PATH), "{page}");
     let docs = get(&tab, "/docs/").await.text();
     assert!(docs.contains("&lt;b&gt;&amp;.txt"), "{docs}");
     assert!(!docs.contains("<b>&"), "{docs}");
     assert!(docs.contains("href=\"/docs/%3Cb%3E%26.txt\""), "{docs}");
     assert_eq!(get(&tab, "/docs/%3Cb%3E%26.txt").await.text(), "escaped");
-    // The listing's style sheet, which no file of the site can hide.
-    let style = get(&tab, super::routes::STYLESHEET).await;
+    // The sdk's style sheet, which no file of the site can hide.
+    let style = get(&tab, onionhost_sdk::page::STYLE_PATH).await;
     assert_eq!(style.status, StatusCode::OK);
     assert_eq!(style.header("content-type"), "text/css; charset=utf-8");
     assert_eq!(
-        get(&tab, "/onionhost/listing.css").await.status,
+        get(&tab, "/onionhost/style.css").await.status,
         StatusCode::NOT_FOUND
     );
 }

@@ -1,6 +1,6 @@
 //! The look of a folder's listing (share's pages, a website's folders without an
 //! `index.html`) and of the short message pages around it, as maud templates on the sdk's
-//! page shell: every value is escaped unless a template says otherwise (none does).
+//! page shell (styled by the sdk's one style sheet): every value is escaped unless a template says otherwise (none does).
 //!
 //! Every name is shown as text: disguising characters (controls, bidi overrides, invisible
 //! characters; [`crate::text`]) shown as `⟨U+XXXX⟩` so that a name cannot disguise itself
@@ -12,17 +12,8 @@ use maud::{Markup, html};
 use super::tree::{Kind, Tree, node_url};
 use crate::ByteSize;
 use crate::http::percent_encode_segment;
-use crate::page::{Asset, Shell};
+use crate::page::Shell;
 
-/// The listing pages' style sheet; every tab serves it at [`LISTING_STYLE_PATH`] (one of the
-/// sdk's shared files, [`crate::page::serve_shared`]), and a mode may serve it at another path
-/// it gives as [`Listing::stylesheet`]. Besides the listing it styles `a.button` and `.hint`,
-/// for what a mode puts above the root's listing.
-pub static LISTING_STYLE: Asset = Asset::css(include_str!("../../assets/listing.css"));
-
-/// Where every tab serves [`LISTING_STYLE`]: under the sdk's [`crate::page::SHARED_PREFIX`],
-/// a path no file on disk can have.
-pub const LISTING_STYLE_PATH: &str = "/onionhost%2Flisting.css";
 
 /// The most names one listing page shows.
 pub const PAGE_SIZE: usize = 1000;
@@ -55,8 +46,8 @@ pub fn page_number(query: Option<&str>) -> usize {
 pub struct Listing<'a> {
     /// The pages' title (the `<title>` and the header).
     pub title: &'a str,
-    /// Where the mode serves [`LISTING_STYLE`].
-    pub stylesheet: &'a str,
+    /// The privacy line of the pages' footer.
+    pub footer: &'a str,
     /// The URL prefix of the tree's nodes ([`node_url`]): share's `/files`, a website's `""`.
     pub base: &'a str,
     /// The root folder's URL (share: `/`, where its list of items is).
@@ -153,10 +144,10 @@ impl Listing<'_> {
         })
     }
 
-    /// Every listing page: the sdk's shell with the listing's style sheet around `main`.
+    /// Every listing page: the sdk's shell (its style sheet styles listings) around `main`.
     fn shell(&self, main: Markup) -> Markup {
         Shell::new(self.title)
-            .stylesheet(self.stylesheet)
+            .footer(html! { p { (self.footer) } })
             .render(main)
     }
 }

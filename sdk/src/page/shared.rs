@@ -1,5 +1,5 @@
-//! The files every tab serves from the sdk, whatever its mode: the logo, the favicon and the
-//! listings' style sheet.
+//! The files every tab serves from the sdk, whatever its mode: the style sheet, the logo and
+//! the favicon.
 //!
 //! Policy: [`DynMode::build`](crate::host::DynMode) wraps every mode's router with
 //! [`serve_shared`], so the host, a plugin's export and [`crate::testing`] serve them alike and
@@ -50,7 +50,7 @@ pub fn serve_shared(router: Router) -> Router {
 fn shared_asset(path: &str) -> Option<&'static Asset> {
     match path {
         LOGO_PATH => Some(&LOGO),
-        crate::files::LISTING_STYLE_PATH => Some(&crate::files::LISTING_STYLE),
+        super::STYLE_PATH => Some(&super::STYLE),
         _ => None,
     }
 }

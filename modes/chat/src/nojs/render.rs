@@ -14,7 +14,7 @@ pub(crate) fn join_page(title: &str, present: usize) -> Markup {
     shell(
         title,
         html! {
-            section.nojs-join {
+            section.card.nojs-join {
                 p {
                     (present) " here now. This version works without JavaScript: its page \
                      keeps loading and shows new messages as they are said; plain forms send \
@@ -71,20 +71,22 @@ pub(crate) fn stream_page(page: &StreamPage<'_>, lines: &[Arc<RoomEvent>]) -> St
                     }
                     ". " a href={ "/nojs/" (token) } { "Reload" }
                 }
-                form method="post" action={ "/nojs/" (token) "/send" } {
+                form.send method="post" action={ "/nojs/" (token) "/send" } {
                     label for="text" .visually-hidden { "Message" }
                     textarea #text name="text" rows="2" maxlength=(page.max_message_bytes)
                         required autofocus placeholder="Say something" {}
                     button type="submit" { "Send" }
                 }
-                form method="post" action={ "/nojs/" (token) "/rename" } {
-                    label for="name" .visually-hidden { "Your name" }
-                    input #name name="name" value=(page.name) maxlength="64" required
-                        autocomplete="off";
-                    button type="submit" { "Rename" }
-                }
-                form method="post" action={ "/nojs/" (token) "/leave" } {
-                    button type="submit" { "Leave" }
+                div.nojs-more {
+                    form.rename method="post" action={ "/nojs/" (token) "/rename" } {
+                        label for="name" .visually-hidden { "Your name" }
+                        input #name name="name" value=(page.name) maxlength="64" required
+                            autocomplete="off";
+                        button.secondary type="submit" { "Rename" }
+                    }
+                    form method="post" action={ "/nojs/" (token) "/leave" } {
+                        button.secondary type="submit" { "Leave" }
+                    }
                 }
             }
             p.hint {

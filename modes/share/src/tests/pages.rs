@@ -111,20 +111,20 @@ async fn the_favicon_and_the_logo_are_served() {
     }
 }
 
-/// The style sheet comes from the sdk's asset helper: a strong ETag, and `304` without a
+/// The style sheet is the sdk's one, served as an asset: a strong ETag, and `304` without a
 /// body for a browser that kept it.
 #[tokio::test]
 async fn the_style_sheet_is_an_asset_with_an_etag() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.txt"), "a").unwrap();
     let tab = tab(&[dir.path().join("a.txt")], "");
-    let (status, headers, body) = request(&tab, Method::GET, "/share.css", &[]).await;
+    let (status, headers, body) = request(&tab, Method::GET, onionhost_sdk::page::STYLE_PATH, &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
-    assert_eq!(body, onionhost_sdk::files::LISTING_STYLE.bytes());
+    assert_eq!(body, onionhost_sdk::page::STYLE.bytes());
     let etag = headers[header::ETAG].to_str().unwrap().to_owned();
     let (status, headers, body) =
-        request(&tab, Method::GET, "/share.css", &[("if-none-match", &etag)]).await;
+        request(&tab, Method::GET, onionhost_sdk::page::STYLE_PATH, &[("if-none-match", &etag)]).await;
     assert_eq!(status, StatusCode::NOT_MODIFIED);
     assert_eq!(headers[header::ETAG], etag.as_str());
     assert!(body.is_empty());
@@ -132,6 +132,6 @@ async fn the_style_sheet_is_an_asset_with_an_etag() {
     assert!(
         String::from_utf8(body)
             .unwrap()
-            .contains("<link rel=\"stylesheet\" href=\"/share.css\">")
+            .contains("<link rel=\"stylesheet\" href=\"/onionhost%2Fstyle.css\">")
     );
 }
