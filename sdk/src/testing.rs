@@ -150,6 +150,34 @@ impl TestTab {
     }
 }
 
+/// The sdk's stand-in for a browser (`sdk/assets/fake-dom.js`), for testing a page's script
+/// under node: elements with ids, text, classes and events, and a WebSocket, an
+/// XMLHttpRequest and timers that the test drives by hand. See [`script_test`].
+pub const FAKE_DOM_JS: &str = include_str!("../assets/fake-dom.js");
+
+/// Runs `test`, JavaScript, under `node` (Debian's `nodejs`), after [`FAKE_DOM_JS`] (which
+/// gives it `page`, `lines` and node's `assert`) and with `SCRIPTS`, the sources of
+/// `scripts`, to run on a page: `page({ id: "tag", ... }, { child: "parent" }).run(...SCRIPTS)`.
+/// Panics with node's output when the test fails, and says so when `node` is missing: a test
+/// that needs it fails, it does not skip.
+pub fn script_test(scripts: &[&str], test: &str) {
+    let sources = serde_json::to_string(scripts).unwrap_or_else(|err| panic!("{err}"));
+    let program = format!("{FAKE_DOM_JS}\nconst SCRIPTS = {sources};\n{test}\n");
+    let output = std::process::Command::new("node")
+        .arg("-e")
+        .arg(&program)
+        .output()
+        .unwrap_or_else(|err| {
+            panic!("cannot run node (Debian package nodejs; tests/run installs it): {err}")
+        });
+    assert!(
+        output.status.success(),
+        "the script test failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Parses and validates a config section of mode `M`, as the host does before it starts.
 pub fn parse_config<M: Mode>(section: toml::Value) -> Result<M::Config, ConfigError> {
     crate::host::parse_config::<M>(section)

@@ -17,7 +17,7 @@ use onionhost_sdk::axum::Form;
 use onionhost_sdk::axum::body::Body;
 use onionhost_sdk::axum::extract::rejection::FormRejection;
 use onionhost_sdk::axum::extract::{Path, State};
-use onionhost_sdk::axum::http::{StatusCode, header};
+use onionhost_sdk::axum::http::{StatusCode, Uri, header};
 use onionhost_sdk::axum::response::{IntoResponse, Redirect, Response};
 use onionhost_sdk::http::Visitor;
 use serde::Deserialize;
@@ -48,11 +48,15 @@ pub(crate) struct RenameForm {
     name: String,
 }
 
-/// `GET /nojs`: the join form.
-pub(crate) async fn join_page(State(chat): State<Arc<Chat>>) -> Response {
+/// `GET /nojs`: the join form; `GET /nojs?left`, where leaving leads, says so above it.
+pub(crate) async fn join_page(State(chat): State<Arc<Chat>>, uri: Uri) -> Response {
     let present = chat.room.present();
-    render::join_page(&chat.config.title, present).into_response()
+    let left = uri.query() == Some(LEFT_QUERY);
+    render::join_page(&chat.config.title, present, left).into_response()
 }
+
+/// The query of the join page that says the visitor has just left.
+const LEFT_QUERY: &str = "left";
 
 /// `POST /nojs/join`: enters the room and sends the visitor to the session's page.
 pub(crate) async fn join(
@@ -122,6 +126,7 @@ pub(crate) async fn stream(State(chat): State<Arc<Chat>>, Path(token): Path<Stri
     let mut ticks = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let feed = Feed {
+        chat: Arc::clone(&chat),
         session,
         _attached: attached,
         shutdown: chat.ctx.shutdown_token(),
@@ -168,13 +173,13 @@ pub(crate) async fn rename(
     })
 }
 
-/// `POST /nojs/{token}/leave`: leaves at once (the departure is announced) and goes back to
-/// the start page.
+/// `POST /nojs/{token}/leave`: leaves at once (the departure is announced) and goes to the
+/// join page, which says so.
 pub(crate) async fn leave(State(chat): State<Arc<Chat>>, Path(token): Path<String>) -> Response {
     if let Some(session) = chat.sessions.get(&token) {
         chat.sessions.end(&session);
     }
-    Redirect::to("/").into_response()
+    Redirect::to(&format!("/nojs?{LEFT_QUERY}")).into_response()
 }
 
 /// Does what a form asks as the session's member, within the session's and the visitor's
@@ -268,6 +273,7 @@ enum FeedState {
 
 /// The streamed body of a session's page.
 struct Feed {
+    chat: Arc<Chat>,
     session: Arc<Session>,
     _attached: Attached,
     shutdown: CancellationToken,
@@ -297,7 +303,7 @@ impl Feed {
                 biased;
                 () = self.shutdown.cancelled() => {
                     self.state = FeedState::Done;
-                    return render::stream_end("The chat has stopped.", &self.tail);
+                    return render::stream_end(render::STOPPED, &self.tail);
                 }
                 () = self.session.ended.cancelled() => {
                     self.state = FeedState::Done;
@@ -311,7 +317,13 @@ impl Feed {
                     let (lines, next) = self.session.lines_since(self.next);
                     self.next = next;
                     if !lines.is_empty() {
-                        return render::render_lines(&lines);
+                        let mut chunk = render::render_lines(&lines);
+                        // Who is here changed: a new list, which replaces the last one.
+                        if render::changes_presence(&lines) {
+                            let (present, members) = self.chat.room.members();
+                            chunk.push_str(&render::roster(present, &members).0);
+                        }
+                        return chunk;
                     }
                 }
                 _ = self.ticks.tick() => return render::KEEPALIVE.to_owned(),

@@ -1,7 +1,15 @@
 //! The pages and answers a visitor gets: the form, what was received, why an upload was
-//! refused (HTML, or JSON for the page's script), and the static script and style sheet (the
-//! CSP forbids inline ones). Pages are maud templates on the sdk's shell, so every splice is
-//! escaped without an `escape()` call that could be forgotten.
+//! refused (HTML, or JSON for the page's script), and the static script (the CSP forbids
+//! inline ones). Pages are maud templates on the sdk's shell, in the sdk's look, so every
+//! splice is escaped without an `escape()` call that could be forgotten.
+//!
+//! What `receive.js` and the browser tests find on the form page (keep these stable):
+//! `#upload-form` (a plain multipart form posting to `/upload`), `#files` (the file input)
+//! inside `#drop` (where files may be dropped, with `#drop-hint` and `#chosen`, the chosen
+//! files), `#text` (the message), `#send`; `#progress` (hidden until an upload starts) with
+//! `#bar`, `#progress-text` and `#file-progress` (a bar per file, with two files or more);
+//! `#result` (`role="status"`: the answer, `.note.success` or `.note.error`). A received
+//! page has `#received` (`.note.success`), a refused one `.note.error` with `data-error`.
 
 use std::sync::Arc;
 
@@ -47,9 +55,11 @@ pub(crate) async fn index(State(receive): State<Arc<Receive>>) -> Response {
     let body = html! {
         form id="upload-form" method="post" action="/upload" enctype="multipart/form-data" {
             @if !config.disable_files {
-                div class="field" {
+                div class="field dropzone" id="drop" {
                     label for="files" { "Files" }
                     input id="files" type="file" name=(FILES_FIELD) multiple;
+                    p id="drop-hint" class="hint" hidden { "Or drop files on this form." }
+                    ul id="chosen" class="chosen" hidden {}
                 }
             }
             @if !config.disable_text {
@@ -61,8 +71,9 @@ pub(crate) async fn index(State(receive): State<Arc<Receive>>) -> Response {
             div class="actions" { button type="submit" id="send" { "Send" } }
         }
         div id="progress" class="progress" hidden {
-            progress id="bar" max="100" value="0" {}
+            progress id="bar" max="100" value="0" aria-label="Upload" {}
             p id="progress-text" class="hint" {}
+            ul id="file-progress" class="file-progress" hidden {}
         }
         div id="result" role="status" aria-live="polite" {}
         p class="limits hint" { "Limits: " (limits.join("; ")) "." }
@@ -147,28 +158,28 @@ pub(crate) fn refused(receive: &Receive, json: bool, err: &UploadError) -> Respo
 }
 
 /// One or two sentences for the visitor: what went wrong and what they can do. Nothing
-/// about the host beyond the limits it advertises on the form.
+/// about the host beyond the limits it advertises on the form, and no config key (those are
+/// the host's words: the visitor gets the limit's value; the key is the answer's `code`).
 fn visitor_message(receive: &Receive, err: &UploadError) -> String {
     let config = &receive.config;
     let nothing = "Nothing was saved.";
     match err {
         UploadError::TooLarge(Limit::UploadSize) => format!(
-            "The upload is too large: the limit is {} per upload (max_upload_size). {nothing}",
+            "The upload is too large: the limit is {} per upload. {nothing}",
             config.max_upload_size
         ),
         UploadError::TooLarge(Limit::TotalSize) => {
-            format!("This service has received all it accepts in total (max_total_size). {nothing}")
+            format!("This service has received all it accepts in total. {nothing}")
         }
         UploadError::TooLarge(Limit::FreeSpace) => format!(
-            "The receiving computer does not have enough free disk space (min_free_space). \
-             {nothing}"
+            "The receiving computer does not have enough free disk space. {nothing}"
         ),
         UploadError::TooLarge(Limit::FileCount) => format!(
-            "Too many files: the limit is {} per upload (max_files_per_upload). {nothing}",
+            "Too many files: the limit is {} per upload. {nothing}",
             config.max_files_per_upload
         ),
         UploadError::TooLarge(Limit::TextSize) => format!(
-            "The message is too long: the limit is {} (max_text_size). {nothing}",
+            "The message is too long: the limit is {}. {nothing}",
             config.max_text_size
         ),
         UploadError::FilesDisabled => {
@@ -185,8 +196,7 @@ fn visitor_message(receive: &Receive, err: &UploadError) -> String {
             "Too many uploads are in progress. Please try again in a moment.".to_owned()
         }
         UploadError::VisitorBusy => format!(
-            "You already have {} uploads in progress (max_concurrent_uploads_per_visitor). \
-             Please wait for one to finish.",
+            "You already have {} uploads in progress. Please wait for one to finish.",
             config.max_concurrent_uploads_per_visitor
         ),
         UploadError::RateLimited => {
@@ -198,8 +208,8 @@ fn visitor_message(receive: &Receive, err: &UploadError) -> String {
             format!("The upload stalled and was abandoned. {nothing}")
         }
         UploadError::TooSlow => format!(
-            "The upload was too slow and was abandoned: it must keep up at least {} a second \
-             (min_upload_rate). {nothing}",
+            "The upload was too slow and was abandoned: it must keep up at least {} a second. \
+             {nothing}",
             config.min_upload_rate
         ),
         UploadError::Io { .. } => {

@@ -192,6 +192,37 @@ async fn the_form_works_without_javascript_and_scripts_are_files() {
     assert_eq!(tab.get("/nope").await.0, StatusCode::NOT_FOUND);
 }
 
+/// Regression (issue 12): no dropping of files, one bar for all of them, and the form in a
+/// card of its own look. The form is the sdk's look (a card, fields, the primary button);
+/// the script lets files be dropped on it and shows a bar per file; the results it shows are
+/// notices.
+#[tokio::test]
+async fn the_form_takes_dropped_files_and_shows_each_files_progress() {
+    let tab = Tab::new("");
+    let (_, page) = tab.get("/").await;
+    for part in [
+        "<section class=\"card\"><h2>Send files</h2>",
+        "<div class=\"field dropzone\" id=\"drop\"><label for=\"files\">Files</label>",
+        "<p id=\"drop-hint\" class=\"hint\" hidden>",
+        "<ul id=\"chosen\" class=\"chosen\" hidden></ul>",
+        "<ul id=\"file-progress\" class=\"file-progress\" hidden></ul>",
+        "<div id=\"result\" role=\"status\" aria-live=\"polite\"></div>",
+        "<button type=\"submit\" id=\"send\">Send</button>",
+        "<footer class=\"site-footer\">",
+    ] {
+        assert!(page.contains(part), "no {part:?} in {page}");
+    }
+    let (_, script) = tab.get("/receive.js").await;
+    for part in [
+        "input.files = event.dataTransfer.files;",
+        "document.getElementById(\"drop-hint\").hidden = false;",
+        "showFiles(rows, e.loaded, e.total);",
+        "result.className = isError ? \"note error\" : \"note success\";",
+    ] {
+        assert!(script.contains(part), "no {part:?} in the script");
+    }
+}
+
 /// The sdk's shared files are the receive tab's too: no browser logs a `404` for its icon.
 #[tokio::test]
 async fn the_favicon_and_the_logo_are_served() {
@@ -229,6 +260,11 @@ async fn files_and_a_message_are_saved_byte_exact_in_a_private_folder() {
     let (status, page) = tab.send(body, false).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("3 files received"), "{page}");
+    // Regression (issue 12): the list was an unstyled bullet list; it is a success notice.
+    assert!(
+        page.contains("<div class=\"note success\" id=\"received\"><p>3 files received:</p>"),
+        "{page}"
+    );
     let folder = tab.folder();
     assert_eq!(mode(&folder), 0o700);
     assert_eq!(
@@ -420,10 +456,43 @@ async fn assert_refused(tab: &Tab, body: Vec<u8>, status: StatusCode, code: &str
     let value: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(value["ok"], false);
     assert_eq!(value["error"], code, "{answer}");
+    assert_no_config_key(value["message"].as_str().unwrap());
     let (got, page) = tab.send(body, false).await;
     assert_eq!(got, status);
-    assert!(page.contains(code), "the page names the limit: {page}");
+    assert!(
+        page.contains(&format!("data-error=\"{code}\"")),
+        "the page names the limit for scripts: {page}"
+    );
+    assert_no_config_key(&visible_text(&page));
     tab.assert_empty();
+}
+
+/// Regression (issue 12): refusals showed visitors config key names ("the limit is 1 MiB per
+/// upload (max_upload_size)"). The visitor reads words; the key stays in the answer's code.
+fn assert_no_config_key(text: &str) {
+    let key = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .find(|word| word.contains('_'));
+    assert_eq!(key, None, "a config key in what the visitor reads: {text}");
+}
+
+/// The text a browser shows of `page`: what is between tags, without the tags and their
+/// attributes.
+fn visible_text(page: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in page.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text
 }
 
 #[tokio::test]

@@ -20,7 +20,11 @@ fn look(title: &str) -> Listing<'_> {
     }
 }
 
-/// The listing of folder `dir` (0 is the list of shared items, with "download all").
+/// From this size on, the page says what a download this large means over Tor.
+pub(crate) const LARGE_SHARE: u64 = 1 << 30;
+
+/// The listing of folder `dir` (0 is the list of shared items, with "download all", and for
+/// a large share a note on its size and on resuming).
 pub(crate) fn listing(
     title: &str,
     index: &Tree,
@@ -34,6 +38,14 @@ pub(crate) fn listing(
             a.button href="/download" { "Download all" }
             " "
             span.hint { (name(zip_name)) " (" (ByteSize(zip_len)) "), a zip of everything below" }
+        }
+        @if zip_len >= LARGE_SHARE {
+            p.note #large-share {
+                "This is a large download (" (ByteSize(zip_len)) "): over Tor it can take \
+                 hours. If it stops, use Retry or Resume in your browser's list of downloads: \
+                 it goes on from where it stopped, as long as this share is up. Single files \
+                 below can be downloaded one by one instead."
+            }
         }
     };
     look(title)

@@ -1,19 +1,29 @@
 //! The HTML of the pages without JavaScript, as maud templates: every visitor's text is
 //! escaped by the template, so it is shown as text, never read as markup.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use onionhost_sdk::maud::{Markup, PreEscaped, html};
 
+use super::session::Line;
 use crate::page::{join_form, shell};
 use crate::protocol::ServerMessage;
-use crate::room::RoomEvent;
 
-/// `GET /nojs`: the form to join without JavaScript.
-pub(crate) fn join_page(title: &str, present: usize) -> Markup {
+/// The most names a list of who is here shows (then "and N more"): each change in the room
+/// streams a new list to every page, so its size is bounded.
+pub(crate) const ROSTER_NAMES: usize = 50;
+
+/// `GET /nojs` (`left`: `GET /nojs?left`, where leaving leads): the form to join without
+/// JavaScript.
+pub(crate) fn join_page(title: &str, present: usize, left: bool) -> Markup {
     shell(
         title,
         html! {
+            @if left {
+                p.note.success #left role="status" {
+                    "You left the chat. Join again below, under the same name or another."
+                }
+            }
             section.card.nojs-join {
                 p {
                     (present) " here now. This version works without JavaScript: its page \
@@ -39,6 +49,28 @@ pub(crate) struct StreamPage<'a> {
     pub(crate) max_message_bytes: usize,
 }
 
+/// Who is here: `present` in all, `members` the first of them by name. The page streams a
+/// new one after each change; the style sheet shows only the newest, at the top of the list
+/// (where `:has()` is not supported, the older ones stay below it).
+pub(crate) fn roster(present: usize, members: &[String]) -> Markup {
+    let shown = &members[..members.len().min(ROSTER_NAMES)];
+    html! {
+        li.roster {
+            span.text {
+                strong { "Here now (" (present) "): " }
+                @for (i, member) in shown.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    bdi { (member) }
+                }
+                @if present > shown.len() {
+                    " and " (present - shown.len()) " more"
+                }
+            }
+        }
+        "\n"
+    }
+}
+
 /// A session's chat page, cut where the stream goes on.
 pub(crate) struct StreamParts {
     /// The forms, who is here, and the list that the page then keeps appending lines to
@@ -53,23 +85,15 @@ pub(crate) struct StreamParts {
 const LOG_END: &str = "</ol>";
 
 /// The session's page, one template, cut at the end of its list of lines.
-pub(crate) fn stream_page(page: &StreamPage<'_>, lines: &[Arc<RoomEvent>]) -> StreamParts {
+pub(crate) fn stream_page(page: &StreamPage<'_>, lines: &[Line]) -> StreamParts {
     let token = page.token;
     let whole = shell(
         page.title,
         html! {
             section.nojs-controls {
                 p {
-                    "You are " strong { bdi { (page.name) } } ". Here when this page loaded ("
-                    (page.present) "): "
-                    @for (i, member) in page.members.iter().enumerate() {
-                        @if i > 0 { ", " }
-                        bdi { (member) }
-                    }
-                    @if page.present > page.members.len() {
-                        " and " (page.present - page.members.len()) " more"
-                    }
-                    ". " a href={ "/nojs/" (token) } { "Reload" }
+                    "You are " strong { bdi { (page.name) } } ". "
+                    a href={ "/nojs/" (token) } { "Reload" }
                 }
                 form.send method="post" action={ "/nojs/" (token) "/send" } {
                     label for="text" .visually-hidden { "Message" }
@@ -91,11 +115,15 @@ pub(crate) fn stream_page(page: &StreamPage<'_>, lines: &[Arc<RoomEvent>]) -> St
             }
             p.hint {
                 "Newest first. New lines appear at the top as they are said, while this page \
-                 keeps loading. Keep this address to yourself: it is your seat in the room. \
-                 Closing the page takes you out of the room after "
+                 keeps loading; times count from when you joined (minutes:seconds). Keep this \
+                 address to yourself: it is your seat in the room. Closing the page takes you \
+                 out of the room after "
                 (page.leave_after_seconds) " seconds."
             }
-            ol.log.nojs-log { (render_replay(lines)) }
+            ol.log.nojs-log {
+                (render_replay(lines))
+                (roster(page.present, page.members))
+            }
         },
     )
     .into_string();
@@ -115,7 +143,7 @@ pub(crate) const REPLAY_BYTES: usize = 64 * 1024;
 
 /// The newest of `lines` that fit in [`REPLAY_BYTES`] (the newest one always), oldest first,
 /// after a note saying how many older ones are not shown again.
-fn render_replay(lines: &[Arc<RoomEvent>]) -> Markup {
+fn render_replay(lines: &[Line]) -> Markup {
     let mut shown = Vec::new();
     let mut total = 0;
     for event in lines.iter().rev() {
@@ -139,7 +167,7 @@ fn render_replay(lines: &[Arc<RoomEvent>]) -> Markup {
 }
 
 /// Lines for the list, oldest first.
-pub(crate) fn render_lines(lines: &[Arc<RoomEvent>]) -> String {
+pub(crate) fn render_lines(lines: &[Line]) -> String {
     let mut out = String::new();
     for event in lines {
         out.push_str(&render_line(event).0);
@@ -147,16 +175,41 @@ pub(crate) fn render_lines(lines: &[Arc<RoomEvent>]) -> String {
     out
 }
 
+/// Whether `lines` change who is here (so the page needs a new [`roster`]).
+pub(crate) fn changes_presence(lines: &[Line]) -> bool {
+    lines.iter().any(|line| {
+        matches!(
+            line.event.message,
+            ServerMessage::Joined { .. }
+                | ServerMessage::Left { .. }
+                | ServerMessage::Renamed { .. }
+                | ServerMessage::Presence { .. }
+        )
+    })
+}
+
+/// A line's time: minutes and seconds since the member joined (`+3:07`, `+1:02:09`).
+fn since_join(elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs();
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if hours > 0 {
+        format!("+{hours}:{minutes:02}:{seconds:02}")
+    } else {
+        format!("+{minutes}:{seconds:02}")
+    }
+}
+
 /// One line of the list, and a line break after it (the stream's chunks stay readable).
-fn render_line(event: &RoomEvent) -> Markup {
-    let line = match &event.message {
+fn render_line(line: &Line) -> Markup {
+    let when = html! { time { (since_join(line.since_join)) } " " };
+    let line = match &line.event.message {
         ServerMessage::Message { from, text } => html! {
-            li.msg { span.from { (from) } " " span.text dir="auto" { (text) } }
+            li.msg { (when) span.from { (from) } " " span.text dir="auto" { (text) } }
         },
-        ServerMessage::Joined { name } => notice("notice", name, " joined"),
-        ServerMessage::Left { name } => notice("notice", name, " left"),
+        ServerMessage::Joined { name } => notice(&when, "notice", name, " joined"),
+        ServerMessage::Left { name } => notice(&when, "notice", name, " left"),
         ServerMessage::Renamed { from, to } => html! {
-            li.notice { span.text { bdi { (from) } " is now " bdi { (to) } } }
+            li.notice { (when) span.text { bdi { (from) } " is now " bdi { (to) } } }
         },
         ServerMessage::Presence {
             joined,
@@ -165,9 +218,9 @@ fn render_line(event: &RoomEvent) -> Markup {
             present,
             ..
         } => html! {
-            li.notice { span.text { (presence_text(joined, left, *more, *present)) } }
+            li.notice { (when) span.text { (presence_text(joined, left, *more, *present)) } }
         },
-        ServerMessage::Error { message, .. } => notice("error", message, ""),
+        ServerMessage::Error { message, .. } => notice(&when, "error", message, ""),
         ServerMessage::Welcome { .. } => return PreEscaped(String::new()),
     };
     html! { (line) "\n" }
@@ -192,11 +245,15 @@ fn presence_text(joined: &[String], left: &[String], more: usize, present: usize
     }
 }
 
-fn notice(class: &str, text: &str, tail: &str) -> Markup {
+fn notice(when: &Markup, class: &str, text: &str, tail: &str) -> Markup {
     html! {
-        li class=(class) { span.text { bdi { (text) } (tail) } }
+        li class=(class) { (when) span.text { bdi { (text) } (tail) } }
     }
 }
+
+/// What the last line says when the tab stops.
+pub(crate) const STOPPED: &str = "The chat has stopped: whoever runs it closed it. Reload this \
+                                  page later to see whether it is back.";
 
 /// The end of a session's page: a last line (shown at the top), then the page's `tail`.
 pub(crate) fn stream_end(message: &str, tail: &str) -> String {

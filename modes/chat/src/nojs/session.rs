@@ -46,8 +46,17 @@ impl Sessions {
 }
 
 struct Log {
-    lines: VecDeque<(u64, Arc<RoomEvent>)>,
+    lines: VecDeque<(u64, Line)>,
     next: u64,
+}
+
+/// A line of a session's page: the room's event, and how long after the member joined it
+/// came. The page shows that time rather than the host's clock, which a page must not tell
+/// (clock skew links an onion service to its machine: the host sends no `Date` either).
+#[derive(Clone)]
+pub(crate) struct Line {
+    pub(crate) since_join: Duration,
+    pub(crate) event: Arc<RoomEvent>,
 }
 
 struct Presence {
@@ -71,6 +80,8 @@ pub(crate) struct Session {
     presence_changed: Notify,
     /// Cancelled when the member has left.
     pub(crate) ended: CancellationToken,
+    /// When the member joined; the lines' times count from it.
+    joined_at: Instant,
 }
 
 /// A page streaming a session; dropping it (the visitor went away) starts the grace period.
@@ -103,6 +114,7 @@ impl Session {
             }),
             presence_changed: Notify::new(),
             ended: CancellationToken::new(),
+            joined_at: now,
         });
         if let Some(err) = name_refused {
             session.push(Arc::new(RoomEvent::new(err.to_message())));
@@ -152,13 +164,13 @@ impl Session {
     }
 
     /// The lines numbered `from` and later that are still kept, and the number of the next.
-    pub(crate) fn lines_since(&self, from: u64) -> (Vec<Arc<RoomEvent>>, u64) {
+    pub(crate) fn lines_since(&self, from: u64) -> (Vec<Line>, u64) {
         let log = lock(&self.log);
         let lines = log
             .lines
             .iter()
             .filter(|(n, _)| *n >= from)
-            .map(|(_, event)| Arc::clone(event))
+            .map(|(_, line)| line.clone())
             .collect();
         (lines, log.next)
     }
@@ -170,10 +182,14 @@ impl Session {
     }
 
     fn push(&self, event: Arc<RoomEvent>) {
+        let line = Line {
+            since_join: self.joined_at.elapsed(),
+            event,
+        };
         let mut log = lock(&self.log);
         let n = log.next;
         log.next += 1;
-        log.lines.push_back((n, event));
+        log.lines.push_back((n, line));
         if log.lines.len() > LOG_LINES {
             log.lines.pop_front();
         }

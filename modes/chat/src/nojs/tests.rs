@@ -35,7 +35,10 @@ async fn a_member_without_javascript_reads_the_stream_and_posts() {
         head.contains("You are <strong><bdi>ann</bdi></strong>"),
         "{head}"
     );
-    assert!(head.contains("Here when this page loaded (2)"), "{head}");
+    assert!(
+        head.contains("<strong>Here now (2): </strong><bdi>ann</bdi>, <bdi>bo</bdi>"),
+        "{head}"
+    );
     assert!(head.contains(&format!("action=\"{ann}/send\"")), "{head}");
     // Ann saw Bo join, since she was there first.
     page.read_until("<bdi>bo</bdi> joined").await;
@@ -52,9 +55,105 @@ async fn a_member_without_javascript_reads_the_stream_and_posts() {
     page.read_until("<bdi>bo</bdi> is now <bdi>Bob</bdi>").await;
 
     let response = post_form(&tab.router, &format!("{bo}/leave"), &[]).await;
-    assert_eq!(see_other(&response), "/");
+    assert_eq!(see_other(&response), "/nojs?left");
     page.read_until("<bdi>Bob</bdi> left").await;
     assert!(!page.ended);
+}
+
+/// Regression (issue 12): the page without JavaScript had no times, where the live page has
+/// them. They count from the join (`+m:ss`): the host's clock is never shown.
+#[tokio::test]
+async fn lines_without_javascript_have_times_since_the_join() {
+    let tab = tab("");
+    let ann = join(&tab.router, "ann").await;
+    let mut page = open(&tab.router, &ann).await;
+    page.read_until("<ol class=\"log nojs-log\">").await;
+    let bo = join(&tab.router, "bo").await;
+    post_form(&tab.router, &format!("{bo}/send"), &[("text", "hi")]).await;
+    let seen = page.read_until("<span class=\"text\" dir=\"auto\">hi</span>").await;
+    let line = seen
+        .lines()
+        .find(|line| line.contains("class=\"msg\""))
+        .unwrap();
+    assert!(
+        line.starts_with("<li class=\"msg\"><time>+0:0"),
+        "a time since the join: {line}"
+    );
+    assert!(seen.contains("<li class=\"notice\"><time>+0:0"), "{seen}");
+}
+
+#[test]
+fn times_since_the_join_read_as_minutes_and_seconds() {
+    use std::time::Duration;
+    let cases = [(0, "+0:00"), (7, "+0:07"), (187, "+3:07"), (3729, "+1:02:09")];
+    for (seconds, text) in cases {
+        let line = super::session::Line {
+            since_join: Duration::from_secs(seconds),
+            event: std::sync::Arc::new(crate::room::RoomEvent::new(
+                crate::protocol::ServerMessage::Joined {
+                    name: "ann".to_owned(),
+                },
+            )),
+        };
+        let html = super::render::render_lines(&[line]);
+        assert!(html.contains(&format!("<time>{text}</time>")), "{html}");
+    }
+}
+
+/// Regression (issue 12): the list of who is here was frozen at page load. Each change
+/// streams a new list, which the style sheet shows in place of the old one.
+#[tokio::test]
+async fn the_people_list_is_streamed_again_when_someone_comes_or_goes() {
+    let tab = tab("");
+    let ann = join(&tab.router, "ann").await;
+    let mut page = open(&tab.router, &ann).await;
+    page.read_until("<strong>Here now (1): </strong><bdi>ann</bdi></span></li>")
+        .await;
+    let bo = join(&tab.router, "bo").await;
+    page.read_until("<strong>Here now (2): </strong><bdi>ann</bdi>, <bdi>bo</bdi></span></li>")
+        .await;
+    post_form(&tab.router, &format!("{bo}/leave"), &[]).await;
+    page.read_until("<bdi>bo</bdi> left").await;
+    page.read_until("<strong>Here now (1): </strong><bdi>ann</bdi></span></li>")
+        .await;
+    // The style sheet shows the newest list only.
+    let css = crate::page::STYLE.bytes();
+    let css = std::str::from_utf8(css).unwrap();
+    assert!(css.contains(".nojs-log .roster:has(~ .roster)"), "{css}");
+}
+
+/// Regression (issue 12): after Leave the visitor landed on the join form with no word of
+/// having left.
+#[tokio::test]
+async fn leaving_lands_on_the_join_page_which_says_so() {
+    let tab = tab("");
+    let ann = join(&tab.router, "ann").await;
+    let response = post_form(&tab.router, &format!("{ann}/leave"), &[]).await;
+    let location = see_other(&response);
+    let page = text(get(&tab.router, &location).await).await;
+    assert!(page.contains("You left the chat."), "{page}");
+    assert!(page.contains("action=\"/nojs/join\""), "{page}");
+    let plain = text(get(&tab.router, "/nojs").await).await;
+    assert!(!plain.contains("You left"), "{plain}");
+}
+
+/// Regression (issue 12): Leave looked like Send. Send is the primary action; Rename and
+/// Leave are secondary.
+#[tokio::test]
+async fn send_is_primary_and_rename_and_leave_are_secondary() {
+    let tab = tab("");
+    let ann = join(&tab.router, "ann").await;
+    let mut page = open(&tab.router, &ann).await;
+    let head = page.read_until("<ol class=\"log nojs-log\">").await;
+    assert!(head.contains("<button type=\"submit\">Send</button>"), "{head}");
+    assert!(
+        head.contains("<button class=\"secondary\" type=\"submit\">Rename</button>"),
+        "{head}"
+    );
+    assert!(
+        head.contains("<button class=\"secondary\" type=\"submit\">Leave</button>"),
+        "{head}"
+    );
 }
 
 #[tokio::test]
@@ -311,7 +410,8 @@ async fn pages_end_when_the_tab_stops() {
     page.read_until("<ol class=\"log nojs-log\">").await;
     tab.shutdown.cancel();
     page.read_to_end().await;
-    assert!(page.text.contains("The chat has stopped."), "{}", page.text);
+    assert!(page.text.contains("The chat has stopped"), "{}", page.text);
+    assert!(page.text.contains("Reload this page later"), "{}", page.text);
 }
 
 #[tokio::test]
@@ -336,7 +436,16 @@ async fn the_join_page_and_the_start_page_offer_the_plain_chat() {
     let index = text(get(&tab.router, "/").await).await;
     assert!(index.contains("<noscript>"), "{index}");
     assert!(index.contains("action=\"/nojs/join\""), "{index}");
-    assert!(index.contains("href=\"/nojs\""), "{index}");
+    // Regression (issue 12): without JavaScript the start page is the chat without
+    // JavaScript already; its footer linked to it. The link is shown by the script only.
+    assert!(
+        index.contains("<span id=\"nojs-link\" hidden> <a href=\"/nojs\">"),
+        "{index}"
+    );
+    let script = std::str::from_utf8(crate::page::SCRIPT.bytes()).unwrap();
+    assert!(script.contains("$(\"nojs-link\").hidden = false;"), "{script}");
+    // Neither page without JavaScript links to itself in its footer.
+    assert!(!page.contains("href=\"/nojs\""), "{page}");
 }
 
 /// Regression (issue 9, look-alike names), without JavaScript: "аlice" (Cyrillic а) joined

@@ -78,6 +78,35 @@ async fn a_hostile_title_zip_name_and_file_names_are_text_on_every_page() {
     }
 }
 
+/// Regression (issue 12): a share of many GiB said nothing of what that means over Tor. From
+/// 1 GiB on, the page says how large it is and that a stopped download can be resumed.
+#[tokio::test]
+async fn a_large_share_gets_a_note_on_its_size_and_on_resuming() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.bin");
+    // Sparse: no disk space.
+    File::create(&big).unwrap().set_len(5 << 30).unwrap();
+    let tab = tab(&[big], "");
+    let (_, _, body) = request(&tab, Method::GET, "/", &[]).await;
+    let page = String::from_utf8(body).unwrap();
+    let note = page
+        .split("<p class=\"note\" id=\"large-share\">")
+        .nth(1)
+        .expect("a note on the size")
+        .split("</p>")
+        .next()
+        .unwrap();
+    assert!(note.contains("a large download (5 GiB)"), "{note}");
+    assert!(note.contains("Resume"), "{note}");
+
+    let small = dir.path().join("small.txt");
+    std::fs::write(&small, "x").unwrap();
+    let tab = tab(&[small], "");
+    let (_, _, body) = request(&tab, Method::GET, "/", &[]).await;
+    let page = String::from_utf8(body).unwrap();
+    assert!(!page.contains("large-share"), "{page}");
+}
+
 /// Sizes read as everywhere in onionhost (the sdk's `ByteSize`): `60 MiB`, not `60.0 MiB`.
 #[tokio::test]
 async fn sizes_on_the_pages_are_the_sdk_format() {
