@@ -231,6 +231,11 @@ impl<'a> Shell<'a> {
     }
 }
 
+/// The header's logo as every [`Shell`] renders it (decorative: empty `alt`), for tests that
+/// check a page holds no `<img` of a visitor's.
+pub const LOGO_IMG: &str =
+    "<img class=\"logo\" src=\"/onionhost%2Flogo.svg\" alt=\"\" width=\"28\" height=\"28\">";
+
 /// A mode's classes after the shell's own, space first.
 fn classes(extra: Option<&str>) -> String {
     extra.map(|class| format!(" {class}")).unwrap_or_default()
@@ -293,6 +298,12 @@ mod tests {
              <main id=\"app\" class=\"site-main app\" hidden><p>body</p></main>\
              <footer class=\"site-footer foot\"><p>bye</p></footer></body></html>"
         );
+    }
+
+    #[test]
+    fn the_logo_is_rendered_as_logo_img_says() {
+        let page = Shell::new("Tab").render(html! {}).into_string();
+        assert_eq!(page.matches(LOGO_IMG).count(), 1, "{page}");
     }
 
     #[test]
