@@ -162,7 +162,9 @@ assert.strictEqual(phone.sockets[0].sent.length, 1, "nothing sent but the join")
         .nth(1)
         .expect("a rule for touch screens");
     assert!(
-        touch.trim_start().starts_with("{\n  .enter-hint {\n    display: none;"),
+        touch
+            .trim_start()
+            .starts_with("{\n  .enter-hint {\n    display: none;"),
         "{touch}"
     );
 }

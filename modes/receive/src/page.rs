@@ -171,9 +171,9 @@ fn visitor_message(receive: &Receive, err: &UploadError) -> String {
         UploadError::TooLarge(Limit::TotalSize) => {
             format!("This service has received all it accepts in total. {nothing}")
         }
-        UploadError::TooLarge(Limit::FreeSpace) => format!(
-            "The receiving computer does not have enough free disk space. {nothing}"
-        ),
+        UploadError::TooLarge(Limit::FreeSpace) => {
+            format!("The receiving computer does not have enough free disk space. {nothing}")
+        }
         UploadError::TooLarge(Limit::FileCount) => format!(
             "Too many files: the limit is {} per upload. {nothing}",
             config.max_files_per_upload

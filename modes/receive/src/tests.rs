@@ -188,7 +188,10 @@ async fn the_form_works_without_javascript_and_scripts_are_files() {
     let (status, js) = tab.get("/receive.js").await;
     assert_eq!(status, StatusCode::OK);
     assert!(js.contains("upload.addEventListener(\"progress\""));
-    assert_eq!(tab.get(onionhost_sdk::page::STYLE_PATH).await.0, StatusCode::OK);
+    assert_eq!(
+        tab.get(onionhost_sdk::page::STYLE_PATH).await.0,
+        StatusCode::OK
+    );
     assert_eq!(tab.get("/nope").await.0, StatusCode::NOT_FOUND);
 }
 

@@ -20,15 +20,14 @@ use onionhost_sdk::axum::extract::State;
 use onionhost_sdk::axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use onionhost_sdk::axum::response::{IntoResponse, Response};
 use onionhost_sdk::files::{
-    Kind, Listing, Lookup, NoLongerServed, ServedFile, bounds, file_etag,
-    head_response, node_url, page_number, preconditions, range,
+    Kind, Listing, Lookup, NoLongerServed, ServedFile, bounds, file_etag, head_response, node_url,
+    page_number, preconditions, range,
 };
 
 use crate::Website;
 
 /// The file a folder is served as when it has one.
 pub(crate) const INDEX: &str = "index.html";
-
 
 /// The name of the threads that read files for visitors.
 const THREAD: &str = "website-file";

@@ -171,7 +171,10 @@ async fn the_sites_own_favicon_wins_over_the_sdks() {
     write(dir.path(), "favicon.ico", "the site's own icon");
     write(dir.path(), "onionhost/logo.svg", "the site's own logo");
     let own = tab(dir.path(), "");
-    assert_eq!(get(&own, "/favicon.ico").await.text(), "the site's own icon");
+    assert_eq!(
+        get(&own, "/favicon.ico").await.text(),
+        "the site's own icon"
+    );
     assert_eq!(
         get(&own, "/onionhost/logo.svg").await.text(),
         "the site's own logo"

@@ -14,7 +14,6 @@ use crate::ByteSize;
 use crate::http::percent_encode_segment;
 use crate::page::Shell;
 
-
 /// The most names one listing page shows.
 pub const PAGE_SIZE: usize = 1000;
 

@@ -12,11 +12,11 @@
 //!   serves that. Only when the mode answers `404` does the sdk answer with its icon, so that
 //!   no browser logs a `404` for it on every page.
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::Router;
 use http::{Method, StatusCode};
 
 use super::Asset;
@@ -163,7 +163,10 @@ mod tests {
         let missing = serve_shared(
             Router::new().fallback(|| async { (StatusCode::NOT_FOUND, "no such page") }),
         );
-        assert_eq!(send(&missing, Method::GET, FAVICON_PATH).await.2, FAVICON.bytes());
+        assert_eq!(
+            send(&missing, Method::GET, FAVICON_PATH).await.2,
+            FAVICON.bytes()
+        );
         let gone = serve_shared(Router::new().fallback(|| async { (StatusCode::GONE, "gone") }));
         let (status, _, body) = send(&gone, Method::GET, FAVICON_PATH).await;
         assert_eq!((status, body), (StatusCode::GONE, b"gone".to_vec()));
@@ -174,7 +177,10 @@ mod tests {
     #[tokio::test]
     async fn the_shared_prefix_belongs_to_the_sdk() {
         let router = mode_router();
-        assert_eq!(send(&router, Method::GET, "/onionhost%2Fmine").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            send(&router, Method::GET, "/onionhost%2Fmine").await.0,
+            StatusCode::NOT_FOUND
+        );
         // A `POST` is the mode's to answer (here: no such route).
         assert_eq!(
             send(&router, Method::POST, LOGO_PATH).await.0,

@@ -78,7 +78,9 @@ async fn lines_without_javascript_have_times_since_the_join() {
     page.read_until("<ol class=\"log nojs-log\">").await;
     let bo = join(&tab.router, "bo").await;
     post_form(&tab.router, &format!("{bo}/send"), &[("text", "hi")]).await;
-    let seen = page.read_until("<span class=\"text\" dir=\"auto\">hi</span>").await;
+    let seen = page
+        .read_until("<span class=\"text\" dir=\"auto\">hi</span>")
+        .await;
     let line = seen
         .lines()
         .find(|line| line.contains("class=\"msg\""))
@@ -93,7 +95,12 @@ async fn lines_without_javascript_have_times_since_the_join() {
 #[test]
 fn times_since_the_join_read_as_minutes_and_seconds() {
     use std::time::Duration;
-    let cases = [(0, "+0:00"), (7, "+0:07"), (187, "+3:07"), (3729, "+1:02:09")];
+    let cases = [
+        (0, "+0:00"),
+        (7, "+0:07"),
+        (187, "+3:07"),
+        (3729, "+1:02:09"),
+    ];
     for (seconds, text) in cases {
         let line = super::session::Line {
             since_join: Duration::from_secs(seconds),
@@ -153,7 +160,10 @@ async fn send_is_primary_and_rename_and_leave_are_secondary() {
     let ann = join(&tab.router, "ann").await;
     let mut page = open(&tab.router, &ann).await;
     let head = page.read_until("<ol class=\"log nojs-log\">").await;
-    assert!(head.contains("<button type=\"submit\">Send</button>"), "{head}");
+    assert!(
+        head.contains("<button type=\"submit\">Send</button>"),
+        "{head}"
+    );
     assert!(
         head.contains("<button class=\"secondary\" type=\"submit\">Rename</button>"),
         "{head}"
@@ -419,7 +429,11 @@ async fn pages_end_when_the_tab_stops() {
     tab.shutdown.cancel();
     page.read_to_end().await;
     assert!(page.text.contains("The chat has stopped"), "{}", page.text);
-    assert!(page.text.contains("Reload this page later"), "{}", page.text);
+    assert!(
+        page.text.contains("Reload this page later"),
+        "{}",
+        page.text
+    );
 }
 
 #[tokio::test]
@@ -451,7 +465,10 @@ async fn the_join_page_and_the_start_page_offer_the_plain_chat() {
         "{index}"
     );
     let script = std::str::from_utf8(crate::page::SCRIPT.bytes()).unwrap();
-    assert!(script.contains("$(\"nojs-link\").hidden = false;"), "{script}");
+    assert!(
+        script.contains("$(\"nojs-link\").hidden = false;"),
+        "{script}"
+    );
     // Neither page without JavaScript links to itself in its footer.
     assert!(!page.contains("href=\"/nojs\""), "{page}");
 }
@@ -592,7 +609,10 @@ async fn a_hostile_title_name_or_message_is_escaped_on_every_page() {
     assert_inert("a refusal", &text(refused).await);
     let response = post_form(&tab.router, &format!("{bo}/leave"), &[]).await;
     assert_eq!(see_other(&response), "/nojs?left");
-    assert_inert("the join page after leaving", &text(get(&tab.router, "/nojs?left").await).await);
+    assert_inert(
+        "the join page after leaving",
+        &text(get(&tab.router, "/nojs?left").await).await,
+    );
     page.read_until("</li>").await;
     post_form(&tab.router, &format!("{ann}/leave"), &[]).await;
     page.read_to_end().await;
@@ -620,6 +640,9 @@ async fn a_large_room_is_listed_capped_and_a_crowd_arrives_in_a_few_lines() {
     let roster = head.rsplit("<li class=\"roster\">").next().unwrap();
     assert!(roster.contains("Here now (121): "), "{roster}");
     // At most `ROSTER_NAMES` names: each change streams the list again.
-    assert!(roster.contains("<bdi>guest048</bdi> and 71 more"), "{roster}");
+    assert!(
+        roster.contains("<bdi>guest048</bdi> and 71 more"),
+        "{roster}"
+    );
     assert!(!roster.contains("guest049"), "{roster}");
 }

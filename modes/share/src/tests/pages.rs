@@ -149,13 +149,19 @@ async fn the_style_sheet_is_an_asset_with_an_etag() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.txt"), "a").unwrap();
     let tab = tab(&[dir.path().join("a.txt")], "");
-    let (status, headers, body) = request(&tab, Method::GET, onionhost_sdk::page::STYLE_PATH, &[]).await;
+    let (status, headers, body) =
+        request(&tab, Method::GET, onionhost_sdk::page::STYLE_PATH, &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
     assert_eq!(body, onionhost_sdk::page::STYLE.bytes());
     let etag = headers[header::ETAG].to_str().unwrap().to_owned();
-    let (status, headers, body) =
-        request(&tab, Method::GET, onionhost_sdk::page::STYLE_PATH, &[("if-none-match", &etag)]).await;
+    let (status, headers, body) = request(
+        &tab,
+        Method::GET,
+        onionhost_sdk::page::STYLE_PATH,
+        &[("if-none-match", &etag)],
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_MODIFIED);
     assert_eq!(headers[header::ETAG], etag.as_str());
     assert!(body.is_empty());
