@@ -234,7 +234,7 @@ async fn websockets_and_pages_end_when_the_host_stops() {
 
     let stopped = host.stop().expect("stop");
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
-    page.read_until("The chat has stopped.").await;
+    page.read_until("The chat has stopped: ").await;
     let close = tokio::time::timeout(DEADLINE, async {
         loop {
             match ann.ws.next().await {
