@@ -12,8 +12,14 @@ pub fn find_tool(name: &str, package: &str, purpose: &str) -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(
-            ["/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin", "/usr/local/bin"]
-                .map(PathBuf::from),
+            [
+                "/usr/sbin",
+                "/usr/bin",
+                "/sbin",
+                "/usr/local/sbin",
+                "/usr/local/bin",
+            ]
+            .map(PathBuf::from),
         )
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
@@ -31,8 +37,12 @@ mod tests {
 
     #[test]
     fn a_missing_tool_says_who_needs_it_and_how_to_install_it() {
-        let err = find_tool("onionhost-no-such-tool", "tor", "the local Tor test network")
-            .expect_err("found a tool that is not there");
+        let err = find_tool(
+            "onionhost-no-such-tool",
+            "tor",
+            "the local Tor test network",
+        )
+        .expect_err("found a tool that is not there");
         let message = format!("{err:#}");
         assert!(
             message.contains("the local Tor test network needs `onionhost-no-such-tool`"),

@@ -15,9 +15,13 @@ use chromiumoxide::cdp::browser_protocol::emulation::{
     SetScriptExecutionDisabledParams, SetTouchEmulationEnabledParams, SetUserAgentOverrideParams,
 };
 use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
-use chromiumoxide::cdp::browser_protocol::network::EmulateNetworkConditionsParams;
+use chromiumoxide::cdp::browser_protocol::network::{
+    EmulateNetworkConditionsByRuleParams, NetworkConditions,
+};
 use chromiumoxide::cdp::browser_protocol::page::{CaptureScreenshotFormat, NavigateParams};
-use chromiumoxide::cdp::browser_protocol::target::{CreateBrowserContextParams, CreateTargetParams};
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams,
+};
 use chromiumoxide::page::ScreenshotParams;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -142,10 +146,9 @@ impl Page {
     /// Evaluates the JavaScript expression `js` in the page (DevTools runs it even with the
     /// page's JavaScript off) and returns its value.
     pub async fn eval<T: DeserializeOwned>(&self, js: &str) -> Result<T> {
-        let value = self
-            .page
-            .evaluate_expression(js)
+        let value = tokio::time::timeout(WAIT, self.page.evaluate_expression(js))
             .await
+            .map_err(|_| anyhow!("no answer to {js} within {WAIT:?}"))?
             .with_context(|| format!("evaluate {js}"))?
             .value()
             .cloned()
@@ -289,13 +292,12 @@ impl Page {
     /// Slows what the page sends to `bytes_per_second` (DevTools' network throttling), so
     /// that a test can watch an upload in progress even over loopback.
     pub async fn throttle_uploads(&self, bytes_per_second: f64) -> Result<()> {
-        // Latency 0 and download -1: only uploads are throttled.
+        // One rule for every request (an empty pattern); latency 0 and download -1: only
+        // uploads are throttled.
         self.page
-            .execute(EmulateNetworkConditionsParams::new(
+            .execute(EmulateNetworkConditionsByRuleParams::new(
                 false,
-                0.0,
-                -1.0,
-                bytes_per_second,
+                vec![NetworkConditions::new("", 0.0, -1.0, bytes_per_second)],
             ))
             .await
             .context("throttle uploads")?;
@@ -326,12 +328,12 @@ impl Page {
     /// Asserts that the page logged no console error and no CSP violation, and requested
     /// nothing from another origin than `url`'s (`ws:` counts as `http:`'s origin).
     pub fn assert_clean(&self, url: &str) {
-        let origin = origin(url);
+        let own = origin(url);
         let foreign: Vec<String> = self
             .requests()
             .into_iter()
             .filter(|request| !request.starts_with("data:") && request != "about:blank")
-            .filter(|request| origin(request) != origin)
+            .filter(|request| origin(request) != own)
             .collect();
         let errors = self.console_errors();
         let violations = self.csp_violations();
@@ -351,13 +353,21 @@ impl Page {
     /// Closes the page and disposes of its browser context.
     pub async fn close(mut self) {
         self.closed = true;
-        close(&self.shared.browser, self.page.clone(), self.context.clone()).await;
+        close(
+            &self.shared.browser,
+            self.page.clone(),
+            self.context.clone(),
+        )
+        .await;
     }
 
     /// The error of a wait that gave up: what it waited for, where the page was, what it
     /// showed and logged, and where its screenshot is.
     async fn failed(&self, what: &str) -> anyhow::Error {
-        let url = self.url().await.unwrap_or_else(|e| format!("(no URL: {e:#})"));
+        let url = self
+            .url()
+            .await
+            .unwrap_or_else(|e| format!("(no URL: {e:#})"));
         let text: String = self
             .eval("document.body?.innerText ?? ''")
             .await
@@ -406,7 +416,11 @@ impl Drop for Page {
     }
 }
 
-async fn close(browser: &chromiumoxide::Browser, page: chromiumoxide::Page, context: BrowserContextId) {
+async fn close(
+    browser: &chromiumoxide::Browser,
+    page: chromiumoxide::Page,
+    context: BrowserContextId,
+) {
     // Disposing of the context closes its pages too; closing first ends the event streams
     // at once. Either may fail when the browser is going away, which is no test's concern.
     let _ = tokio::time::timeout(WAIT, page.close()).await;
@@ -479,9 +493,18 @@ mod tests {
 
     #[test]
     fn a_websocket_to_the_pages_host_and_port_is_same_origin() {
-        assert_eq!(origin("http://127.0.0.1:8080/"), origin("ws://127.0.0.1:8080/ws"));
-        assert_ne!(origin("http://127.0.0.1:8080/"), origin("http://127.0.0.1:8081/"));
-        assert_ne!(origin("http://127.0.0.1:8080/"), origin("https://127.0.0.1:8080/"));
+        assert_eq!(
+            origin("http://127.0.0.1:8080/"),
+            origin("ws://127.0.0.1:8080/ws")
+        );
+        assert_ne!(
+            origin("http://127.0.0.1:8080/"),
+            origin("http://127.0.0.1:8081/")
+        );
+        assert_ne!(
+            origin("http://127.0.0.1:8080/"),
+            origin("https://127.0.0.1:8080/")
+        );
         assert_ne!(origin("http://a.onion/x"), origin("http://b.onion/x"));
     }
 

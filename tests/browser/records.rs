@@ -151,7 +151,10 @@ impl Records {
         let log = Arc::clone(&self.0);
         runtime.spawn(async move {
             while let Some(event) = events.next().await {
-                record(&mut log.lock().unwrap_or_else(PoisonError::into_inner), &event);
+                record(
+                    &mut log.lock().unwrap_or_else(PoisonError::into_inner),
+                    &event,
+                );
             }
         });
     }

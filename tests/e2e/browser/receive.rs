@@ -1,6 +1,5 @@
 //! The receive form in the browser: an upload through the page's own form, with JavaScript
-//! (the script sends it and shows its progress, then what was received) and without (the
-//! plain form posts and the answer is a page).
+//! (the script sends it and shows its progress, then what was received).
 
 use std::path::{Path, PathBuf};
 
@@ -37,7 +36,9 @@ async fn an_upload_through_the_page_with_javascript_shows_its_progress() {
 
     let page = Page::open(Options::desktop()).await.expect("open a page");
     page.goto(&url).await.expect("open the form");
-    page.choose_files("#files", &[&path]).await.expect("choose the file");
+    page.choose_files("#files", &[&path])
+        .await
+        .expect("choose the file");
     page.fill("#text", "for you").await.expect("type a message");
     page.throttle_uploads(1_000_000.0).await.expect("throttle");
     page.click("#send").await.expect("send");
@@ -78,43 +79,6 @@ async fn an_upload_through_the_page_with_javascript_shows_its_progress() {
         std::fs::read_to_string(folder.join("message.txt")).expect("the saved message"),
         "for you"
     );
-    let stopped = host.stop().expect("stop");
-    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
-}
-
-#[tokio::test]
-async fn an_upload_through_the_page_without_javascript_posts_the_plain_form() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let inbox = dir.path().join("inbox");
-    let host = TestHost::spawn(&["receive", inbox.to_str().expect("UTF-8"), "--local-only"])
-        .expect("start");
-    let url = host.url("receive").expect("receive tab");
-    let (first, first_bytes) = file(dir.path(), "notes.txt", 10_000);
-    let (second, second_bytes) = file(dir.path(), "scan.pdf", 300_000);
-
-    let page = Page::open(Options::phone().without_javascript())
-        .await
-        .expect("open a page");
-    page.goto(&url).await.expect("open the form");
-    page.choose_files("#files", &[&first, &second])
-        .await
-        .expect("choose the files");
-    page.click("#send").await.expect("send");
-    // The form posted itself: the answer is a page of its own, naming both files.
-    page.wait_until(
-        "the answer page",
-        "location.pathname === '/upload' && document.readyState === 'complete'",
-    )
-    .await
-    .expect("the answer page");
-    let text: String = page.eval("document.body.innerText").await.expect("text");
-    assert!(text.contains("notes.txt") && text.contains("scan.pdf"), "{text}");
-    assert_eq!(page.csp_violations(), Vec::<String>::new());
-    page.close().await;
-
-    let folder = only_folder(&inbox);
-    assert!(std::fs::read(folder.join("notes.txt")).expect("saved") == first_bytes);
-    assert!(std::fs::read(folder.join("scan.pdf")).expect("saved") == second_bytes);
     let stopped = host.stop().expect("stop");
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
 }
