@@ -109,6 +109,9 @@ fn host_config(
             let config = config::load(&config, registry)?;
             registry.check_plugins(&config)?;
             eprintln!("config is valid: {} tab(s)", config.tabs.len());
+            for warning in registry.warnings(&config) {
+                eprintln!("{warning}");
+            }
             for tab in &config.tabs {
                 if let Some(start) = tab.timers.start {
                     eprintln!("tab {:?} starts at {}", tab.name, config::show_time(start));
