@@ -22,6 +22,7 @@ use chromiumoxide::cdp::browser_protocol::page::{CaptureScreenshotFormat, Naviga
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
+use chromiumoxide::layout::Point;
 use chromiumoxide::page::ScreenshotParams;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -228,14 +229,22 @@ impl Page {
             ),
         )
         .await?;
-        let element = self
-            .page
-            .find_element(selector)
+        // The element is scrolled into view and its centre found by evaluation, which works
+        // with the page's JavaScript off (chromiumoxide's own `Element::click` calls
+        // functions on the element, which then never answer), then clicked with the mouse.
+        let centre: Vec<f64> = self
+            .eval(&format!(
+                "(() => {{ const el = document.querySelector({}); el.scrollIntoView({{block: 'center'}}); \
+                 const r = el.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()",
+                quote(selector)
+            ))
+            .await?;
+        let [x, y] = centre[..] else {
+            bail!("no position for {selector}");
+        };
+        tokio::time::timeout(WAIT, self.page.click(Point::new(x, y)))
             .await
-            .with_context(|| format!("find {selector}"))?;
-        element
-            .click()
-            .await
+            .map_err(|_| anyhow!("clicking {selector} did not finish within {WAIT:?}"))?
             .with_context(|| format!("click {selector}"))?;
         Ok(())
     }
@@ -267,10 +276,9 @@ impl Page {
     /// the file dialog would.
     pub async fn choose_files(&self, selector: &str, files: &[&Path]) -> Result<()> {
         self.wait_for(selector).await?;
-        let element = self
-            .page
-            .find_element(selector)
+        let element = tokio::time::timeout(WAIT, self.page.find_element(selector))
             .await
+            .map_err(|_| anyhow!("finding {selector} did not finish within {WAIT:?}"))?
             .with_context(|| format!("find {selector}"))?;
         let files = files
             .iter()

@@ -4,4 +4,5 @@
 //! pages in browser contexts of their own, so the tests run in parallel.
 
 mod chat;
+mod nojs;
 mod receive;

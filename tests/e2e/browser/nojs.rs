@@ -1,4 +1,30 @@
-//! The pages without JavaScript in the browser.
+//! The pages without JavaScript in the browser: the chat's streamed page and plain forms, and
+//! the receive form posting itself.
+
+use std::path::{Path, PathBuf};
+
+use onionhost_tests::browser::{Options, Page};
+use onionhost_tests::chat_client::Member;
+use onionhost_tests::host::TestHost;
+use serde_json::json;
+
+/// The one upload folder the host made in `inbox`.
+fn only_folder(inbox: &Path) -> PathBuf {
+    let folders: Vec<PathBuf> = std::fs::read_dir(inbox)
+        .expect("read the inbox")
+        .map(|entry| entry.expect("an entry").path())
+        .collect();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    folders[0].clone()
+}
+
+/// A file of `len` bytes that are not all alike, in `dir`.
+fn file(dir: &Path, name: &str, len: usize) -> (PathBuf, Vec<u8>) {
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    let path = dir.join(name);
+    std::fs::write(&path, &bytes).expect("write the file to upload");
+    (path, bytes)
+}
 
 #[tokio::test]
 async fn a_visitor_without_javascript_reads_and_posts_renames_and_leaves() {
@@ -11,7 +37,10 @@ async fn a_visitor_without_javascript_reads_and_posts_renames_and_leaves() {
         .expect("open a page");
     plain.goto(&url).await.expect("open the chat");
     // The live page's <noscript> offers the join form.
-    plain.fill("#nojs-name", "plain").await.expect("type a name");
+    plain
+        .fill("#nojs-name", "plain")
+        .await
+        .expect("type a name");
     plain
         .click("form[action='/nojs/join'] button")
         .await
@@ -23,6 +52,10 @@ async fn a_visitor_without_javascript_reads_and_posts_renames_and_leaves() {
         .expect("the session's page");
 
     ann.say("hello plain").await;
+    assert_eq!(
+        ann.next().await,
+        json!({"type": "message", "from": "ann", "text": "hello plain"})
+    );
     plain
         .wait_for_text(".log", "hello plain")
         .await
@@ -99,7 +132,10 @@ async fn an_upload_through_the_page_without_javascript_posts_the_plain_form() {
     .await
     .expect("the answer page");
     let text: String = page.eval("document.body.innerText").await.expect("text");
-    assert!(text.contains("notes.txt") && text.contains("scan.pdf"), "{text}");
+    assert!(
+        text.contains("notes.txt") && text.contains("scan.pdf"),
+        "{text}"
+    );
     assert_eq!(page.csp_violations(), Vec::<String>::new());
     page.close().await;
 
