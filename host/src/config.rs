@@ -477,8 +477,9 @@ mod tests {
             err.contains("test.toml:5: [tor] `backend` = \"systemd\" is not a Tor backend"),
             "{err}"
         );
+        let err = errors(&format!("{TAB}[tor]\ncontrol = \"/run/tor/control\"\n"));
         assert!(
-            err.contains("test.toml:6: [tor] `control` is for the system's tor"),
+            err.contains("test.toml:5: [tor] `control` is for the system's tor"),
             "{err}"
         );
         let err = errors(&format!(
@@ -495,7 +496,9 @@ mod tests {
             "[tor]\nbackend = \"system\"\n{TAB}intro_rate_per_second = 10\n"
         ));
         assert!(
-            err.contains("test.toml:6: `intro_rate_per_second` cannot be set with `backend = \"system\"`"),
+            err.contains(
+                "test.toml:6: `intro_rate_per_second` cannot be set with `backend = \"system\"`"
+            ),
             "{err}"
         );
     }
@@ -512,9 +515,11 @@ mod tests {
             })
         );
         let err = with_tor_control(&mut TorConfig::default(), "nowhere", false).unwrap_err();
-        assert!(err.starts_with("--tor-control: `control` = \"nowhere\""), "{err}");
-        let err =
-            with_tor_control(&mut TorConfig::default(), "127.0.0.1:9051", true).unwrap_err();
+        assert!(
+            err.starts_with("--tor-control: `control` = \"nowhere\""),
+            "{err}"
+        );
+        let err = with_tor_control(&mut TorConfig::default(), "127.0.0.1:9051", true).unwrap_err();
         assert!(err.contains("--tor-network"), "{err}");
         let mut bridged = TorConfig {
             bridges: command_line_bridges(

@@ -161,7 +161,11 @@ pub(crate) async fn assert_needs_key(net: &Testnet, onion: &str) {
 }
 
 /// Joins the chat tab at `onion` as `name` through tor.
-pub(crate) async fn join_through_tor(net: &Testnet, onion: &str, name: &str) -> (Member<TcpStream>, Value) {
+pub(crate) async fn join_through_tor(
+    net: &Testnet,
+    onion: &str,
+    name: &str,
+) -> (Member<TcpStream>, Value) {
     let stream = net.connect(onion, 80).await.expect("connect through tor");
     let (ws, _) = tokio_tungstenite::client_async(format!("ws://{onion}/ws"), stream)
         .await

@@ -33,8 +33,7 @@ async fn wait_hosted(tor: &SystemTor, onion: &str, want: bool) {
 }
 
 #[tokio::test]
-async fn the_system_tor_publishes_private_tabs_removes_a_stopped_one_and_its_loss_fails_the_rest()
-{
+async fn the_system_tor_publishes_private_tabs_removes_a_stopped_one_and_its_loss_fails_the_rest() {
     let net = Testnet::shared().await.expect("local Tor network");
     let mut tor = net.system_tor().await.expect("the system tor");
     let files = tempfile::tempdir().expect("temp dir");

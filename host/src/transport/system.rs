@@ -14,7 +14,7 @@
 //! and tor removes them all if the host's connection ends. A lost connection fails every tab
 //! it published, on the console.
 
-use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -39,6 +39,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often the system tor's bootstrap progress is asked while it connects.
 const BOOTSTRAP_POLL: Duration = Duration::from_secs(1);
+
+/// The ports a tab listens on when tor cannot use a Unix socket, in order: the range that
+/// onion-grater profiles (Tails, Whonix) let an application forward an onion service to, so
+/// that a profile need not allow every local port.
+const TCP_PORTS: std::ops::RangeInclusive<u16> = 17600..=17659;
 
 /// The longest Unix socket path (`sun_path` is 108 bytes with its NUL on Linux).
 const MAX_SOCKET_PATH: usize = 100;
@@ -110,7 +115,7 @@ impl SystemTransport {
         tokio::spawn(async move {
             lost.lost().cancelled().await;
             lost_console.host(&format!(
-                "[tor] lost the control connection to the system's tor ({}): the onion services it published are gone, and their tabs have failed",
+                "[tor] lost the control connection to the system's tor ({}): the onion services it published are gone, and every tab still published through it fails",
                 lost.why_lost()
             ));
         });
@@ -190,9 +195,7 @@ impl SystemTransport {
                 Ok((super::local::incoming(listener), target, Some(path)))
             }
             Target::Tcp => {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-                    .await
-                    .context("cannot listen on 127.0.0.1")?;
+                let listener = tcp_listener().await?;
                 let addr = listener
                     .local_addr()
                     .context("cannot read the listening address")?;
@@ -230,6 +233,18 @@ impl SystemTransport {
             }
         }
     }
+}
+
+/// A 127.0.0.1 listener on the first free port of [`TCP_PORTS`], else on any free port.
+async fn tcp_listener() -> anyhow::Result<tokio::net::TcpListener> {
+    for port in TCP_PORTS {
+        if let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            return Ok(listener);
+        }
+    }
+    tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("cannot listen on 127.0.0.1")
 }
 
 /// Waits until the system's tor has bootstrapped, showing its progress. A control-port
@@ -294,7 +309,9 @@ async fn choose_target(control: &Control, console: &Console) -> Target {
         },
         Err(err) => {
             tracing::debug!("no process id from tor: {err:#}");
-            Some("the system's tor does not say which process it is (a control-port filter, or another machine)")
+            Some(
+                "the system's tor does not say which process it is (a control-port filter, or another machine)",
+            )
         }
     };
     match reason {
@@ -328,6 +345,9 @@ fn socket_dir() -> anyhow::Result<tempfile::TempDir> {
         .prefix("onionhost-")
         .tempdir_in(&base)
         .with_context(|| format!("cannot make a folder in {}", base.display()))?;
+    // Private whatever the umask: only this user may connect to the tabs' sockets.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make {} private", dir.path().display()))?;
     let plain = dir.path().to_str().is_some_and(|path| {
         path.len() + "/999999.sock".len() <= MAX_SOCKET_PATH
             && path
@@ -375,7 +395,6 @@ mod tests {
 
     #[test]
     fn the_socket_folder_is_private_and_plain() {
-        use std::os::unix::fs::PermissionsExt as _;
         let dir = socket_dir().unwrap();
         let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);

@@ -199,10 +199,7 @@ impl Control {
             }
             Method::Password => {
                 let password = password.context("no password")?;
-                Zeroizing::new(format!(
-                    "AUTHENTICATE {}",
-                    reply::quote(password.expose())
-                ))
+                Zeroizing::new(format!("AUTHENTICATE {}", reply::quote(password.expose())))
             }
             Method::Null => Zeroizing::new("AUTHENTICATE".to_owned()),
         };
@@ -234,7 +231,11 @@ impl Control {
         let args = reply::args(reply.first()).context("a malformed AUTHCHALLENGE reply")?;
         let decode = |key: &str| {
             reply::arg(&args, key)
-                .and_then(|text| data_encoding::HEXUPPER_PERMISSIVE.decode(text.as_bytes()).ok())
+                .and_then(|text| {
+                    data_encoding::HEXUPPER_PERMISSIVE
+                        .decode(text.as_bytes())
+                        .ok()
+                })
                 .with_context(|| format!("tor's AUTHCHALLENGE reply has no {key}"))
         };
         let server_hash = decode("SERVERHASH")?;
@@ -489,8 +490,7 @@ mod tests {
         assert_eq!(first.await.unwrap().unwrap(), "0.4.9.11");
         let err = second.await.unwrap().unwrap_err().to_string();
         assert_eq!(
-            err,
-            "tor refused DEL_ONION: 552 Unknown onion service id",
+            err, "tor refused DEL_ONION: 552 Unknown onion service id",
             "the error names the verb and tor's reason only"
         );
         assert!(
@@ -551,12 +551,11 @@ mod tests {
             info("COOKIE,SAFECOOKIE", true).choose(false).unwrap(),
             Method::SafeCookie
         );
+        assert_eq!(info("COOKIE", true).choose(true).unwrap(), Method::Cookie);
         assert_eq!(
-            info("COOKIE", true).choose(true).unwrap(),
-            Method::Cookie
-        );
-        assert_eq!(
-            info("HASHEDPASSWORD,SAFECOOKIE", false).choose(true).unwrap(),
+            info("HASHEDPASSWORD,SAFECOOKIE", false)
+                .choose(true)
+                .unwrap(),
             Method::Password
         );
         assert_eq!(info("NULL", false).choose(true).unwrap(), Method::Null);
@@ -603,9 +602,7 @@ mod tests {
             ))
             .await;
             let challenge = tor.expect().await;
-            let nonce = challenge
-                .strip_prefix("AUTHCHALLENGE SAFECOOKIE ")
-                .unwrap();
+            let nonce = challenge.strip_prefix("AUTHCHALLENGE SAFECOOKIE ").unwrap();
             let client_nonce = data_encoding::HEXLOWER.decode(nonce.as_bytes()).unwrap();
             assert_eq!(client_nonce.len(), 32);
             let server_nonce = [9u8; 32];
@@ -622,10 +619,7 @@ mod tests {
             ))
             .await;
             if honest {
-                assert_eq!(
-                    tor.expect().await,
-                    format!("AUTHENTICATE {}", hex(&client))
-                );
+                assert_eq!(tor.expect().await, format!("AUTHENTICATE {}", hex(&client)));
                 tor.say("250 OK\r\n").await;
                 let (method, version) = auth.await.unwrap().unwrap();
                 assert_eq!((method, version.as_str()), ("SAFECOOKIE", "0.4.9.11"));
@@ -650,7 +644,10 @@ mod tests {
         tor.say("515 Authentication failed: Password did not match HashedControlPassword value from configuration\r\n")
             .await;
         let err = auth.await.unwrap().unwrap_err().to_string();
-        assert!(err.contains("515") && err.contains("password right"), "{err}");
+        assert!(
+            err.contains("515") && err.contains("password right"),
+            "{err}"
+        );
         assert!(!err.contains("se\"cret") && !err.contains("cret"), "{err}");
     }
 

@@ -291,13 +291,7 @@ mod tests {
 
     #[test]
     fn a_data_block_is_read_to_its_dot_and_unstuffed() {
-        let replies = parse(&[
-            "250+onions/current=",
-            "aaaa",
-            "..dotted",
-            ".",
-            "250 OK",
-        ]);
+        let replies = parse(&["250+onions/current=", "aaaa", "..dotted", ".", "250 OK"]);
         assert_eq!(replies.len(), 1);
         assert_eq!(
             replies[0].lines[0].data,
@@ -387,7 +381,13 @@ mod tests {
 
     #[test]
     fn quoting_round_trips() {
-        for text in ["plain", "with \"quotes\"", "back\\slash", "new\nline\r\t", ""] {
+        for text in [
+            "plain",
+            "with \"quotes\"",
+            "back\\slash",
+            "new\nline\r\t",
+            "",
+        ] {
             let quoted = quote(text);
             assert!(!quoted.contains(['\r', '\n']), "{quoted:?}");
             let parsed = args(&format!("K={quoted}")).unwrap();

@@ -329,6 +329,57 @@ mod tests {
         assert!(client_keys(&TabKeys::generate(false).unwrap(), &public).is_empty());
     }
 
+    /// The ADD_ONION pattern of the onion-grater profile the docs ship, as a regex.
+    fn profile_pattern() -> regex::Regex {
+        let profile = include_str!("../../../../docs/onion-grater/onionhost.yml");
+        let mut lines = profile.lines().skip_while(|l| l.trim() != "ADD_ONION:");
+        let pattern = lines
+            .find_map(|l| l.trim().strip_prefix("- '"))
+            .and_then(|l| l.strip_suffix('\''))
+            .unwrap();
+        regex::Regex::new(&format!("^(?:{pattern})$")).unwrap()
+    }
+
+    /// Regression guard: onion-grater (Tails, Whonix) refuses a command its profile does not
+    /// match exactly, so a change to the command must change the shipped profile too.
+    #[test]
+    fn the_shipped_onion_grater_profile_allows_every_command_onionhost_sends() {
+        let pattern = profile_pattern();
+        let keys = TabKeys::generate(true).unwrap();
+        let clients = client_keys(&keys, &OnionTabOptions::default());
+        let target = "127.0.0.1:17600".to_owned();
+        let mut requests = vec![
+            AddOnion {
+                key: Key::New,
+                clients: clients.clone(),
+                target: target.clone(),
+                proof_of_work: false,
+            },
+            AddOnion {
+                key: Key::Given(keys.identity_base64()),
+                clients: Vec::new(),
+                target: target.clone(),
+                proof_of_work: true,
+            },
+        ];
+        requests.push(AddOnion {
+            key: Key::Given(keys.identity_base64()),
+            clients: vec![clients[0].clone(), clients[0].clone()],
+            target,
+            proof_of_work: false,
+        });
+        for request in &requests {
+            let line = request.line();
+            let args = line.strip_prefix("ADD_ONION ").unwrap();
+            assert!(pattern.is_match(args), "the profile refuses {args}");
+        }
+        // It allows no other target than the range onionhost listens on.
+        let mut other = requests.swap_remove(0);
+        other.target = "127.0.0.1:631".into();
+        let line = other.line();
+        assert!(!pattern.is_match(line.strip_prefix("ADD_ONION ").unwrap()));
+    }
+
     #[test]
     fn a_service_id_must_be_a_v3_label() {
         let reply = |text: &str| Reply {

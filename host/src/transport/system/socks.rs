@@ -13,7 +13,9 @@ pub(super) async fn connect(listeners: &str, host: &str, port: u16) -> anyhow::R
     let first = reply::args(listeners)
         .and_then(|args| args.into_iter().next())
         .map(|arg| arg.value)
-        .context("the system's tor has no SOCKS port (`SocksPort` in its torrc) to send notices through")?;
+        .context(
+            "the system's tor has no SOCKS port (`SocksPort` in its torrc) to send notices through",
+        )?;
     if let Some(path) = first.strip_prefix("unix:") {
         let mut stream = tokio::net::UnixStream::connect(path)
             .await
@@ -123,9 +125,13 @@ mod tests {
     #[tokio::test]
     async fn connects_by_name_through_the_first_listener() {
         let (listeners, tor) = fake_tor(0).await;
-        let mut stream = connect(&format!("{listeners} \"unix:/nowhere\""), "example.org", 8080)
-            .await
-            .unwrap();
+        let mut stream = connect(
+            &format!("{listeners} \"unix:/nowhere\""),
+            "example.org",
+            8080,
+        )
+        .await
+        .unwrap();
         let mut hello = [0u8; 5];
         stream.read_exact(&mut hello).await.unwrap();
         assert_eq!(&hello, b"hello");
