@@ -194,7 +194,7 @@ impl Control {
                 if method == Method::SafeCookie {
                     self.safe_cookie_line(&cookie).await?
                 } else {
-                    Zeroizing::new(format!("AUTHENTICATE {}", hex(&*cookie)))
+                    Zeroizing::new(format!("AUTHENTICATE {}", hex(&cookie)))
                 }
             }
             Method::Password => {
