@@ -43,8 +43,8 @@ impl SystemTor {
     }
 
     /// Whether this tor hosts an onion service at `onion` (with or without `.onion`) and has
-    /// made its descriptor: `GETINFO hs/service/desc/id/<address>` on a control connection of
-    /// the test's own, which sees the services of every connection.
+    /// made its descriptor (`GETINFO hs/service/desc/id/<address>` on a control connection of
+    /// the test's own, which sees the services of every connection).
     pub async fn hosts(&self, onion: &str) -> Result<bool> {
         let label = super::onion_label(onion)?;
         let control = self.control.clone();
@@ -53,7 +53,14 @@ impl SystemTor {
             let mut connection = control.control(deadline)?;
             match connection.command(&format!("GETINFO hs/service/desc/id/{label}"), deadline) {
                 Ok(_) => Ok(true),
-                Err(err) if format!("{err:#}").contains(" 552 ") => Ok(false),
+                // 552: no such service; 551: tor has no descriptor for it (any more).
+                Err(err)
+                    if [" 551 ", " 552 "]
+                        .iter()
+                        .any(|c| format!("{err:#}").contains(c)) =>
+                {
+                    Ok(false)
+                }
                 Err(err) => Err(err),
             }
         })
