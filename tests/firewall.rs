@@ -42,11 +42,7 @@ impl Firewall {
             !refused.is_empty() && !watched.is_empty(),
             "no ports to filter"
         );
-        let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .context("this test needs `nft`: install Debian's nftables package: apt-get install -y nftables")?;
+        let nft = crate::tools::find_tool("nft", "nftables", "this test")?;
         remove_stale_tables(&nft);
         let table = format!("onionhost_test_{}_{uid}", std::process::id());
         let ports = |list: &[u16]| {

@@ -131,6 +131,9 @@ fn host_config(
                     }
                 ),
             }
+            for warning in registry.warnings(&config) {
+                eprintln!("{warning}");
+            }
             for tab in &config.tabs {
                 if let Some(start) = tab.timers.start {
                     eprintln!("tab {:?} starts at {}", tab.name, config::show_time(start));

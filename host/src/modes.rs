@@ -38,6 +38,13 @@ pub(crate) trait TabFactory: Send + Sync {
     /// Checks one tab's config section without building anything.
     fn check(&self, section: &toml::Value) -> Result<(), ConfigError>;
 
+    /// The warnings of a valid section, for `onionhost check` (a plugin's are not asked
+    /// across the library boundary: it reports them when its tab starts).
+    fn warnings(&self, section: &toml::Value) -> Vec<String> {
+        let _ = section;
+        Vec::new()
+    }
+
     /// Builds one tab from its config section.
     fn build(
         &self,
@@ -74,6 +81,10 @@ struct Builtin(Box<dyn ModeFactory>);
 impl TabFactory for Builtin {
     fn check(&self, section: &toml::Value) -> Result<(), ConfigError> {
         self.0.check(section.clone())
+    }
+
+    fn warnings(&self, section: &toml::Value) -> Vec<String> {
+        self.0.warnings(section.clone())
     }
 
     fn build(
@@ -169,6 +180,24 @@ impl Registry {
                 problems.join("\n")
             )
         }
+    }
+
+    /// Every tab's warnings ([`onionhost_sdk::ModeConfig::warnings`]), each line naming its
+    /// tab, for `onionhost check`.
+    pub(crate) fn warnings(&self, config: &HostConfig) -> Vec<String> {
+        config
+            .tabs
+            .iter()
+            .flat_map(|tab| {
+                let warnings = self
+                    .factory(&tab.mode, tab.plugin.as_deref())
+                    .map(|factory| factory.warnings(&tab.section))
+                    .unwrap_or_default();
+                warnings
+                    .into_iter()
+                    .map(move |warning| format!("tab {:?}: {warning}", tab.name))
+            })
+            .collect()
     }
 
     fn unknown_mode(&self, mode: &str) -> String {

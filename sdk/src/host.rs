@@ -18,6 +18,13 @@ pub trait ModeFactory: Send + Sync {
     /// Parses and validates a config section without building anything.
     fn check(&self, section: toml::Value) -> Result<(), ConfigError>;
 
+    /// The warnings of a valid section ([`ModeConfig::warnings`]); none for a section that
+    /// does not parse (its [`ModeFactory::check`] says why).
+    fn warnings(&self, section: toml::Value) -> Vec<String> {
+        let _ = section;
+        Vec::new()
+    }
+
     /// Parses, validates and builds one tab; returns the router to serve, hardened
     /// ([`crate::http::harden_with`], with the mode's Content-Security-Policy), so that
     /// whoever serves it (the host, a plugin's export, a test) serves the same headers.
@@ -91,6 +98,12 @@ impl<M: Mode> ModeFactory for DynMode<M> {
 
     fn check(&self, section: toml::Value) -> Result<(), ConfigError> {
         parse_config::<M>(section).map(drop)
+    }
+
+    fn warnings(&self, section: toml::Value) -> Vec<String> {
+        parse_config::<M>(section)
+            .map(|config| config.warnings())
+            .unwrap_or_default()
     }
 
     fn build(&self, section: toml::Value, ctx: TabContext) -> Result<Router, ModeError> {

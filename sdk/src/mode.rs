@@ -69,4 +69,12 @@ pub trait ModeConfig: DeserializeOwned + Send + 'static {
     fn validate(&self) -> Result<(), ConfigError> {
         Ok(())
     }
+
+    /// What the user should know about a valid config before serving it (a safety that is
+    /// turned off, say), one sentence each, starting with `warning: `. `onionhost check`
+    /// prints them, and a mode that has any reports them when its tab starts
+    /// ([`crate::TabEvent::Notice`]), so both say the same.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

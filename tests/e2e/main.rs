@@ -2,6 +2,7 @@
 //!
 //! One module per area; helpers live in the `onionhost_tests` library next to this folder.
 mod bridges;
+mod browser;
 mod chat;
 mod config;
 mod host;

@@ -407,3 +407,34 @@ fn config_errors_name_file_line_and_key() {
     }
     assert!(!stopped.stdout.contains("serving at"), "{stopped:?}");
 }
+
+/// `onionhost check` prints the warning the tab prints when it starts with `csp = false`, and
+/// nothing for the default policy.
+#[test]
+fn check_warns_about_csp_false() {
+    let site = Site::new();
+    let check = |csp: &str| {
+        let config = site.dir.path().join("onionhost.toml");
+        let text = format!(
+            "[[tab]]\nname = \"site\"\nmode = \"website\"\n[tab.website]\ndir = {:?}\n{csp}\n",
+            site.root_str()
+        );
+        std::fs::write(&config, text).expect("write the config");
+        let output = std::process::Command::new(onionhost_tests::host::onionhost_bin())
+            .arg("check")
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("run onionhost check");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        stderr
+    };
+    let off = check("csp = false");
+    assert!(
+        off.contains("tab \"site\": warning: csp = false (--no-csp): pages are served without a Content-Security-Policy"),
+        "{off}"
+    );
+    let default = check("");
+    assert!(!default.contains("warning"), "{default}");
+}

@@ -1,18 +1,18 @@
-//! The tor processes of the network and what outlives them: the cleanup watchdog, the
-//! network directory, free ports, private files and log tails.
+//! The tor processes of the network and what outlives them: the cleanup watchdog (the
+//! shared [`Watchdog`]), the network directory, free ports, private files and log tails.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 
 use super::TAIL_LINES;
+use crate::watchdog::Watchdog;
 
 /// A tor process started by the harness; killed on drop (the network's own processes are
 /// never dropped: the watchdog ends them with the test process).
@@ -80,20 +80,9 @@ impl Drop for TorProcess {
     }
 }
 
-/// Finds a tool on PATH or where Debian installs it (`/usr/sbin` is not on every PATH); the
-/// error names the Debian package that has it.
+/// Finds a tool the network needs; the error names the Debian package that has it.
 pub(super) fn find_tool(name: &str, package: &str) -> Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .with_context(|| {
-            format!(
-                "the local Tor test network needs `{name}`: install Debian's {package} package: \
-                 apt-get install -y {package}"
-            )
-        })
+    crate::tools::find_tool(name, package, "the local Tor test network")
 }
 
 /// `<tmp>/onionhost-testnet-<pid>`, created fresh; directories left by test processes that
@@ -126,58 +115,22 @@ pub(super) fn process_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-pub(super) static WATCHDOG: OnceLock<Mutex<ChildStdin>> = OnceLock::new();
-
-/// Stops the tor processes it was given (those whose command line names the network's
-/// directory, so a reused pid is left alone) and removes the directory, once its standard
-/// input closes, which happens when the test process ends, however it ends.
-const WATCHDOG_SCRIPT: &str = r#"
-dir=$1
-pids=
-while read -r pid; do pids="$pids $pid"; done
-ours() { grep -qaF "$dir" "/proc/$1/cmdline" 2>/dev/null; }
-for pid in $pids; do ours "$pid" && kill -TERM "$pid" 2>/dev/null; done
-for _ in $(seq 50); do
-  alive=
-  for pid in $pids; do ours "$pid" && alive=1; done
-  [ -z "$alive" ] && break
-  sleep 0.1
-done
-for pid in $pids; do ours "$pid" && kill -KILL "$pid" 2>/dev/null; done
-rm -rf "$dir"
-"#;
+/// Stops the tor processes and removes the network's directory when the test process ends.
+static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
 
 pub(super) fn watchdog_start(dir: &Path) -> Result<()> {
     if WATCHDOG.get().is_some() {
         return Ok(());
     }
-    // The Child handle is dropped without waiting: the watchdog must outlive this process.
-    let (_child, stdin) = spawn_watchdog(dir)?;
-    let _ = WATCHDOG.set(Mutex::new(stdin));
+    let _ = WATCHDOG.set(Watchdog::start(dir, "onionhost-testnet-watchdog")?);
     Ok(())
 }
 
-fn spawn_watchdog(dir: &Path) -> Result<(Child, ChildStdin)> {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(WATCHDOG_SCRIPT)
-        .arg("onionhost-testnet-watchdog")
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Its own process group, so a Ctrl-C that ends the tests does not end it first.
-        .process_group(0)
-        .spawn()
-        .context("start the cleanup watchdog (sh)")?;
-    let stdin = child.stdin.take().context("watchdog stdin")?;
-    Ok((child, stdin))
-}
-
 pub(super) fn watchdog_add(pid: u32) -> Result<()> {
-    let watchdog = WATCHDOG.get().context("the watchdog is not running")?;
-    let mut stdin = watchdog.lock().unwrap_or_else(PoisonError::into_inner);
-    writeln!(stdin, "{pid}").context("tell the watchdog about a tor process")
+    WATCHDOG
+        .get()
+        .context("the watchdog is not running")?
+        .add(pid)
 }
 
 /// `count` distinct free TCP ports on 127.0.0.1 (bound together, then released).
@@ -234,66 +187,4 @@ pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
-
-    use super::{find_tool, spawn_watchdog};
-
-    #[test]
-    fn the_watchdog_stops_its_processes_and_removes_the_directory_when_its_pipe_closes() {
-        let dir = tempfile::tempdir().expect("temp dir").keep();
-        let file = dir.join("log");
-        std::fs::write(&file, "").expect("write");
-        // Stands in for a tor process: long-lived, with the directory in its command line.
-        let mut ours = Command::new("tail")
-            .arg("-f")
-            .arg(&file)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn tail");
-        // Not started under the directory: the watchdog must leave it alone.
-        let mut other = Command::new("tail")
-            .args(["-f", "/dev/null"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn tail");
-        let (mut watchdog, mut stdin) = spawn_watchdog(&dir).expect("watchdog");
-        writeln!(stdin, "{}\n{}", ours.id(), other.id()).expect("tell the watchdog");
-        // What happens when the test process ends: the pipe's write end closes.
-        drop(stdin);
-
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = watchdog.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the watchdog did not finish");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success());
-        assert!(
-            ours.try_wait().expect("wait").is_some(),
-            "the process under the directory still runs"
-        );
-        assert!(!dir.exists(), "the directory is still there");
-        assert!(
-            other.try_wait().expect("wait").is_none(),
-            "the watchdog stopped a process that was not under its directory"
-        );
-        let _ = other.kill();
-        let _ = other.wait();
-    }
-
-    #[test]
-    fn a_missing_tool_says_how_to_install_it() {
-        let err = find_tool("onionhost-no-such-tor-tool", "tor")
-            .expect_err("found a tool that is not there");
-        let message = format!("{err:#}");
-        assert!(message.contains("apt-get install -y tor"), "{message}");
-    }
 }

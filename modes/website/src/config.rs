@@ -72,6 +72,18 @@ impl onionhost_sdk::ModeConfig for WebsiteConfig {
         }
         Ok(())
     }
+
+    fn warnings(&self) -> Vec<String> {
+        match self.csp {
+            ContentSecurityPolicy::Off => vec![
+                "warning: csp = false (--no-csp): pages are served without a \
+                 Content-Security-Policy, so their scripts run and may load anything from \
+                 anywhere, other sites included; serve only a site you trust"
+                    .to_owned(),
+            ],
+            ContentSecurityPolicy::Default | ContentSecurityPolicy::Custom(_) => Vec::new(),
+        }
+    }
 }
 
 /// `csp` as the config writes it: `true` (the strict default), `false` (none) or a policy.

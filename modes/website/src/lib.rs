@@ -12,7 +12,7 @@ use std::sync::Arc;
 use onionhost_sdk::axum::Router;
 use onionhost_sdk::files::{GoneReports, Kind, Tree};
 use onionhost_sdk::http::ContentSecurityPolicy;
-use onionhost_sdk::{BuildError, Mode, TabContext, TabEvent};
+use onionhost_sdk::{BuildError, Mode, ModeConfig, TabContext, TabEvent};
 use tokio::sync::Semaphore;
 
 pub use config::WebsiteConfig;
@@ -80,18 +80,14 @@ impl Mode for WebsiteMode {
                 ),
             });
         }
-        match &config.csp {
-            ContentSecurityPolicy::Off => ctx.report(TabEvent::Notice {
-                message: "warning: csp = false (--no-csp): pages are served without a \
-                          Content-Security-Policy, so their scripts run and may load anything \
-                          from anywhere, other sites included; serve only a site you trust"
-                    .to_owned(),
-            }),
-            ContentSecurityPolicy::Custom(_) => ctx.report(TabEvent::Notice {
+        for message in config.warnings() {
+            ctx.report(TabEvent::Notice { message });
+        }
+        if let ContentSecurityPolicy::Custom(_) = &config.csp {
+            ctx.report(TabEvent::Notice {
                 message: "pages are served with the site's own Content-Security-Policy (csp)"
                     .to_owned(),
-            }),
-            ContentSecurityPolicy::Default => {}
+            });
         }
         let downloads = Arc::new(Semaphore::new(config.max_concurrent_downloads));
         let gone_reported = GoneReports::new(&tree);
