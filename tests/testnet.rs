@@ -47,6 +47,7 @@ mod control;
 mod network;
 mod process;
 mod socks;
+mod system;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -65,6 +66,7 @@ use self::control::Control;
 use self::network::Node;
 use self::process::{TorProcess, tail, write_private};
 pub use self::socks::SocksError;
+pub use self::system::SystemTor;
 
 /// The authorities' voting interval in seconds. C tor's onion service time period in a test
 /// network is 24 intervals; the authorities publish the same length as `hsdir_interval` for

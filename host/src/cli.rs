@@ -24,6 +24,17 @@ pub(crate) struct CommonArgs {
     /// `fallbacks`, as in the config's `[tor]` section (it replaces those keys).
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) tor_network: Option<PathBuf>,
+    /// Publish the tabs through the tor already running on this system (Tails, Whonix, a
+    /// tor service) instead of the embedded one: its control port (HOST:PORT, e.g.
+    /// 127.0.0.1:9051) or control socket (a path, e.g. /run/tor/control). Same as
+    /// `backend = "system"` and `control` in the config's `[tor]`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "ADDR_OR_SOCKET_PATH",
+        conflicts_with = "local_only"
+    )]
+    pub(crate) tor_control: Option<String>,
 }
 
 /// Options of the one-tab commands (`chat`, `share`, `receive`, `website`).

@@ -29,7 +29,9 @@ pub(crate) use tab::{OnionTabOptions, TabConfig};
 pub(crate) use timer::{TabTimers, show as show_time, show_stop};
 #[cfg(test)]
 pub(crate) use tor::{Authority, DEFAULT_BOOTSTRAP_TIMEOUT, Fallback};
-pub(crate) use tor::{TorConfig, TorNetwork};
+pub(crate) use tor::{
+    Backend, ControlAddr, ControlPassword, SystemTor, TorConfig, TorNetwork, with_tor_control,
+};
 
 /// The whole checked config.
 #[derive(Debug, Clone, Default)]
@@ -157,6 +159,14 @@ pub(crate) fn parse(
                 *relative = base.join(&*relative);
             }
         }
+        if let Backend::System(SystemTor {
+            control: ControlAddr::Unix(path),
+            ..
+        }) = &mut tor.backend
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
+        }
     }
     if raw.tab.is_empty() {
         errors.push((
@@ -174,7 +184,19 @@ pub(crate) fn parse(
                 .collect();
             errors.push((lines.line(&path), message));
         };
+        let before = tabs.len();
         tabs.extend(checker.check(table, &mut error));
+        if let (Some(tab), Backend::System(_)) = (tabs.get(before), &tor.backend) {
+            // ADD_ONION has no keyword for the introduction rate limit (C tor's
+            // `HiddenServiceEnableIntroDoSDefense` is a torrc option), and a defence asked
+            // for must not be silently absent.
+            if tab.onion.intro_rate_per_second.is_some() {
+                error(
+                    vec!["intro_rate_per_second".to_owned()],
+                    "`intro_rate_per_second` cannot be set with `backend = \"system\"`: tor's control port cannot set an introduction rate limit for one onion service; remove it here (`proof_of_work` works)".to_owned(),
+                );
+            }
+        }
     }
     if errors.is_empty() {
         Ok(HostConfig { tabs, tor })
@@ -392,6 +414,123 @@ mod tests {
         ] {
             assert!(err.contains(expected), "{expected}\n{err}");
         }
+    }
+
+    #[test]
+    fn the_system_backend_parses_with_a_port_a_socket_or_the_default() {
+        let parse_tor = |tor: &str| {
+            parse(
+                &format!("[tor]\n{tor}\n{TAB}"),
+                Path::new("/etc/onionhost/test.toml"),
+                &Modes,
+            )
+            .unwrap()
+            .tor
+            .backend
+        };
+        let system = |control: ControlAddr| {
+            Backend::System(SystemTor {
+                control,
+                password: None,
+            })
+        };
+        assert_eq!(parse_tor(""), Backend::Arti);
+        assert_eq!(parse_tor("backend = \"arti\""), Backend::Arti);
+        assert_eq!(
+            parse_tor("backend = \"system\""),
+            system(ControlAddr::Tcp("127.0.0.1:9051".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_tor("backend = \"system\"\ncontrol = \"localhost:9151\""),
+            system(ControlAddr::Tcp("127.0.0.1:9151".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_tor("backend = \"system\"\ncontrol = \"unix:/run/tor/control\""),
+            system(ControlAddr::Unix("/run/tor/control".into()))
+        );
+        // A relative socket path is relative to the config file.
+        assert_eq!(
+            parse_tor("backend = \"system\"\ncontrol = \"./tor/control\""),
+            system(ControlAddr::Unix("/etc/onionhost/./tor/control".into()))
+        );
+        let Backend::System(with_password) =
+            parse_tor("backend = \"system\"\ncontrol_password = \"hunter2\"")
+        else {
+            panic!("not the system backend");
+        };
+        assert_eq!(
+            with_password.password.as_ref().map(ControlPassword::expose),
+            Some("hunter2")
+        );
+        assert!(
+            !format!("{with_password:?}").contains("hunter2"),
+            "Debug shows no password"
+        );
+    }
+
+    #[test]
+    fn system_backend_problems_name_their_lines_and_keys() {
+        let err = errors(&format!(
+            "{TAB}[tor]\nbackend = \"systemd\"\ncontrol = \"/run/tor/control\"\n"
+        ));
+        assert!(
+            err.contains("test.toml:5: [tor] `backend` = \"systemd\" is not a Tor backend"),
+            "{err}"
+        );
+        let err = errors(&format!("{TAB}[tor]\ncontrol = \"/run/tor/control\"\n"));
+        assert!(
+            err.contains("test.toml:5: [tor] `control` is for the system's tor"),
+            "{err}"
+        );
+        let err = errors(&format!(
+            "{TAB}[tor]\nbackend = \"system\"\ncontrol = \"tor:9051\"\nstate_dir = \"/x\"\nbridges = [\"198.51.100.7:9001 7DD62766BF2052432051D7B7E08A22F7E34A4543\"]\n"
+        ));
+        for expected in [
+            "test.toml:6: [tor] `control` = \"tor:9051\" is neither HOST:PORT",
+            "test.toml:7: [tor] `state_dir` is for the embedded Arti",
+            "test.toml:8: [tor] `bridges` is for the embedded Arti, not `backend = \"system\"`: configure bridges in the system tor's torrc",
+        ] {
+            assert!(err.contains(expected), "{expected}\n{err}");
+        }
+        let err = errors(&format!(
+            "[tor]\nbackend = \"system\"\n{TAB}intro_rate_per_second = 10\n"
+        ));
+        assert!(
+            err.contains(
+                "test.toml:6: `intro_rate_per_second` cannot be set with `backend = \"system\"`"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tor_control_on_the_command_line_selects_the_system_tor() {
+        let mut tor = TorConfig::default();
+        with_tor_control(&mut tor, "/run/tor/control", false).unwrap();
+        assert_eq!(
+            tor.backend,
+            Backend::System(SystemTor {
+                control: ControlAddr::Unix("/run/tor/control".into()),
+                password: None,
+            })
+        );
+        let err = with_tor_control(&mut TorConfig::default(), "nowhere", false).unwrap_err();
+        assert!(
+            err.starts_with("--tor-control: `control` = \"nowhere\""),
+            "{err}"
+        );
+        let err = with_tor_control(&mut TorConfig::default(), "127.0.0.1:9051", true).unwrap_err();
+        assert!(err.contains("--tor-network"), "{err}");
+        let mut bridged = TorConfig {
+            bridges: command_line_bridges(
+                &["198.51.100.7:9001 7DD62766BF2052432051D7B7E08A22F7E34A4543".to_owned()],
+                &[],
+            )
+            .unwrap(),
+            ..TorConfig::default()
+        };
+        let err = with_tor_control(&mut bridged, "127.0.0.1:9051", false).unwrap_err();
+        assert!(err.contains("torrc"), "{err}");
     }
 
     #[test]

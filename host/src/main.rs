@@ -24,6 +24,7 @@ use onionhost_sdk::host::section;
 use onionhost_sdk::http::ContentSecurityPolicy;
 use transport::Transport;
 use transport::onion::{OnionTransport, TorDirs};
+use transport::system::SystemTransport;
 
 /// Exit status for a config or usage error: nothing was started.
 const EXIT_CONFIG: u8 = 2;
@@ -56,10 +57,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Applies `--tor-network FILE`: its authorities and fallbacks replace the config's.
+/// Applies `--tor-network FILE` (its authorities and fallbacks replace the config's) and
+/// `--tor-control ADDR` (the system's tor publishes the tabs).
 fn with_tor_network(mut config: HostConfig, common: &CommonArgs) -> anyhow::Result<HostConfig> {
     if let Some(path) = &common.tor_network {
+        anyhow::ensure!(
+            !matches!(config.tor.backend, config::Backend::System(_)),
+            "--tor-network: the config's `backend = \"system\"` uses the system's tor, whose torrc chooses its network"
+        );
         config.tor.network = Some(config::load_network(path)?);
+    }
+    if let Some(control) = &common.tor_control {
+        config::with_tor_control(&mut config.tor, control, common.tor_network.is_some())
+            .map_err(anyhow::Error::msg)?;
     }
     Ok(config)
 }
@@ -109,6 +119,18 @@ fn host_config(
             let config = config::load(&config, registry)?;
             registry.check_plugins(&config)?;
             eprintln!("config is valid: {} tab(s)", config.tabs.len());
+            match &config.tor.backend {
+                config::Backend::Arti => eprintln!("tor: the embedded Arti"),
+                config::Backend::System(system) => eprintln!(
+                    "tor: the system's tor, through its {}{}",
+                    system.control,
+                    if system.password.is_some() {
+                        " (with the config's control_password)"
+                    } else {
+                        ""
+                    }
+                ),
+            }
             for warning in registry.warnings(&config) {
                 eprintln!("{warning}");
             }
@@ -213,11 +235,24 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
         let shutdown = CancellationToken::new();
         let force_close = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone(), force_close.clone())?);
-        let mut finished = None;
+        let mut finished: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         let transport = if common.local_only {
             console
                 .host("--local-only: serving on 127.0.0.1 without Tor; visitors are not anonymous");
             Transport::Local
+        } else if let config::Backend::System(system) = &config.tor.backend {
+            let starting = SystemTransport::start(&config.tor, system, &console);
+            tokio::select! {
+                transport = starting => {
+                    let transport = transport?;
+                    finished = Some(Box::pin(transport.finished(force_close.clone())));
+                    Transport::System(transport)
+                }
+                () = shutdown.cancelled() => {
+                    console.host("stopped while connecting to the system's tor");
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
         } else {
             let dirs = tor_dirs.insert(TorDirs::new(&config.tor)?);
             // Ctrl-C while connecting still ends the host, and still removes Arti's files.
@@ -225,7 +260,7 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
             tokio::select! {
                 transport = starting => {
                     let transport = transport?;
-                    finished = Some(transport.finished(force_close.clone()));
+                    finished = Some(Box::pin(transport.finished(force_close.clone())));
                     Transport::Onion(transport)
                 }
                 () = shutdown.cancelled() => {

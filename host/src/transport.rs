@@ -18,6 +18,7 @@ use crate::console::Console;
 
 pub(crate) mod local;
 pub(crate) mod onion;
+pub(crate) mod system;
 
 /// A visitor's connection: any byte stream.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -82,8 +83,10 @@ pub(crate) type Incoming = BoxStream<'static, Connection>;
 pub(crate) enum Transport {
     /// Loopback TCP, no Tor.
     Local,
-    /// Each tab its own onion service.
+    /// Each tab its own onion service, published by the embedded Arti.
     Onion(onion::OnionTransport),
+    /// Each tab its own onion service, published by the system's tor.
+    System(system::SystemTransport),
 }
 
 impl Transport {
@@ -103,12 +106,13 @@ impl Transport {
                  without --local-only"
                     .to_owned(),
             ),
-            Self::Onion(_) => Ok(()),
+            Self::Onion(_) | Self::System(_) => Ok(()),
         }
     }
 
     /// A connection for a notice to `url` (checked with [`Transport::check_notice_url`]):
-    /// loopback TCP for a loopback URL, else a Tor stream from the host's Tor client.
+    /// loopback TCP for a loopback URL, else a Tor stream from the host's Tor client (the
+    /// embedded Arti, or the system tor's SOCKS port).
     pub(crate) async fn connect_notice(
         &self,
         url: &onionhost_sdk::notice::NoticeUrl,
@@ -131,6 +135,7 @@ impl Transport {
         match self {
             Self::Local => Err(anyhow::anyhow!("no Tor to send it through")),
             Self::Onion(onion) => onion.connect(url.host(), url.port()).await,
+            Self::System(system) => system.connect(url.host(), url.port()).await,
         }
     }
 
@@ -147,6 +152,7 @@ impl Transport {
         match self {
             Self::Local => local::open(tab, console, stopping).await,
             Self::Onion(onion) => onion.open(tab, console, stopping).await,
+            Self::System(system) => system.open(tab, console, stopping).await,
         }
     }
 }

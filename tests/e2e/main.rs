@@ -11,6 +11,7 @@ mod onion;
 mod plugin;
 mod receive;
 mod share;
+mod system_tor;
 mod testnet;
 mod timers;
 mod website;

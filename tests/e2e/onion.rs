@@ -69,7 +69,7 @@ pub(crate) fn run_host(net: &Testnet, tabs: &str) -> (TestHost, PathBuf) {
 /// `<dir>/scratch` with `tmp`, `data` and `home` inside: where the host's TMPDIR,
 /// XDG_DATA_HOME and HOME point, so that the test sees everything it writes outside its
 /// config folder.
-fn scratch_dirs(dir: &Path) -> PathBuf {
+pub(crate) fn scratch_dirs(dir: &Path) -> PathBuf {
     let scratch = dir.join("scratch");
     for sub in ["tmp", "data", "home"] {
         std::fs::create_dir_all(scratch.join(sub)).expect("scratch dirs");
@@ -77,7 +77,7 @@ fn scratch_dirs(dir: &Path) -> PathBuf {
     scratch
 }
 
-fn scratch_env(scratch: &Path) -> Vec<(&'static str, String)> {
+pub(crate) fn scratch_env(scratch: &Path) -> Vec<(&'static str, String)> {
     let path = |sub: &str| scratch.join(sub).to_str().expect("utf-8").to_owned();
     vec![
         ("TMPDIR", path("tmp")),
@@ -87,7 +87,7 @@ fn scratch_env(scratch: &Path) -> Vec<(&'static str, String)> {
 }
 
 /// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(dir) = pending.pop() {
@@ -145,7 +145,7 @@ fn assert_no_secret_under(dir: &Path, secrets: &[Vec<u8>]) -> usize {
 }
 
 /// Asserts that the C tor client, without a key, is refused by a private tab.
-async fn assert_needs_key(net: &Testnet, onion: &str) {
+pub(crate) async fn assert_needs_key(net: &Testnet, onion: &str) {
     let err = net
         .connect(onion, 80)
         .await
@@ -161,7 +161,11 @@ async fn assert_needs_key(net: &Testnet, onion: &str) {
 }
 
 /// Joins the chat tab at `onion` as `name` through tor.
-async fn join_through_tor(net: &Testnet, onion: &str, name: &str) -> (Member<TcpStream>, Value) {
+pub(crate) async fn join_through_tor(
+    net: &Testnet,
+    onion: &str,
+    name: &str,
+) -> (Member<TcpStream>, Value) {
     let stream = net.connect(onion, 80).await.expect("connect through tor");
     let (ws, _) = tokio_tungstenite::client_async(format!("ws://{onion}/ws"), stream)
         .await

@@ -1,4 +1,5 @@
-//! The `[tor]` section and `--tor-network` files: which Tor network the host joins, and where
+//! The `[tor]` section and `--tor-network` files: which Tor the host uses (its embedded Arti,
+//! or the system's tor through its control port), which Tor network Arti joins, and where
 //! Arti keeps its files.
 
 use std::net::SocketAddr;
@@ -28,6 +29,91 @@ pub(crate) struct TorConfig {
     pub(crate) network: Option<TorNetwork>,
     /// Bridges: when set, Tor is reached through them only.
     pub(crate) bridges: Option<Bridges>,
+    /// Which Tor publishes the tabs.
+    pub(crate) backend: Backend,
+}
+
+/// Which Tor publishes the tabs' onion services.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) enum Backend {
+    /// The Arti client embedded in the host.
+    #[default]
+    Arti,
+    /// A tor already running on the system, through its control port or socket.
+    System(SystemTor),
+}
+
+/// How to reach the system's tor (`backend = "system"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SystemTor {
+    /// Its control port or control socket.
+    pub(crate) control: ControlAddr,
+    /// The password of `HashedControlPassword`, if the config gives one (else the
+    /// `ONIONHOST_TOR_CONTROL_PASSWORD` environment variable is asked, when connecting).
+    pub(crate) password: Option<ControlPassword>,
+}
+
+/// Where the system tor's control interface listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ControlAddr {
+    /// A control port (`ControlPort`).
+    Tcp(SocketAddr),
+    /// A control socket (`ControlSocket`).
+    Unix(PathBuf),
+}
+
+impl ControlAddr {
+    /// Where Tails and Whonix (and C tor's default `ControlPort 9051`) listen.
+    pub(crate) const DEFAULT: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9051);
+
+    /// Reads `HOST:PORT` (an IP address or `localhost`), or the path of a control socket
+    /// (absolute, relative with `./`, or written `unix:PATH`); `None` if it is neither.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if let Some(path) = text.strip_prefix("unix:") {
+            return (!path.is_empty()).then(|| Self::Unix(PathBuf::from(path)));
+        }
+        if text.starts_with('/') || text.starts_with("./") || text.starts_with("../") {
+            return Some(Self::Unix(PathBuf::from(text)));
+        }
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Some(Self::Tcp(addr));
+        }
+        let port = text.strip_prefix("localhost:")?.parse::<u16>().ok()?;
+        Some(Self::Tcp(SocketAddr::from(([127, 0, 0, 1], port))))
+    }
+}
+
+impl std::fmt::Display for ControlAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "control port {addr}"),
+            Self::Unix(path) => write!(f, "control socket {}", path.display()),
+        }
+    }
+}
+
+/// A control port password. Its `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ControlPassword(zeroize::Zeroizing<String>);
+
+impl ControlPassword {
+    /// Wraps `text`.
+    pub(crate) fn new(text: String) -> Self {
+        Self(zeroize::Zeroizing::new(text))
+    }
+
+    /// The password itself, to send to tor.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ControlPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ControlPassword(..)")
+    }
 }
 
 impl Default for TorConfig {
@@ -39,6 +125,7 @@ impl Default for TorConfig {
             bootstrap_timeout: DEFAULT_BOOTSTRAP_TIMEOUT,
             network: None,
             bridges: None,
+            backend: Backend::Arti,
         }
     }
 }
@@ -95,6 +182,12 @@ struct RawTor {
     use_bridges: Option<bool>,
     #[serde(default)]
     transports: Option<Vec<RawTransport>>,
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    control: Option<String>,
+    #[serde(default)]
+    control_password: Option<String>,
 }
 
 /// A `--tor-network` file as written: only the network.
@@ -240,16 +333,112 @@ pub(super) fn check_tor(
             )),
         }
     }
+    let arti_only = [
+        ("state_dir", tor.state_dir.is_some()),
+        ("cache_dir", tor.cache_dir.is_some()),
+        ("authorities", raw.authorities.is_some()),
+        ("fallbacks", raw.fallbacks.is_some()),
+        ("bridges", raw.bridges.is_some()),
+        ("use_bridges", raw.use_bridges.is_some()),
+        ("transports", raw.transports.is_some()),
+    ];
     tor.network = check_network(raw.authorities, raw.fallbacks, &mut problems);
     match bridges::check_section(raw.bridges, raw.use_bridges, raw.transports, search) {
         Ok(found) => tor.bridges = found,
         Err(found) => problems.extend(found),
+    }
+    match raw.backend.as_deref() {
+        None | Some("arti") => {
+            for (key, given) in [
+                ("control", raw.control.is_some()),
+                ("control_password", raw.control_password.is_some()),
+            ] {
+                if given {
+                    problems.push((
+                        vec![key.into()],
+                        format!("`{key}` is for the system's tor: add `backend = \"system\"`, or remove it"),
+                    ));
+                }
+            }
+        }
+        Some("system") => {
+            for (key, given) in arti_only {
+                if given {
+                    problems.push((vec![key.into()], arti_only_message(key)));
+                }
+            }
+            let control = match raw.control.as_deref() {
+                None => Some(ControlAddr::Tcp(ControlAddr::DEFAULT)),
+                Some(text) => {
+                    let found = ControlAddr::parse(text);
+                    if found.is_none() {
+                        problems.push((vec!["control".into()], control_message(text)));
+                    }
+                    found
+                }
+            };
+            if let Some(control) = control {
+                tor.backend = Backend::System(SystemTor {
+                    control,
+                    password: raw.control_password.map(ControlPassword::new),
+                });
+            }
+        }
+        Some(other) => problems.push((
+            vec!["backend".into()],
+            format!("`backend` = {other:?} is not a Tor backend: write \"arti\" (the embedded Tor, the default) or \"system\" (a tor already running here, through its control port)"),
+        )),
     }
     if problems.is_empty() {
         Ok(tor)
     } else {
         Err(problems)
     }
+}
+
+/// Why `key`, an Arti setting, cannot be used with the system's tor.
+fn arti_only_message(key: &str) -> String {
+    let what = match key {
+        "bridges" | "use_bridges" | "transports" => {
+            "configure bridges in the system tor's torrc (`UseBridges 1`, `Bridge ...`, `ClientTransportPlugin ...`), where it uses them"
+        }
+        "authorities" | "fallbacks" => "the system tor's torrc chooses its network",
+        _ => "the system's tor keeps its own files",
+    };
+    format!("`{key}` is for the embedded Arti, not `backend = \"system\"`: {what}; remove it here")
+}
+
+/// Why `text` is not a control address.
+fn control_message(text: &str) -> String {
+    format!(
+        "`control` = {text:?} is neither HOST:PORT of a control port (e.g. \"127.0.0.1:9051\") nor the path of a control socket (e.g. \"/run/tor/control\")"
+    )
+}
+
+/// Applies `--tor-control ADDR_OR_SOCKET_PATH`: the system's tor at that address publishes
+/// the tabs, whatever the config's `backend` says (its `control_password` stays). Refused with
+/// Arti settings that the system's tor would silently ignore (`--tor-network`, bridges).
+pub(crate) fn with_tor_control(
+    tor: &mut TorConfig,
+    text: &str,
+    tor_network: bool,
+) -> Result<(), String> {
+    let control = ControlAddr::parse(text)
+        .ok_or_else(|| format!("--tor-control: {}", control_message(text)))?;
+    if tor_network {
+        return Err(
+            "--tor-control and --tor-network: the system tor's torrc chooses its network; use one or the other".into(),
+        );
+    }
+    if tor.bridges.is_some() {
+        return Err(format!("--tor-control: {}", arti_only_message("bridges")));
+    }
+    let password = match std::mem::take(&mut tor.backend) {
+        Backend::System(system) => system.password,
+        Backend::Arti => None,
+    };
+    tor.backend = Backend::System(SystemTor { control, password });
+    Ok(())
 }
 
 /// Checks the text of a `--tor-network` file: `authorities` and `fallbacks`, as in `[tor]`.

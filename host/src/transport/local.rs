@@ -1,4 +1,5 @@
-//! The loopback transport of `--local-only`: each tab on its own 127.0.0.1 port.
+//! The loopback transport of `--local-only`: each tab on its own 127.0.0.1 port; and the
+//! serving of any listener's connections, which the system tor's transport shares.
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
@@ -50,13 +51,44 @@ pub(crate) async fn open(
     if tab.qr && pending.is_none() {
         console.qr(&tab.name, "address", &format!("http://{addr}/"));
     }
-    let incoming = futures::stream::unfold(listener, |listener| async move {
+    Ok(Some(incoming(listener)))
+}
+
+/// A listener whose connections a tab serves: loopback TCP here, a Unix socket for the
+/// system tor's onion services (`system.rs`). Each connection is its own visitor: neither
+/// tells who connects.
+pub(crate) trait Listener: Send + 'static {
+    /// The connection's byte stream.
+    type Io: super::Io;
+    /// The next connection.
+    fn accept(&self) -> impl Future<Output = std::io::Result<Self::Io>> + Send;
+}
+
+impl Listener for TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept(&self) -> std::io::Result<Self::Io> {
+        let (stream, _peer) = TcpListener::accept(self).await?;
+        // Small writes (chat lines, WebSocket frames) should leave at once.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept(&self) -> std::io::Result<Self::Io> {
+        let (stream, _peer) = tokio::net::UnixListener::accept(self).await?;
+        Ok(stream)
+    }
+}
+
+/// The connections of `listener`, each its own visitor, until the stream is dropped.
+pub(crate) fn incoming(listener: impl Listener) -> Incoming {
+    futures::stream::unfold(listener, |listener| async move {
         loop {
             match listener.accept().await {
-                Ok((stream, _peer)) => {
-                    // Small writes (chat lines, WebSocket frames) should leave at once.
-                    let _ = stream.set_nodelay(true);
-                    // Loopback tells nothing about who connects: each connection is its own visitor.
+                Ok(stream) => {
+                    // Nothing here tells who connects: each connection is its own visitor.
                     return Some((Connection::new(stream, Visitor::unique()), listener));
                 }
                 Err(err) => {
@@ -66,8 +98,8 @@ pub(crate) async fn open(
                 }
             }
         }
-    });
-    Ok(Some(incoming.boxed()))
+    })
+    .boxed()
 }
 
 /// A loopback port free right now.

@@ -24,6 +24,34 @@ mod service;
 mod streams;
 
 pub(crate) use client::TorDirs;
+pub(crate) use keys::TabKeys;
+pub(crate) use service::{announce_pending, announce_serving};
+
+/// The keys of `tab`: in memory for an ephemeral tab, else loaded from (or created in) its
+/// folder under `keys_dir` (by default under the user's data folder), which the console names.
+/// Both onion transports, Arti's and the system tor's, keep persistent keys the same way.
+pub(crate) fn tab_keys(
+    tab: &TabConfig,
+    keys_dir: Option<&std::path::Path>,
+    console: &Console,
+) -> anyhow::Result<TabKeys> {
+    let private = !tab.onion.public;
+    if !tab.onion.persistent {
+        return TabKeys::generate(private);
+    }
+    let dir = match keys_dir {
+        Some(dir) => dir.to_owned(),
+        None => keys::default_keys_dir()?,
+    }
+    .join(&tab.name);
+    let keys =
+        TabKeys::load_or_create(&dir, private).context("cannot use the tab's persistent keys")?;
+    console.tab(
+        &tab.name,
+        &format!("persistent: keys kept in {}", dir.display()),
+    );
+    Ok(keys)
+}
 
 /// The onion transport: the host's Tor client, and where persistent tabs keep their keys.
 pub(crate) struct OnionTransport {
@@ -63,23 +91,7 @@ impl OnionTransport {
         console: &Console,
         stopping: &CancellationToken,
     ) -> anyhow::Result<Option<Incoming>> {
-        let private = !tab.onion.public;
-        let keys = if tab.onion.persistent {
-            let dir = match &self.keys_dir {
-                Some(dir) => dir.clone(),
-                None => keys::default_keys_dir()?,
-            }
-            .join(&tab.name);
-            let keys = keys::TabKeys::load_or_create(&dir, private)
-                .context("cannot use the tab's persistent keys")?;
-            console.tab(
-                &tab.name,
-                &format!("persistent: keys kept in {}", dir.display()),
-            );
-            keys
-        } else {
-            keys::TabKeys::generate(private)?
-        };
+        let keys = tab_keys(tab, self.keys_dir.as_deref(), console)?;
         let pending = super::pending_start(tab);
         if let Some(start) = pending {
             service::announce_pending(&tab.name, &keys, start, tab.qr, console)?;

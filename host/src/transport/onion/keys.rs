@@ -168,6 +168,12 @@ impl TabKeys {
             .map(|secret| HsClientDescEncSecretKey::from(curve25519::StaticSecret::from(**secret)))
     }
 
+    /// The identity key as C tor's ADD_ONION takes it (`ED25519-V3:` + this): the base64 of
+    /// the 64-byte expanded secret.
+    pub(crate) fn identity_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(data_encoding::BASE64.encode(&*self.identity))
+    }
+
     /// The client private key as Tor Browser and C tor take it: 52 base32 characters.
     pub(crate) fn client_private_base32(&self) -> Option<Zeroizing<String>> {
         self.client

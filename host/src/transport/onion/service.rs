@@ -190,6 +190,25 @@ pub(crate) fn announce_pending(
     Ok(())
 }
 
+/// Prints the address (and client key) of a tab whose onion service at `address` is
+/// reachable: the same lines as for the embedded Arti's services, for the system tor's.
+pub(crate) fn announce_serving(
+    name: &str,
+    address: String,
+    private_key: Option<zeroize::Zeroizing<String>>,
+    qr: bool,
+    console: &Console,
+) {
+    Announcement {
+        tab: name.to_owned(),
+        address,
+        private_key,
+        qr,
+        console: console.clone(),
+    }
+    .print();
+}
+
 /// What the console says about a tab once its service is reachable.
 struct Announcement {
     tab: String,

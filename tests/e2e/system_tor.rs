@@ -1,0 +1,144 @@
+//! `backend = "system"` over the local Tor test network: a C tor of the network, with a
+//! control socket and cookie authentication, publishes the host's private chat and share tabs
+//! (ADD_ONION); the network's other C tor client reaches them with their keys and is refused
+//! without; a tab that stops is removed from tor (DEL_ONION) while the other stays; and when
+//! tor goes away, the tabs it published fail, loudly.
+
+use std::time::{Duration, Instant};
+
+use onionhost_tests::host::TestHost;
+use onionhost_tests::testnet::{SystemTor, Testnet};
+use serde_json::json;
+
+use crate::onion::{assert_needs_key, join_through_tor, onion_tab, scratch_dirs, scratch_env};
+
+/// How long tor may take to forget a stopped tab's service.
+const REMOVAL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Polls until `tor` hosts `onion` (`want`) or not, with a deadline.
+async fn wait_hosted(tor: &SystemTor, onion: &str, want: bool) {
+    let deadline = Instant::now() + REMOVAL_DEADLINE;
+    loop {
+        if tor.hosts(onion).await.expect("ask the system tor") == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the system tor {} {onion} after {REMOVAL_DEADLINE:?}; its log:\n{}",
+            if want { "does not host" } else { "still hosts" },
+            tor.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_system_tor_publishes_private_tabs_removes_a_stopped_one_and_its_loss_fails_the_rest() {
+    let net = Testnet::shared().await.expect("local Tor network");
+    let mut tor = net.system_tor().await.expect("the system tor");
+    let files = tempfile::tempdir().expect("temp dir");
+    let shared: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let shared_path = files.path().join("notes.bin");
+    std::fs::write(&shared_path, &shared).expect("write the shared file");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("onionhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tor]\nbackend = \"system\"\ncontrol = {:?}\n\n\
+             [[tab]]\nname = \"room\"\nmode = \"chat\"\n\n\
+             [[tab]]\nname = \"files\"\nmode = \"share\"\n[tab.share]\npaths = [{:?}]\n",
+            tor.control_socket().to_str().expect("utf-8"),
+            shared_path.to_str().expect("utf-8"),
+        ),
+    )
+    .expect("write the config");
+    let scratch = scratch_dirs(dir.path());
+    let env = scratch_env(&scratch);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let config = config.to_str().expect("utf-8").to_owned();
+    let host = TestHost::spawn_in(dir, &["run", "--config", &config], &env).expect("start");
+
+    let room = onion_tab(&host, "room", true);
+    let share = onion_tab(&host, "files", true);
+    let output = host.output();
+    assert!(
+        output.contains("[tor] using the system's tor through its control socket")
+            && output.contains("(SAFECOOKIE authentication)"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("127.0.0.1 port instead"),
+        "tor runs as this user here: the tabs are served on Unix sockets\n{output}"
+    );
+    assert!(
+        !output.contains("bootstrapping:"),
+        "Arti is not started\n{output}"
+    );
+    assert!(tor.hosts(&room.host).await.expect("ask tor"));
+    assert!(tor.hosts(&share.host).await.expect("ask tor"));
+
+    // Private: the address alone is not enough, for either tab.
+    assert_needs_key(net, &room.host).await;
+    assert_needs_key(net, &share.host).await;
+
+    // With its key, the chat works over WebSockets through tor.
+    net.authorize(&room.host, room.key.as_deref().expect("key"))
+        .await
+        .expect("authorize");
+    let (mut ann, _) = join_through_tor(net, &room.host, "ann").await;
+    let (mut bo, welcome) = join_through_tor(net, &room.host, "bo").await;
+    assert_eq!(welcome["members"], json!(["ann", "bo"]));
+    assert_eq!(ann.next().await, json!({"type": "joined", "name": "bo"}));
+    ann.send(json!({"type": "send", "text": "through the system tor"}))
+        .await;
+    let expected = json!({"type": "message", "from": "ann", "text": "through the system tor"});
+    assert_eq!(ann.next().await, expected);
+    assert_eq!(bo.next().await, expected);
+
+    // The share tab's one download comes through byte for byte; then the tab stops itself
+    // (stop after the first download), and its onion service goes from tor.
+    net.authorize(&share.host, share.key.as_deref().expect("key"))
+        .await
+        .expect("authorize");
+    let (status, body) = net
+        .get(&format!("http://{}/files/notes.bin", share.host))
+        .await
+        .expect("download through tor");
+    assert_eq!(status, 200);
+    assert!(body == shared, "the download differs from the shared file");
+    host.wait_for(r"\[files\] stopped\n")
+        .expect("the share tab stops after its download");
+    wait_hosted(&tor, &share.host, false).await;
+    assert!(
+        tor.hosts(&room.host).await.expect("ask tor"),
+        "the other tab's service stays"
+    );
+    let (_carl, welcome) = join_through_tor(net, &room.host, "carl").await;
+    assert_eq!(welcome["members"], json!(["ann", "bo", "carl"]));
+
+    // Tor goes away: the tab it published fails, on the console.
+    tor.kill();
+    host.wait_for(r"\[tor\] lost the control connection to the system's tor")
+        .expect("the host says it lost tor");
+    host.wait_for(r"\[room\] the system's tor lost its control connection")
+        .expect("the tab says why");
+    host.wait_for(r"\[room\] failed: ")
+        .expect("the tab is failed");
+    drop((ann, bo));
+    net.deauthorize(&room.host).await.expect("deauthorize");
+    net.deauthorize(&share.host).await.expect("deauthorize");
+    let stopped = host.wait_exit().expect("the host exits once no tab runs");
+    for key in [&room.key, &share.key].into_iter().flatten() {
+        assert!(
+            !stopped.stderr.contains(key.as_str()),
+            "a key reached the logs"
+        );
+    }
+    for sub in ["data", "home"] {
+        assert!(
+            crate::onion::files_under(&scratch.join(sub)).is_empty(),
+            "ephemeral tabs keep nothing in {sub}"
+        );
+    }
+}
