@@ -41,7 +41,7 @@ fn index_page(title: &str) -> Markup {
     Shell::new(title)
         .stylesheet("/chat.css")
         .script("/chat.js")
-        .body_class("chat")
+        .body_class("chat-page")
         .before_main(html! {
             noscript {
                 div.site-main {
@@ -223,6 +223,10 @@ mod tests {
             "id=\"rename-form\"",
             "<footer class=\"site-footer\">",
             "<span id=\"nojs-link\" hidden>",
+            // Regression (issue 12, seen in a desktop browser): the body had the class of the
+            // room's grid (`chat`), so the whole page became that two-column grid.
+            "<body class=\"chat-page\">",
+            "<div class=\"chat\">",
         ] {
             assert!(page.contains(part), "no {part:?} in {page}");
         }
