@@ -389,7 +389,12 @@ mod tests {
             ("/favicon.ico", &onionhost_sdk::page::FAVICON),
             (onionhost_sdk::page::LOGO_PATH, &onionhost_sdk::page::LOGO),
         ] {
-            let response = tab.router.clone().oneshot(get(path)).await.expect("infallible");
+            let response = tab
+                .router
+                .clone()
+                .oneshot(get(path))
+                .await
+                .expect("infallible");
             assert_eq!(response.status(), 200, "{path}");
             let body = onionhost_sdk::axum::body::to_bytes(response.into_body(), 1 << 20)
                 .await
