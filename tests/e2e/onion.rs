@@ -160,6 +160,27 @@ pub(crate) async fn assert_needs_key(net: &Testnet, onion: &str) {
     );
 }
 
+/// With `room`'s key, "ann" and "bo" join it through tor over WebSockets, and a message
+/// `text` from ann reaches both. Both stay in the room while the caller holds them.
+pub(crate) async fn chat_through_tor(
+    net: &Testnet,
+    room: &Tab,
+    text: &str,
+) -> [Member<TcpStream>; 2] {
+    net.authorize(&room.host, room.key.as_deref().expect("key"))
+        .await
+        .expect("authorize");
+    let (mut ann, _) = join_through_tor(net, &room.host, "ann").await;
+    let (mut bo, welcome) = join_through_tor(net, &room.host, "bo").await;
+    assert_eq!(welcome["members"], json!(["ann", "bo"]));
+    assert_eq!(ann.next().await, json!({"type": "joined", "name": "bo"}));
+    ann.send(json!({"type": "send", "text": text})).await;
+    let expected = json!({"type": "message", "from": "ann", "text": text});
+    assert_eq!(ann.next().await, expected);
+    assert_eq!(bo.next().await, expected);
+    [ann, bo]
+}
+
 /// Joins the chat tab at `onion` as `name` through tor.
 pub(crate) async fn join_through_tor(
     net: &Testnet,
@@ -219,18 +240,7 @@ async fn chat_and_share_tabs_are_private_ephemeral_onion_services() {
     assert_needs_key(net, &room.host).await;
 
     // Chat over WebSockets through tor.
-    net.authorize(&room.host, room.key.as_deref().expect("key"))
-        .await
-        .expect("authorize");
-    let (mut ann, _) = join_through_tor(net, &room.host, "ann").await;
-    let (mut bo, welcome) = join_through_tor(net, &room.host, "bo").await;
-    assert_eq!(welcome["members"], json!(["ann", "bo"]));
-    assert_eq!(ann.next().await, json!({"type": "joined", "name": "bo"}));
-    ann.send(json!({"type": "send", "text": "hello over tor"}))
-        .await;
-    let expected = json!({"type": "message", "from": "ann", "text": "hello over tor"});
-    assert_eq!(ann.next().await, expected);
-    assert_eq!(bo.next().await, expected);
+    let members = chat_through_tor(net, &room, "hello over tor").await;
 
     // Ephemeral: nothing under the host's temporary or data folders gives either tab away.
     let mut secrets = secrets_of(&room);
@@ -262,7 +272,7 @@ async fn chat_and_share_tabs_are_private_ephemeral_onion_services() {
             files_under(&scratch.join(sub))
         );
     }
-    drop((ann, bo));
+    drop(members);
     net.deauthorize(&room.host).await.expect("deauthorize");
     net.deauthorize(&share.host).await.expect("deauthorize");
 

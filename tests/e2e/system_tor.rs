@@ -10,7 +10,9 @@ use onionhost_tests::host::TestHost;
 use onionhost_tests::testnet::{SystemTor, Testnet};
 use serde_json::json;
 
-use crate::onion::{assert_needs_key, join_through_tor, onion_tab, scratch_dirs, scratch_env};
+use crate::onion::{
+    assert_needs_key, chat_through_tor, join_through_tor, onion_tab, scratch_dirs, scratch_env,
+};
 
 /// How long tor may take to forget a stopped tab's service.
 const REMOVAL_DEADLINE: Duration = Duration::from_secs(30);
@@ -83,18 +85,7 @@ async fn the_system_tor_publishes_private_tabs_removes_a_stopped_one_and_its_los
     assert_needs_key(net, &share.host).await;
 
     // With its key, the chat works over WebSockets through tor.
-    net.authorize(&room.host, room.key.as_deref().expect("key"))
-        .await
-        .expect("authorize");
-    let (mut ann, _) = join_through_tor(net, &room.host, "ann").await;
-    let (mut bo, welcome) = join_through_tor(net, &room.host, "bo").await;
-    assert_eq!(welcome["members"], json!(["ann", "bo"]));
-    assert_eq!(ann.next().await, json!({"type": "joined", "name": "bo"}));
-    ann.send(json!({"type": "send", "text": "through the system tor"}))
-        .await;
-    let expected = json!({"type": "message", "from": "ann", "text": "through the system tor"});
-    assert_eq!(ann.next().await, expected);
-    assert_eq!(bo.next().await, expected);
+    let members = chat_through_tor(net, &room, "through the system tor").await;
 
     // The share tab's one download comes through byte for byte; then the tab stops itself
     // (stop after the first download), and its onion service goes from tor.
@@ -125,7 +116,7 @@ async fn the_system_tor_publishes_private_tabs_removes_a_stopped_one_and_its_los
         .expect("the tab says why");
     host.wait_for(r"\[room\] failed: ")
         .expect("the tab is failed");
-    drop((ann, bo));
+    drop(members);
     net.deauthorize(&room.host).await.expect("deauthorize");
     net.deauthorize(&share.host).await.expect("deauthorize");
     let stopped = host.wait_exit().expect("the host exits once no tab runs");

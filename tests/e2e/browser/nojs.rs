@@ -1,30 +1,12 @@
 //! The pages without JavaScript in the browser: the chat's streamed page and plain forms, and
 //! the receive form posting itself.
 
-use std::path::{Path, PathBuf};
-
 use onionhost_tests::browser::{Options, Page};
 use onionhost_tests::chat_client::Member;
 use onionhost_tests::host::TestHost;
 use serde_json::json;
 
-/// The one upload folder the host made in `inbox`.
-fn only_folder(inbox: &Path) -> PathBuf {
-    let folders: Vec<PathBuf> = std::fs::read_dir(inbox)
-        .expect("read the inbox")
-        .map(|entry| entry.expect("an entry").path())
-        .collect();
-    assert_eq!(folders.len(), 1, "{folders:?}");
-    folders[0].clone()
-}
-
-/// A file of `len` bytes that are not all alike, in `dir`.
-fn file(dir: &Path, name: &str, len: usize) -> (PathBuf, Vec<u8>) {
-    let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
-    let path = dir.join(name);
-    std::fs::write(&path, &bytes).expect("write the file to upload");
-    (path, bytes)
-}
+use super::{file, only_folder};
 
 #[tokio::test]
 async fn a_visitor_without_javascript_reads_and_posts_renames_and_leaves() {
