@@ -220,7 +220,9 @@ impl TestHost {
             let fields: Vec<&str> = line.split_whitespace().collect();
             // local_address is hex `ADDR:PORT` (the address in host byte order); 0A is LISTEN.
             if fields.len() > 9 && fields[3] == "0A" && inodes.contains(fields[9]) {
-                let (addr, port) = fields[1].split_once(':').context("a /proc/net/tcp address")?;
+                let (addr, port) = fields[1]
+                    .split_once(':')
+                    .context("a /proc/net/tcp address")?;
                 let addr = std::net::Ipv4Addr::from(u32::from_be(u32::from_str_radix(addr, 16)?));
                 let port = u16::from_str_radix(port, 16)?;
                 listening.tcp.push(std::net::SocketAddr::from((addr, port)));

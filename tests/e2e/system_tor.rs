@@ -211,9 +211,7 @@ async fn a_system_tor_of_another_user_gets_127_0_0_1_tabs_said_on_the_console_an
     net.deauthorize(&share.host).await.expect("deauthorize");
     let stopped = host.stop().expect("stop");
     assert!(
-        !stopped
-            .stderr
-            .contains(share.key.as_deref().expect("key")),
+        !stopped.stderr.contains(share.key.as_deref().expect("key")),
         "a key reached the logs"
     );
 }

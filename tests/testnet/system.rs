@@ -6,8 +6,8 @@
 //! by the tests that need it ([`Testnet::system_tor_of_another_user`]).
 
 use std::fmt::Write as _;
-use std::os::unix::fs::PermissionsExt as _;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
