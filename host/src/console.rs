@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
 
+use crate::tabs::Tabs;
+
 mod qr;
 
 /// How often one transfer's progress is shown at most, and how long a transfer runs before
@@ -34,12 +36,20 @@ pub(crate) struct Console {
     transfers: Arc<Mutex<HashMap<(String, u64), Transfer>>>,
     /// How many transfers are in flight, for those who wait for none to be.
     in_flight: Arc<tokio::sync::watch::Sender<usize>>,
+    /// What each tab is doing now, fed by the same calls that print.
+    tabs: Tabs,
     /// In tests: every line printed, to assert on.
     #[cfg(test)]
     captured: Arc<Mutex<Vec<String>>>,
 }
 
 impl Console {
+    /// What each tab is doing now: its status record, which the supervisor and the
+    /// transports keep and this console's events feed.
+    pub(crate) fn tabs(&self) -> &Tabs {
+        &self.tabs
+    }
+
     /// Prints a line about the host as a whole.
     pub(crate) fn host(&self, message: &str) {
         self.print(message);
@@ -103,6 +113,7 @@ impl Console {
 
     /// [`Console::event`], as seen at `now` (tests pass another time).
     fn event_at(&self, tab: &str, event: TabEvent, now: Instant) {
+        self.tabs.event(tab, &event);
         let mut transfers = self
             .transfers
             .lock()
@@ -239,7 +250,7 @@ fn noun(direction: Direction) -> &'static str {
     }
 }
 
-fn rate(bytes: u64, elapsed: Duration) -> u64 {
+pub(crate) fn rate(bytes: u64, elapsed: Duration) -> u64 {
     let secs = elapsed.as_secs_f64();
     if secs <= 0.0 {
         bytes
