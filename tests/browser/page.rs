@@ -27,6 +27,7 @@ use chromiumoxide::page::ScreenshotParams;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::audit::{AUDIT_JS, Audit};
 use super::records::Records;
 use super::{Device, Options, Shared, WAIT, screenshot_dir, shared};
 
@@ -350,6 +351,18 @@ impl Page {
             "{url}:\nconsole errors: {errors:#?}\nCSP violations: {violations:#?}\n\
              requests to other origins: {foreign:#?}"
         );
+    }
+
+    /// Forgets what the page recorded so far (console errors, CSP violations, requests), so
+    /// that the next checks are about what comes next (the next page visited in this tab).
+    pub fn clear_records(&self) {
+        self.records.clear();
+    }
+
+    /// Measures the page as it is shown now: sideways scrolling, labels, contrast (see
+    /// [`Audit`]).
+    pub async fn audit(&self) -> Result<Audit> {
+        self.eval(AUDIT_JS).await.context("audit the page")
     }
 
     /// Saves a screenshot of the whole page as `target/browser-screenshots/<test>-<label>.png`
