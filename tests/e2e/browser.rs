@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 mod chat;
+mod details;
 mod nojs;
 mod phone;
 mod receive;
