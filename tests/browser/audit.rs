@@ -61,7 +61,10 @@ impl Audit {
 
 /// The page's side of [`Audit`]: one expression, run by DevTools (with the page's scripts
 /// off too), returning the fields of `Audit`.
-pub(super) const AUDIT_JS: &str = r##"(() => {
+/// The colour helpers of [`audit_js`] and [`focus_js`]: `dark`, `parse`, `over`, `behind`
+/// (what is painted behind an element), `opacity`, `lum`, `ratio` (WCAG contrast), `css`,
+/// `name`, `shown`, `large`.
+const HELPERS_JS: &str = r##"
   const dark = matchMedia("(prefers-color-scheme: dark)").matches;
   const parse = (text) => {
     const m = text.match(/-?[\d.]+/g);
@@ -124,6 +127,10 @@ pub(super) const AUDIT_JS: &str = r##"(() => {
     return size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
   };
 
+"##;
+
+/// What [`Audit`] measures, after [`HELPERS_JS`].
+const AUDIT_BODY_JS: &str = r##"
   const lowText = [];
   const lowControls = [];
   let measured = 0;
@@ -199,4 +206,54 @@ pub(super) const AUDIT_JS: &str = r##"(() => {
     lowContrastControls: lowControls.slice(0, 20),
     measured,
   };
-})()"##;
+"##;
+
+/// The page's side of [`Audit`]: one expression, run by DevTools (with the page's scripts
+/// off too), returning the fields of `Audit`.
+pub(super) fn audit_js() -> String {
+    format!("(() => {{{HELPERS_JS}{AUDIT_BODY_JS}}})()")
+}
+
+/// How the element with the keyboard focus shows it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FocusRing {
+    /// The element (`tag#id.class`).
+    pub element: String,
+    /// Whether it matches `:focus-visible`.
+    pub visible: bool,
+    /// Its outline's style (`solid`, `none`...).
+    pub style: String,
+    /// Its outline's width, in CSS pixels.
+    pub width: f64,
+    /// The outline's contrast against what is around the element.
+    pub contrast: f64,
+}
+
+impl FocusRing {
+    /// Whether the ring is there and seen: a solid outline at least 2 px wide, at least 3:1
+    /// against its surroundings (WCAG 2.4.7 and 1.4.11).
+    pub fn is_visible(&self) -> bool {
+        self.visible && self.style != "none" && self.width >= 2.0 && self.contrast >= 3.0
+    }
+}
+
+/// The page's side of [`FocusRing`]: `null` when nothing but the page has the focus.
+pub(super) fn focus_js() -> String {
+    format!(
+        "(() => {{{HELPERS_JS}
+  const el = document.activeElement;
+  if (!el || el === document.body || el === document.documentElement) return null;
+  const style = getComputedStyle(el);
+  const around = behind(el.parentElement || el);
+  const ring = parse(style.outlineColor) || around;
+  return {{
+    element: name(el),
+    visible: el.matches(':focus-visible'),
+    style: style.outlineStyle,
+    width: parseFloat(style.outlineWidth) || 0,
+    contrast: ratio(over(ring, around), around),
+  }};
+}})()"
+    )
+}

@@ -15,7 +15,8 @@ use chromiumoxide::cdp::browser_protocol::emulation::{
     SetScriptExecutionDisabledParams, SetTouchEmulationEnabledParams, SetUserAgentOverrideParams,
 };
 use chromiumoxide::cdp::browser_protocol::input::{
-    DispatchDragEventParams, DispatchDragEventType, DragData, DragDataItem, InsertTextParams,
+    DispatchDragEventParams, DispatchDragEventType, DispatchKeyEventParams, DispatchKeyEventType,
+    DragData, DragDataItem, InsertTextParams,
 };
 use chromiumoxide::cdp::browser_protocol::network::{
     EmulateNetworkConditionsByRuleParams, NetworkConditions,
@@ -31,7 +32,7 @@ use chromiumoxide::page::ScreenshotParams;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::audit::{AUDIT_JS, Audit};
+use super::audit::{Audit, FocusRing, audit_js, focus_js};
 use super::records::Records;
 use super::{Device, Options, Shared, WAIT, screenshot_dir, shared};
 
@@ -425,7 +426,31 @@ impl Page {
     /// Measures the page as it is shown now: sideways scrolling, labels, contrast (see
     /// [`Audit`]).
     pub async fn audit(&self) -> Result<Audit> {
-        self.eval(AUDIT_JS).await.context("audit the page")
+        self.eval(&audit_js()).await.context("audit the page")
+    }
+
+    /// Presses Tab, as a keyboard user moving to the next control.
+    pub async fn press_tab(&self) -> Result<()> {
+        for kind in [DispatchKeyEventType::KeyDown, DispatchKeyEventType::KeyUp] {
+            let event = DispatchKeyEventParams::builder()
+                .r#type(kind)
+                .key("Tab")
+                .code("Tab")
+                .windows_virtual_key_code(9)
+                .native_virtual_key_code(9)
+                .build()
+                .map_err(|e| anyhow!("DispatchKeyEventParams: {e}"))?;
+            tokio::time::timeout(WAIT, self.page.execute(event))
+                .await
+                .map_err(|_| anyhow!("pressing Tab did not finish within {WAIT:?}"))?
+                .context("press Tab")?;
+        }
+        Ok(())
+    }
+
+    /// How the element with the keyboard focus shows it; `None` when no element has it.
+    pub async fn focus_ring(&self) -> Result<Option<FocusRing>> {
+        self.eval(&focus_js()).await.context("the focus ring")
     }
 
     /// Saves a screenshot of the whole page as `target/browser-screenshots/<test>-<label>.png`

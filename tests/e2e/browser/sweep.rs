@@ -160,6 +160,31 @@ impl Walk {
         }
     }
 
+    /// Moves through the page's first controls with Tab, as a keyboard user: each one shows
+    /// a focus ring that is seen (solid, 2 px or more, 3:1 against what is around it).
+    async fn check_focus(&mut self, what: &str) {
+        let setting = format!("{:?}", self.options);
+        let mut reached = 0;
+        for _ in 0..6 {
+            self.page.press_tab().await.expect("press Tab");
+            match self.page.focus_ring().await.expect("the focus ring") {
+                Some(ring) => {
+                    reached += 1;
+                    if !ring.is_visible() {
+                        self.problems.push(format!(
+                            "{what} ({setting}): no visible focus ring: {ring:?}"
+                        ));
+                    }
+                }
+                None => break,
+            }
+        }
+        if reached == 0 {
+            self.problems
+                .push(format!("{what} ({setting}): Tab reaches no control"));
+        }
+    }
+
     async fn check(&mut self, what: &str, tab: &str, refused: Option<&str>) {
         self.check_page(what, tab, refused, true).await;
     }
@@ -293,6 +318,7 @@ async fn chat(walk: &mut Walk, tab: &str) {
         )
         .await;
         walk.check("the chat's live page", tab, None).await;
+        walk.check_focus("the chat's live page").await;
     } else {
         page.wait_for("#nojs-name").await.expect("the join form");
         walk.expect_present(
@@ -344,6 +370,8 @@ async fn chat(walk: &mut Walk, tab: &str) {
     .await;
     walk.check("the chat's session page without JavaScript", tab, None)
         .await;
+    walk.check_focus("the chat's session page without JavaScript")
+        .await;
     let page = &walk.page;
     page.click("form[action$='/leave'] button")
         .await
@@ -362,6 +390,7 @@ async fn chat(walk: &mut Walk, tab: &str) {
 async fn share(walk: &mut Walk, tab: &str, single: &str) {
     walk.visit(tab, "/").await;
     walk.check("the share's listing", tab, None).await;
+    walk.check_focus("the share's listing").await;
     walk.visit(tab, "/files/photos/").await;
     walk.check("a shared folder's listing", tab, None).await;
     walk.visit(tab, "/files/nothing-here").await;
@@ -392,6 +421,7 @@ async fn receive(walk: &mut Walk, tab: &str) {
     )
     .await;
     walk.check("the receive form", tab, None).await;
+    walk.check_focus("the receive form").await;
     let javascript = walk.options.javascript;
     let page = &walk.page;
     page.fill("#text", "hello").await.expect("type");
@@ -487,6 +517,7 @@ async fn strict_website(walk: &mut Walk, tab: &str) {
 async fn pastebin(walk: &mut Walk, tab: &str) {
     walk.visit(tab, "/").await;
     walk.check("the pastebin's form", tab, None).await;
+    walk.check_focus("the pastebin's form").await;
     let page = &walk.page;
     page.fill("#text", "a paste").await.expect("type");
     page.click("form[action='/paste'] button")
