@@ -114,6 +114,8 @@ pub struct Testnet {
     bridge: tokio::sync::OnceCell<Obfs4Bridge>,
     /// The delaying proxies in front of every OR port, when the network has a link delay.
     delay: Option<DelayProxies>,
+    /// The system tor that runs as another user, started by the first test that needs it.
+    other_user_tor: tokio::sync::OnceCell<SystemTor>,
 }
 
 /// Settings of a network started with [`Testnet::start_with`]; the default is the tests'

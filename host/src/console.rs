@@ -13,10 +13,14 @@ use std::time::{Duration, Instant};
 
 use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
 
+use crate::tabs::Tabs;
+
 mod qr;
 
-/// How often one transfer's progress is shown at most.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How often one transfer's progress is shown at most, and how long a transfer runs before
+/// its first progress line: a short transfer gets only its start and end lines, and a long
+/// one on a service's log (stdout not a terminal) one line per 10 s, not a stream of them.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Progress of one transfer, for rates.
 struct Transfer {
@@ -32,12 +36,20 @@ pub(crate) struct Console {
     transfers: Arc<Mutex<HashMap<(String, u64), Transfer>>>,
     /// How many transfers are in flight, for those who wait for none to be.
     in_flight: Arc<tokio::sync::watch::Sender<usize>>,
+    /// What each tab is doing now, fed by the same calls that print.
+    tabs: Tabs,
     /// In tests: every line printed, to assert on.
     #[cfg(test)]
     captured: Arc<Mutex<Vec<String>>>,
 }
 
 impl Console {
+    /// What each tab is doing now: its status record, which the supervisor and the
+    /// transports keep and this console's events feed.
+    pub(crate) fn tabs(&self) -> &Tabs {
+        &self.tabs
+    }
+
     /// Prints a line about the host as a whole.
     pub(crate) fn host(&self, message: &str) {
         self.print(message);
@@ -96,6 +108,12 @@ impl Console {
 
     /// Shows an event a tab reported.
     pub(crate) fn event(&self, tab: &str, event: TabEvent) {
+        self.event_at(tab, event, Instant::now());
+    }
+
+    /// [`Console::event`], as seen at `now` (tests pass another time).
+    fn event_at(&self, tab: &str, event: TabEvent, now: Instant) {
+        self.tabs.event(tab, &event);
         let mut transfers = self
             .transfers
             .lock()
@@ -109,7 +127,6 @@ impl Console {
                 total_bytes,
                 label,
             } => {
-                let now = Instant::now();
                 transfers.insert(
                     (tab.to_owned(), id),
                     Transfer {
@@ -129,20 +146,23 @@ impl Console {
                 let Some(transfer) = transfers.get_mut(&(tab.to_owned(), id)) else {
                     return;
                 };
-                let now = Instant::now();
                 if now.duration_since(transfer.last_shown) < PROGRESS_EVERY {
                     return;
                 }
                 transfer.last_shown = now;
                 let of = transfer
                     .total
-                    .map(|t| format!(" of {}", human_bytes(t)))
+                    .filter(|&total| total > 0)
+                    .map(|total| {
+                        let percent = u128::from(bytes.min(total)) * 100 / u128::from(total);
+                        format!(" of {} ({percent}%)", human_bytes(total))
+                    })
                     .unwrap_or_default();
                 format!(
                     "{} #{id}: {}{of}, {}/s",
                     noun(transfer.direction),
                     human_bytes(bytes),
-                    human_bytes(rate(bytes, transfer.started.elapsed()))
+                    human_bytes(rate(bytes, now.duration_since(transfer.started)))
                 )
             }
             TabEvent::TransferFinished {
@@ -155,7 +175,7 @@ impl Console {
                 let direction = transfer
                     .as_ref()
                     .map_or(Direction::Download, |t| t.direction);
-                let elapsed = transfer.map_or(Duration::ZERO, |t| t.started.elapsed());
+                let elapsed = transfer.map_or(Duration::ZERO, |t| now.duration_since(t.started));
                 let how = match outcome {
                     TransferOutcome::Completed => "finished",
                     TransferOutcome::Cancelled => "cancelled",
@@ -230,7 +250,7 @@ fn noun(direction: Direction) -> &'static str {
     }
 }
 
-fn rate(bytes: u64, elapsed: Duration) -> u64 {
+pub(crate) fn rate(bytes: u64, elapsed: Duration) -> u64 {
     let secs = elapsed.as_secs_f64();
     if secs <= 0.0 {
         bytes
@@ -257,9 +277,95 @@ pub(crate) fn human_bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use onionhost_sdk::{TabEvent, TransferOutcome};
+    use std::time::{Duration, Instant};
+
+    use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
 
     use super::{Console, human_bytes};
+
+    /// Stdout that is not a terminal (a service's log) gets a transfer's start and end, and
+    /// progress only for a transfer that lasts, one line per 10 s at most, with no name.
+    #[test]
+    fn progress_lines_come_only_for_long_transfers_and_at_most_every_10_s() {
+        let console = Console::default();
+        let start = Instant::now();
+        let at = |secs: f64| start + Duration::from_secs_f64(secs);
+        console.event_at(
+            "t",
+            TabEvent::TransferStarted {
+                id: 1,
+                direction: Direction::Download,
+                total_bytes: Some(100 << 20),
+                label: None,
+            },
+            start,
+        );
+        // Progress as a mode reports it, four times a second, for 25 s.
+        for quarter in 1..100_u32 {
+            console.event_at(
+                "t",
+                TabEvent::TransferProgress {
+                    id: 1,
+                    bytes: u64::from(quarter) << 20,
+                },
+                at(f64::from(quarter) / 4.0),
+            );
+        }
+        console.event_at(
+            "t",
+            TabEvent::TransferFinished {
+                id: 1,
+                bytes: 100 << 20,
+                outcome: TransferOutcome::Completed,
+                saved_to: None,
+            },
+            at(25.0),
+        );
+        let lines = console.lines();
+        assert_eq!(
+            lines,
+            [
+                "[t] download #1 started (100.0 MiB)",
+                "[t] download #1: 40.0 MiB of 100.0 MiB (40%), 4.0 MiB/s",
+                "[t] download #1: 80.0 MiB of 100.0 MiB (80%), 4.0 MiB/s",
+                "[t] download #1 finished: 100.0 MiB in 25.0 s (4.0 MiB/s)",
+            ]
+        );
+
+        // A short one: its start and end only.
+        let console = Console::default();
+        console.event_at(
+            "t",
+            TabEvent::TransferStarted {
+                id: 2,
+                direction: Direction::Upload,
+                total_bytes: None,
+                label: None,
+            },
+            start,
+        );
+        for quarter in 1..36_u32 {
+            console.event_at(
+                "t",
+                TabEvent::TransferProgress {
+                    id: 2,
+                    bytes: u64::from(quarter) << 10,
+                },
+                at(f64::from(quarter) / 4.0),
+            );
+        }
+        console.event_at(
+            "t",
+            TabEvent::TransferFinished {
+                id: 2,
+                bytes: 36 << 10,
+                outcome: TransferOutcome::Completed,
+                saved_to: None,
+            },
+            at(9.0),
+        );
+        assert_eq!(console.lines().len(), 2, "{:?}", console.lines());
+    }
 
     #[test]
     fn bytes_are_human() {

@@ -14,6 +14,7 @@ mod modes;
 mod notice;
 mod plugin;
 mod supervisor;
+mod tabs;
 mod transport;
 
 use cli::{Cli, Command, CommonArgs, TabArgs};
@@ -269,7 +270,7 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
                 }
             }
         };
-        let tabs = config.tabs.len();
+        let (_handle, orders) = supervisor::handle(&console);
         let summary = supervisor::run(
             config,
             registry,
@@ -277,13 +278,15 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
             console,
             shutdown,
             force_close.clone(),
+            orders,
         )
         .await;
         if let Some(finished) = finished {
             // The onion services and their tasks end before the runtime goes down.
             finished.await;
         }
-        Ok(if summary.failed == tabs && tabs > 0 {
+        // A failure when every tab failed (none ever stopped normally).
+        Ok(if summary.failed > 0 && summary.stopped == 0 {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS

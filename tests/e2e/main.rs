@@ -5,6 +5,7 @@ mod bridges;
 mod browser;
 mod chat;
 mod config;
+mod console;
 mod host;
 mod one_tab;
 mod onion;

@@ -215,6 +215,7 @@ impl Testnet {
             ports,
             bridge: tokio::sync::OnceCell::new(),
             delay,
+            other_user_tor: tokio::sync::OnceCell::new(),
         };
         std::fs::write(&net.network_file, net.network_toml()).context("write network.toml")?;
         net.cold_start = started.elapsed();
