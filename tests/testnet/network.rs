@@ -31,8 +31,8 @@ impl Testnet {
         Self::start_with(&NetworkOptions::default())
     }
 
-    /// [`Testnet::start`] with other settings (see [`NetworkOptions`]): for the benchmarks,
-    /// which start a network of their own in a process of their own (`bench/run --tor`).
+    /// A network of its own with other settings (see [`NetworkOptions`]), started and waited
+    /// for as the shared one: for the benchmarks (`bench/overtor`), in a process of their own.
     pub fn start_with(options: &NetworkOptions) -> Result<Testnet> {
         let tor = find_tool("tor", "tor")?;
         let gencert = find_tool("tor-gencert", "tor")?;
