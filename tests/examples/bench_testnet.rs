@@ -1,4 +1,4 @@
-//! The local Tor test network for `bench/run --tor`: starts the tests' network
+//! The local Tor test network for `bench/overtor`: starts the tests' network
 //! ([`Testnet::start_with`]) in this process, prints one JSON line with what the benchmark needs
 //! (the client's SOCKS port, the network file for the host's `--tor-network`, the torrc lines
 //! for more tor processes, the link delay and its measured round trip), then keeps the network
