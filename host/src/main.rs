@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 mod cli;
 mod config;
 mod console;
+mod control;
 mod logging;
 mod modes;
 mod notice;
@@ -32,8 +33,17 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Tabs { control, command } = cli.command {
+        return match control::client::run(control.as_deref(), command) {
+            Ok(code) => code,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     logging::init();
-    let registry = Registry::builtin();
+    let registry = std::sync::Arc::new(Registry::builtin());
     let (config, common) = match host_config(cli.command, &registry) {
         Ok(Some(found)) => found,
         Ok(None) => return ExitCode::SUCCESS,
@@ -116,6 +126,7 @@ fn host_config(
     };
     Ok(Some(match command {
         Command::Run { config, common } => (config::load(&config, registry)?, common),
+        Command::Tabs { .. } => anyhow::bail!("`onionhost tabs` starts no host"),
         Command::Check { config } => {
             let config = config::load(&config, registry)?;
             registry.check_plugins(&config)?;
@@ -222,7 +233,11 @@ fn text_path(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Runs the tabs until they end or a signal comes.
-fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::Result<ExitCode> {
+fn run(
+    config: HostConfig,
+    common: &CommonArgs,
+    registry: &std::sync::Arc<Registry>,
+) -> anyhow::Result<ExitCode> {
     // Arti's temporary folder is removed only after the runtime (and so every Arti task that
     // might still write to it) has stopped: it is declared first, so it is dropped last.
     let mut tor_dirs: Option<TorDirs> = None;
@@ -232,6 +247,23 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
         let console = Console::default();
+        let (handle, orders) = supervisor::handle(&console);
+        // The control socket opens first: `onionhost tabs list` sees the tabs while Tor
+        // connects. The host refuses to start when it cannot open it safely.
+        let control = if common.no_control {
+            None
+        } else {
+            let socket = control::ControlSocket::open(common.control.as_deref())?;
+            tracing::debug!("control socket at {}", socket.path().display());
+            let check: control::Check = {
+                let registry = std::sync::Arc::clone(registry);
+                let backend = config.tor.backend.clone();
+                std::sync::Arc::new(move |table| {
+                    config::check_added_tab(table, &*registry, &backend)
+                })
+            };
+            Some(tokio::spawn(socket.serve(handle.clone(), check)))
+        };
         // Signals are caught from here on, before anything slow starts (connecting to Tor).
         let shutdown = CancellationToken::new();
         let force_close = CancellationToken::new();
@@ -270,7 +302,7 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
                 }
             }
         };
-        let (_handle, orders) = supervisor::handle(&console);
+        drop(handle);
         let summary = supervisor::run(
             config,
             registry,
@@ -281,6 +313,11 @@ fn run(config: HostConfig, common: &CommonArgs, registry: &Registry) -> anyhow::
             orders,
         )
         .await;
+        if let Some(control) = control {
+            // Its socket file goes with it.
+            control.abort();
+            let _ = control.await;
+        }
         if let Some(finished) = finished {
             // The onion services and their tasks end before the runtime goes down.
             finished.await;
