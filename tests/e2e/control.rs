@@ -311,3 +311,77 @@ fn another_user_is_refused() {
         .expect("run");
     assert!(mine.status.success(), "{}", stderr(&mine));
 }
+
+/// A share tab added to a host on the local Tor network is published and serves through Tor.
+#[tokio::test]
+async fn a_tab_added_at_run_time_serves_through_tor() {
+    use crate::onion::{onion_tab, scratch_dirs, scratch_env};
+    let net = onionhost_tests::testnet::Testnet::shared()
+        .await
+        .expect("local Tor network");
+    let runtime = runtime_dir();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = scratch_dirs(dir.path());
+    let shared = dir.path().join("shared.txt");
+    std::fs::write(&shared, "bytes through tor").expect("write");
+    let mut env = scratch_env(&scratch);
+    env.push((
+        "XDG_RUNTIME_DIR",
+        runtime.path().to_str().expect("utf-8").to_owned(),
+    ));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let network = net.network_file().to_str().expect("utf-8").to_owned();
+    let host = TestHost::spawn_in(dir, &["chat", "--public", "--tor-network", &network], &env)
+        .expect("start");
+    onion_tab(&host, "chat", false);
+    let rt = runtime.path().to_owned();
+    let shared = shared.to_str().expect("utf-8").to_owned();
+    // `tabs add` waits until the tab serves, which takes its publication through Tor.
+    let added = tokio::task::spawn_blocking(move || {
+        tabs(
+            &rt,
+            &[
+                "add",
+                "--mode",
+                "share",
+                "--name",
+                "files",
+                "--public",
+                "--keep-sharing",
+                &shared,
+            ],
+        )
+    })
+    .await
+    .expect("tabs add");
+    assert!(
+        added.status.success(),
+        "{}\n{}",
+        stderr(&added),
+        host.output()
+    );
+    let text = stdout(&added);
+    let address = text
+        .lines()
+        .find_map(|l| l.strip_prefix("address: "))
+        .unwrap_or_else(|| panic!("no address: {text}"))
+        .to_owned();
+    assert!(address.ends_with(".onion/"), "{address}");
+    assert_eq!(
+        onion_tab(&host, "files", false).host,
+        address.trim_start_matches("http://").trim_end_matches('/')
+    );
+    let (status, body) = net
+        .get(&format!("{address}files/shared.txt"))
+        .await
+        .expect("GET through tor");
+    assert_eq!(status, 200);
+    assert_eq!(body, b"bytes through tor");
+    let list = tabs(runtime.path(), &["list", "--json"]);
+    assert!(
+        stdout(&list).contains(&format!(r#""address":"{address}""#)),
+        "{}",
+        stdout(&list)
+    );
+    host.stop().expect("stop");
+}
