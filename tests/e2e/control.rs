@@ -312,6 +312,95 @@ fn another_user_is_refused() {
     assert!(mine.status.success(), "{}", stderr(&mine));
 }
 
+/// The socket's bounds: at most 8 connections at once (the 9th is told why and closed), and a
+/// request line longer than 256 KiB is refused and its connection closed, while the host and
+/// the other connections keep working.
+#[test]
+fn the_socket_bounds_connections_and_line_length() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::os::unix::net::UnixStream;
+    let runtime = runtime_dir();
+    let host = chat_host(runtime.path());
+    host.url("chat").expect("chat serves");
+    let socket = runtime
+        .path()
+        .join("onionhost")
+        .join(format!("{}.sock", host.pid()));
+    let connect = || {
+        let stream = UnixStream::connect(&socket).expect("connect");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        (stream, reader)
+    };
+    let line = |reader: &mut BufReader<UnixStream>| {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read a line");
+        line
+    };
+    // Linux reports a peer that closed with unread data as a reset rather than an end.
+    let closed = |reader: &mut BufReader<UnixStream>| {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            Ok(_) => false,
+        }
+    };
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let (stream, mut reader) = connect();
+        let hello = line(&mut reader);
+        assert!(hello.starts_with("{\"onionhost\":1"), "{hello}");
+        open.push((stream, reader));
+    }
+    let (_ninth, mut reader) = connect();
+    let refused = line(&mut reader);
+    assert!(refused.contains("\"ok\":false"), "{refused}");
+    assert!(
+        refused.contains("too many control connections"),
+        "{refused}"
+    );
+    assert!(closed(&mut reader), "the ninth is closed");
+
+    // A line over 256 KiB: refused, and that connection closed.
+    let (stream, reader) = &mut open[0];
+    let long = format!(
+        "{{\"request\":\"show\",\"name\":\"{}\"}}\n",
+        "a".repeat(256 * 1024)
+    );
+    // The host may close before reading it all.
+    let _ = stream.write_all(long.as_bytes());
+    let refused = line(reader);
+    assert!(refused.contains("longer than 262144 bytes"), "{refused}");
+    assert!(closed(reader), "closed after a too-long line");
+    open.remove(0);
+
+    // The others still answer, and a new connection fits in the freed slot.
+    let (stream, reader) = &mut open[0];
+    stream.write_all(b"{\"request\":\"list\"}\n").expect("send");
+    let listed = line(reader);
+    assert!(listed.contains("\"ok\":true"), "{listed}");
+    assert!(listed.contains("\"chat\""), "{listed}");
+    // The freed slot is given back as that connection's task ends: poll with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_new, mut reader) = connect();
+        let first = line(&mut reader);
+        if first.starts_with("{\"onionhost\":1") {
+            break;
+        }
+        assert!(first.contains("too many control connections"), "{first}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was not freed"
+        );
+        std::thread::yield_now();
+    }
+    host.url("chat").expect("chat still serves");
+}
+
 /// A share tab added to a host on the local Tor network is published and serves through Tor.
 #[tokio::test]
 async fn a_tab_added_at_run_time_serves_through_tor() {
