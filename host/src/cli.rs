@@ -35,6 +35,9 @@ pub(crate) struct CommonArgs {
         conflicts_with = "local_only"
     )]
     pub(crate) tor_control: Option<String>,
+    /// Print plain lines even when stdout is a terminal, instead of the live view.
+    #[arg(long, global = true)]
+    pub(crate) plain: bool,
 }
 
 /// Options of the one-tab commands (`chat`, `share`, `receive`, `website`).
@@ -137,4 +140,18 @@ pub(crate) enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+}
+
+impl Command {
+    /// The options every command that runs tabs has (`check` runs none).
+    pub(crate) fn common(&self) -> Option<&CommonArgs> {
+        match self {
+            Self::Run { common, .. }
+            | Self::Chat { common, .. }
+            | Self::Share { common, .. }
+            | Self::Receive { common, .. }
+            | Self::Website { common, .. } => Some(common),
+            Self::Check { .. } => None,
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod chat;
 mod config;
 mod console;
 mod host;
+mod live;
 mod one_tab;
 mod onion;
 mod plugin;
