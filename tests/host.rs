@@ -59,6 +59,15 @@ pub struct Stopped {
     pub stderr: String,
 }
 
+/// What a host listens on (see [`TestHost::listening`]).
+#[derive(Debug, Default)]
+pub struct Listening {
+    /// Its TCP (IPv4) listeners.
+    pub tcp: Vec<std::net::SocketAddr>,
+    /// The paths of its Unix socket listeners (empty for an unnamed or abstract one).
+    pub unix: Vec<PathBuf>,
+}
+
 impl TestHost {
     /// Runs `onionhost ARGS` (add `--local-only` yourself where wanted).
     pub fn spawn(args: &[&str]) -> Result<Self> {
@@ -185,6 +194,51 @@ impl TestHost {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The sockets the host listens on now, read from `/proc`: its open socket inodes
+    /// (`/proc/<pid>/fd`) matched against the listening TCP (IPv4) and Unix sockets of the
+    /// network namespace (`/proc/net/tcp`, `/proc/net/unix`).
+    pub fn listening(&self) -> Result<Listening> {
+        let mut inodes = std::collections::HashSet::new();
+        let fds = format!("/proc/{}/fd", self.pid());
+        for fd in std::fs::read_dir(&fds).with_context(|| format!("read {fds}"))? {
+            let Ok(target) = std::fs::read_link(fd?.path()) else {
+                continue;
+            };
+            if let Some(inode) = target
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:["))
+                .and_then(|t| t.strip_suffix(']'))
+            {
+                inodes.insert(inode.to_owned());
+            }
+        }
+        let mut listening = Listening::default();
+        let tcp = std::fs::read_to_string("/proc/net/tcp").context("read /proc/net/tcp")?;
+        for line in tcp.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address is hex `ADDR:PORT` (the address in host byte order); 0A is LISTEN.
+            if fields.len() > 9 && fields[3] == "0A" && inodes.contains(fields[9]) {
+                let (addr, port) = fields[1]
+                    .split_once(':')
+                    .context("a /proc/net/tcp address")?;
+                let addr = std::net::Ipv4Addr::from(u32::from_be(u32::from_str_radix(addr, 16)?));
+                let port = u16::from_str_radix(port, 16)?;
+                listening.tcp.push(std::net::SocketAddr::from((addr, port)));
+            }
+        }
+        let unix = std::fs::read_to_string("/proc/net/unix").context("read /proc/net/unix")?;
+        for line in unix.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // Flags 00010000 is __SO_ACCEPTCON: a listening socket.
+            if fields.len() > 6 && fields[3] == "00010000" && inodes.contains(fields[6]) {
+                listening
+                    .unix
+                    .push(fields.get(7).map(PathBuf::from).unwrap_or_default());
+            }
+        }
+        Ok(listening)
     }
 
     /// Sends SIGTERM and waits for the process to exit (with a deadline).

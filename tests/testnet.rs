@@ -110,6 +110,8 @@ pub struct Testnet {
     ports: Vec<u16>,
     /// The obfs4 bridge, started by the first test that needs it.
     bridge: tokio::sync::OnceCell<Obfs4Bridge>,
+    /// The system tor that runs as another user, started by the first test that needs it.
+    other_user_tor: tokio::sync::OnceCell<SystemTor>,
 }
 
 impl Testnet {

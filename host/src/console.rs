@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
 
+use crate::tabs::Tabs;
+
 pub(crate) mod live;
 pub(crate) mod pane;
 mod qr;
@@ -40,6 +42,8 @@ pub(crate) struct Console {
     in_flight: Arc<tokio::sync::watch::Sender<usize>>,
     /// The live view's pane, where lines go instead of stdout while the view is open.
     pane: Option<Pane>,
+    /// What each tab is doing now, fed by the same calls that print.
+    tabs: Tabs,
     /// In tests: every line printed, to assert on.
     #[cfg(test)]
     captured: Arc<Mutex<Vec<String>>>,
@@ -53,6 +57,12 @@ impl Console {
             pane: Some(pane),
             ..Self::default()
         }
+    }
+
+    /// What each tab is doing now: its status record, which the supervisor and the
+    /// transports keep and this console's events feed.
+    pub(crate) fn tabs(&self) -> &Tabs {
+        &self.tabs
     }
 
     /// Prints a line about the host as a whole.
@@ -125,6 +135,7 @@ impl Console {
 
     /// [`Console::event`], as seen at `now` (tests pass another time).
     fn event_at(&self, tab: &str, event: TabEvent, now: Instant) {
+        self.tabs.event(tab, &event);
         let mut transfers = self
             .transfers
             .lock()
@@ -261,7 +272,7 @@ fn noun(direction: Direction) -> &'static str {
     }
 }
 
-fn rate(bytes: u64, elapsed: Duration) -> u64 {
+pub(crate) fn rate(bytes: u64, elapsed: Duration) -> u64 {
     let secs = elapsed.as_secs_f64();
     if secs <= 0.0 {
         bytes

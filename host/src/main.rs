@@ -14,6 +14,7 @@ mod modes;
 mod notice;
 mod plugin;
 mod supervisor;
+mod tabs;
 mod transport;
 
 use cli::{Cli, Command, CommonArgs, TabArgs};
@@ -292,7 +293,7 @@ fn run(
                 }
             }
         };
-        let tabs = config.tabs.len();
+        let (_handle, orders) = supervisor::handle(&console);
         let summary = supervisor::run(
             config,
             registry,
@@ -300,13 +301,15 @@ fn run(
             console,
             shutdown,
             force_close.clone(),
+            orders,
         )
         .await;
         if let Some(finished) = finished {
             // The onion services and their tasks end before the runtime goes down.
             finished.await;
         }
-        Ok(if summary.failed == tabs && tabs > 0 {
+        // A failure when every tab failed (none ever stopped normally).
+        Ok(if summary.failed > 0 && summary.stopped == 0 {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS

@@ -1,25 +1,33 @@
 //! The tab supervisor: starts every tab, keeps them isolated, and stops them all cleanly.
 //!
 //! Each tab runs in its own task with its own stop signal. A tab whose mode fails to build,
-//! panics, or whose transport fails is marked failed and reported; the other tabs go on. The
-//! host ends when every tab has ended. The first Ctrl-C / SIGTERM stops every tab: no new
+//! panics, or whose transport fails is marked failed and reported; the other tabs go on.
+//! While it runs, a [`Handle`] adds tabs and stops one (the control socket's and the live
+//! view's orders), and every tab's status is kept in [`Tabs`]. The host ends when every tab
+//! has ended, as scripts expect (a share that stops after its first download ends the
+//! process), unless it is kept open: asked by the caller (`keep_open`), or once a tab has been
+//! added at run time; then it stays with no tab, like OnionShare's window, until the first
+//! signal. The first Ctrl-C / SIGTERM stops every tab: no new
 //! visitor gets in, transfers in flight run to their end (as OnionShare does, since a cut
 //! download is lost), other connections get [`SHUTDOWN_GRACE`]; a second one closes every
 //! connection at once.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use futures::StreamExt as _;
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{HostConfig, TabConfig};
 use crate::console::Console;
 use crate::modes::{Registry, TabFactory};
+use crate::tabs::Tabs;
 use crate::transport::Transport;
 
 /// How long, after the first Ctrl-C or SIGTERM, connections that carry no transfer (a page
@@ -45,8 +53,283 @@ struct Shared {
     force_close: CancellationToken,
 }
 
-/// Runs every tab of `config` until they all end. When `shutdown` is cancelled every tab
-/// stops, and its connections finish; when `force_close` is cancelled too, they are closed.
+/// How many orders may wait for the supervisor.
+const ORDERS_QUEUED: usize = 16;
+
+/// What the supervisor is asked to do while it runs, through a [`Handle`].
+enum Order {
+    /// Start a tab.
+    Add {
+        tab: Box<TabConfig>,
+        reply: oneshot::Sender<Result<(), OrderError>>,
+    },
+    /// Stop a tab gracefully.
+    Stop {
+        name: String,
+        reason: String,
+        reply: oneshot::Sender<Result<(), OrderError>>,
+    },
+}
+
+/// Why the supervisor refused an order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum OrderError {
+    /// A running tab has that name (or one that differs only in case: their keys folders and
+    /// console lines would be mistaken for each other).
+    #[error("{}", duplicate(name, running))]
+    Duplicate {
+        /// The name asked for.
+        name: String,
+        /// The running tab's.
+        running: String,
+    },
+    /// No running tab has that name.
+    #[error("{}", no_such_tab(name, running))]
+    NoSuchTab {
+        /// The name asked for.
+        name: String,
+        /// The tabs that run.
+        running: Vec<String>,
+    },
+    /// The host is stopping (or has stopped): it starts nothing any more.
+    #[error("the host is stopping")]
+    HostStopping,
+}
+
+fn duplicate(name: &str, running: &str) -> String {
+    if name == running {
+        format!("a tab named {name:?} is running already; choose another name")
+    } else {
+        format!(
+            "tab name {name:?} differs only in case from the running tab {running:?}; choose another name"
+        )
+    }
+}
+
+fn no_such_tab(name: &str, running: &[String]) -> String {
+    if running.is_empty() {
+        format!("no tab named {name:?} is running; no tab is")
+    } else {
+        format!(
+            "no tab named {name:?} is running; the running tabs are {}",
+            running
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// Orders to the running supervisor, and the tabs' status: what the control socket and the
+/// live view use. Cheap to clone; the orders are carried out in the supervisor's task.
+#[derive(Clone)]
+pub(crate) struct Handle {
+    orders: mpsc::Sender<Order>,
+    tabs: Tabs,
+}
+
+/// The supervisor's end of its [`Handle`]s, given to [`run`].
+pub(crate) struct Orders {
+    receiver: mpsc::Receiver<Order>,
+    keep_open: bool,
+}
+
+// The live view's, which lands after it.
+#[cfg_attr(not(test), allow(dead_code))]
+impl Orders {
+    /// Keeps the host open when no tab runs (until the first signal), even before any tab
+    /// was added at run time: for a host driven from its terminal.
+    pub(crate) fn keeping_open(self) -> Self {
+        Self {
+            keep_open: true,
+            ..self
+        }
+    }
+}
+
+/// A handle and the orders it sends, for the supervisor that `console` reports for.
+pub(crate) fn handle(console: &Console) -> (Handle, Orders) {
+    let (sender, receiver) = mpsc::channel(ORDERS_QUEUED);
+    (
+        Handle {
+            orders: sender,
+            tabs: console.tabs().clone(),
+        },
+        Orders {
+            receiver,
+            keep_open: false,
+        },
+    )
+}
+
+// Used by the control socket and the live view, which land after it.
+#[cfg_attr(not(test), allow(dead_code))]
+impl Handle {
+    /// Starts `tab` (checked like a `[[tab]]`, see `config::check_added_tab`) as a run-time
+    /// tab; returns once it is starting (its [`Tabs`] record exists), refused if a running tab
+    /// has its name. Watch [`Handle::tabs`] to see it serve or fail.
+    pub(crate) async fn add(&self, tab: TabConfig) -> Result<(), OrderError> {
+        let (reply, answer) = oneshot::channel();
+        self.order(Order::Add {
+            tab: Box::new(tab),
+            reply,
+        })
+        .await?;
+        answer.await.unwrap_or(Err(OrderError::HostStopping))
+    }
+
+    /// Stops the running tab `name` gracefully, as its own stop request would (no new
+    /// visitors; requests and transfers in flight finish), with `reason` on the console;
+    /// returns once it is stopping. A tab that is stopping already is left as it is.
+    pub(crate) async fn stop(&self, name: &str, reason: &str) -> Result<(), OrderError> {
+        let (reply, answer) = oneshot::channel();
+        self.order(Order::Stop {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+            reply,
+        })
+        .await?;
+        answer.await.unwrap_or(Err(OrderError::HostStopping))
+    }
+
+    /// What every tab is doing.
+    pub(crate) fn tabs(&self) -> &Tabs {
+        &self.tabs
+    }
+
+    async fn order(&self, order: Order) -> Result<(), OrderError> {
+        self.orders
+            .send(order)
+            .await
+            .map_err(|_| OrderError::HostStopping)
+    }
+}
+
+/// The running tabs and what the supervisor needs to start more.
+struct Supervisor<'r> {
+    registry: &'r Registry,
+    shared: Shared,
+    shutdown: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+    /// Each running tab's name and stop token, by its task.
+    running: HashMap<tokio::task::Id, (String, CancellationToken)>,
+    summary: Summary,
+    /// Whether the host stays when no tab runs.
+    keep_open: bool,
+}
+
+impl Supervisor<'_> {
+    /// Starts `tab` in a task of its own.
+    fn spawn(&mut self, tab: TabConfig, added: bool) {
+        let private = !tab.onion.public && !matches!(*self.shared.transport, Transport::Local);
+        self.shared
+            .console
+            .tabs()
+            .starting(&tab.name, &tab.mode, private, added);
+        let name = tab.name.clone();
+        let factory = self.registry.factory(&tab.mode, tab.plugin.as_deref());
+        let stopping = self.shutdown.child_token();
+        let task = run_tab(tab, factory, self.shared.clone(), stopping.clone());
+        let id = self.tasks.spawn(task).id();
+        self.running.insert(id, (name, stopping));
+    }
+
+    /// The running tab whose name is `name` or differs from it only in case.
+    fn running_like(&self, name: &str) -> Option<&(String, CancellationToken)> {
+        let folded = name.to_lowercase();
+        self.running
+            .values()
+            .find(|(running, _)| running.to_lowercase() == folded)
+    }
+
+    fn running_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.running.values().map(|(n, _)| n.clone()).collect();
+        names.sort();
+        names
+    }
+
+    /// Carries out an order; `stopping` when the host stops (nothing new starts).
+    fn order(&mut self, order: Order, stopping: bool) {
+        match order {
+            Order::Add { tab, reply } => {
+                let answer = if stopping {
+                    Err(OrderError::HostStopping)
+                } else if let Some((running, _)) = self.running_like(&tab.name) {
+                    Err(OrderError::Duplicate {
+                        name: tab.name.clone(),
+                        running: running.clone(),
+                    })
+                } else {
+                    // A host whose tabs are chosen at run time is used like OnionShare's
+                    // window: it stays when its tabs have ended.
+                    self.keep_open = true;
+                    self.spawn(*tab, true);
+                    Ok(())
+                };
+                let _ = reply.send(answer);
+            }
+            Order::Stop {
+                name,
+                reason,
+                reply,
+            } => {
+                let answer = match self.running.values().find(|(n, _)| *n == name) {
+                    Some((_, token)) => {
+                        stop_tab(&self.shared.console, &name, token, &reason);
+                        Ok(())
+                    }
+                    None => Err(OrderError::NoSuchTab {
+                        name,
+                        running: self.running_names(),
+                    }),
+                };
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    /// Records a tab's end.
+    fn finish(&mut self, joined: Result<(tokio::task::Id, anyhow::Result<()>), JoinError>) {
+        let console = &self.shared.console;
+        let (id, outcome) = match joined {
+            Ok((id, outcome)) => (id, outcome),
+            // run_tab contains its own panics; this is a bug in the supervisor itself.
+            Err(err) => (err.id(), Err(anyhow!("its task ended abnormally: {err}"))),
+        };
+        let Some((name, _)) = self.running.remove(&id) else {
+            console.host("a tab task the supervisor did not know ended");
+            return;
+        };
+        match outcome {
+            Ok(()) => {
+                self.summary.stopped += 1;
+                console.tabs().ended(&name, Ok(()));
+                console.tab(&name, "stopped");
+            }
+            Err(err) => {
+                self.summary.failed += 1;
+                let why = format!("{err:#}");
+                console.tab(&name, &format!("failed: {why}"));
+                console.tabs().ended(&name, Err(why));
+            }
+        }
+    }
+}
+
+/// Stops one tab gracefully for `reason`, once: the line on the console, its status, its token.
+fn stop_tab(console: &Console, name: &str, token: &CancellationToken, reason: &str) {
+    if !token.is_cancelled() {
+        console.tabs().stopping(name, reason);
+        console.tab(name, &format!("stopping: {reason}"));
+        token.cancel();
+    }
+}
+
+/// Runs every tab of `config`, and those `orders` add, until no tab runs (and the host is not
+/// kept open: [`Orders::keeping_open`], or a tab was added at run time), or until `shutdown` is
+/// cancelled: then every tab stops, and its connections finish; when `force_close` is
+/// cancelled too, they are closed.
 pub(crate) async fn run(
     config: HostConfig,
     registry: &Registry,
@@ -54,48 +337,47 @@ pub(crate) async fn run(
     console: Console,
     shutdown: CancellationToken,
     force_close: CancellationToken,
+    orders: Orders,
 ) -> Summary {
     // What closes the connections: the second signal, or the end of the first one's grace.
     let close = force_close.child_token();
-    let shared = Shared {
-        transport: Arc::new(transport),
-        console: console.clone(),
-        force_close: close.clone(),
+    let mut supervisor = Supervisor {
+        registry,
+        shared: Shared {
+            transport: Arc::new(transport),
+            console: console.clone(),
+            force_close: close.clone(),
+        },
+        shutdown: shutdown.clone(),
+        tasks: JoinSet::new(),
+        running: HashMap::new(),
+        summary: Summary::default(),
+        keep_open: orders.keep_open,
     };
-    let mut tabs = JoinSet::new();
     for tab in config.tabs {
-        let name = tab.name.clone();
-        let factory = registry.factory(&tab.mode, tab.plugin.as_deref());
-        let stopping = shutdown.child_token();
-        let task = run_tab(tab, factory, shared.clone(), stopping);
-        tabs.spawn(async move { (name, task.await) });
+        supervisor.spawn(tab, false);
     }
+    let mut orders = orders.receiver;
+    let mut orders_open = true;
 
-    let mut summary = Summary::default();
-    let mut finish =
-        |console: &Console,
-         joined: Result<(String, anyhow::Result<()>), tokio::task::JoinError>| {
-            match joined {
-                Ok((name, Ok(()))) => {
-                    summary.stopped += 1;
-                    console.tab(&name, "stopped");
+    loop {
+        if supervisor.tasks.is_empty() && !supervisor.keep_open {
+            return supervisor.summary;
+        }
+        tokio::select! {
+            joined = supervisor.tasks.join_next_with_id(), if !supervisor.tasks.is_empty() => {
+                if let Some(joined) = joined {
+                    supervisor.finish(joined);
                 }
-                Ok((name, Err(err))) => {
-                    summary.failed += 1;
-                    console.tab(&name, &format!("failed: {err:#}"));
-                }
-                Err(err) => {
-                    // run_tab contains its own panics; this is a bug in the supervisor itself.
-                    summary.failed += 1;
-                    console.host(&format!("a tab task ended abnormally: {err}"));
+                if supervisor.tasks.is_empty() && supervisor.keep_open {
+                    console.host(
+                        "no tab is running; the host stays open for `onionhost tabs add` (Ctrl-C ends it)",
+                    );
                 }
             }
-        };
-    loop {
-        tokio::select! {
-            joined = tabs.join_next() => match joined {
-                Some(joined) => finish(&console, joined),
-                None => return summary,
+            order = orders.recv(), if orders_open => match order {
+                Some(order) => supervisor.order(order, false),
+                None => orders_open = false,
             },
             () = shutdown.cancelled() => break,
         }
@@ -104,6 +386,9 @@ pub(crate) async fn run(
     // Each tab stops listening as soon as it sees the stop; what is left are the connections
     // already open.
     console.host("stopping every tab: no new visitors");
+    for (name, _) in supervisor.running.values() {
+        console.tabs().stopping(name, "the host is stopping");
+    }
     let transfers = console.transfers_in_flight();
     if transfers > 0 && !force_close.is_cancelled() {
         console.host(&format!(
@@ -126,9 +411,13 @@ pub(crate) async fn run(
     tokio::pin!(grace);
     loop {
         tokio::select! {
-            joined = tabs.join_next() => match joined {
-                Some(joined) => finish(&console, joined),
-                None => return summary,
+            joined = supervisor.tasks.join_next_with_id() => match joined {
+                Some(joined) => supervisor.finish(joined),
+                None => return supervisor.summary,
+            },
+            order = orders.recv(), if orders_open => match order {
+                Some(order) => supervisor.order(order, true),
+                None => orders_open = false,
             },
             () = &mut grace, if !close.is_cancelled() => {}
             () = force_close.cancelled(), if !closing => {
@@ -157,12 +446,7 @@ async fn run_tab(
             tab.name.as_str(),
             stopping.clone(),
             move |event| console.event(&name, event),
-            move |reason| {
-                if !stop_token.is_cancelled() {
-                    stop_console.tab(&stop_name, &format!("stopping: {reason}"));
-                    stop_token.cancel();
-                }
-            },
+            move |reason: String| stop_tab(&stop_console, &stop_name, &stop_token, &reason),
         )
     };
     // The tab's notices (webhooks) leave through the host's transport.
@@ -226,13 +510,11 @@ async fn run_tab(
 async fn auto_stop(after: Duration, tab: String, console: Console, stopping: CancellationToken) {
     tokio::select! {
         () = tokio::time::sleep(after) => {
-            if !stopping.is_cancelled() {
-                console.tab(
-                    &tab,
-                    &format!("stopping: its auto-stop timer ran out ({})", humantime::format_duration(Duration::from_secs(after.as_secs().max(1)))),
-                );
-                stopping.cancel();
-            }
+            let reason = format!(
+                "its auto-stop timer ran out ({})",
+                humantime::format_duration(Duration::from_secs(after.as_secs().max(1)))
+            );
+            stop_tab(&console, &tab, &stopping, &reason);
         }
         () = stopping.cancelled() => {}
     }
@@ -391,6 +673,7 @@ mod tests {
             let console = console.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
+                let (_handle, orders) = handle(&console);
                 run(
                     config,
                     &registry,
@@ -398,6 +681,7 @@ mod tests {
                     console,
                     shutdown,
                     CancellationToken::new(),
+                    orders,
                 )
                 .await
             })
@@ -465,6 +749,7 @@ mod tests {
             let console = console.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
+                let (_handle, orders) = handle(&console);
                 run(
                     config,
                     &registry,
@@ -472,6 +757,7 @@ mod tests {
                     console,
                     shutdown,
                     CancellationToken::new(),
+                    orders,
                 )
                 .await
             })
@@ -579,6 +865,7 @@ mod tests {
             let (console, shutdown, force_close) =
                 (console.clone(), shutdown.clone(), force_close.clone());
             tokio::spawn(async move {
+                let (_handle, orders) = handle(&console);
                 run(
                     config,
                     &registry,
@@ -586,6 +873,7 @@ mod tests {
                     console,
                     shutdown,
                     force_close,
+                    orders,
                 )
                 .await
             })
@@ -756,6 +1044,208 @@ mod tests {
                 .any(|l| l == "stopping at once: closing every connection"),
             "{:?}",
             console.lines()
+        );
+    }
+    /// Waits until tab `name`'s status satisfies `done`.
+    async fn wait_status(tabs: &Tabs, name: &str, done: impl Fn(&crate::tabs::TabStatus) -> bool) {
+        let mut changes = tabs.changes();
+        let wait = async {
+            loop {
+                if tabs.get(name).as_ref().is_some_and(&done) {
+                    return;
+                }
+                changes.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: {:?}", tabs.get(name)));
+    }
+
+    #[tokio::test]
+    async fn tabs_come_and_go_at_run_time_and_the_host_stays() {
+        use crate::tabs::State;
+        let registry = Registry::with(vec![DynMode::<Hello>::boxed(), DynMode::<Broken>::boxed()]);
+        let config = HostConfig {
+            tabs: vec![tab("first", "hello")],
+            ..HostConfig::default()
+        };
+        let console = Console::default();
+        let shutdown = CancellationToken::new();
+        let (handle, orders) = handle(&console);
+        let host = {
+            let console = console.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                run(
+                    config,
+                    &registry,
+                    Transport::Local,
+                    console,
+                    shutdown,
+                    CancellationToken::new(),
+                    orders,
+                )
+                .await
+            })
+        };
+        let first = url_of(&console, "first").await;
+        handle.add(tab("second", "hello")).await.unwrap();
+        let second = url_of(&console, "second").await;
+        assert!(get_text(&second, "/").await.ends_with("second"));
+        let status = handle.tabs().get("second").unwrap();
+        assert_eq!(status.state, State::Serving);
+        assert!(status.added);
+        assert_eq!(status.address, Some(format!("http://{second}/")));
+        assert!(!status.private, "a loopback tab has no client key");
+
+        // A name that is taken, even in another case, is refused and nothing else changes.
+        assert_eq!(
+            handle.add(tab("first", "hello")).await,
+            Err(OrderError::Duplicate {
+                name: "first".into(),
+                running: "first".into()
+            })
+        );
+        let err = handle.add(tab("FIRST", "hello")).await.unwrap_err();
+        assert!(err.to_string().contains("differs only in case"), "{err}");
+
+        // A tab that fails to start fails alone.
+        handle.add(tab("bad", "broken")).await.unwrap();
+        wait_status(handle.tabs(), "bad", |s| s.state == State::Failed).await;
+        let why = handle.tabs().get("bad").unwrap().why.unwrap();
+        assert!(why.contains("panicked"), "{why}");
+        assert!(get_text(&first, "/").await.ends_with("first"));
+
+        // Stop one gracefully: the other keeps serving.
+        handle.stop("first", "asked in a test").await.unwrap();
+        wait_status(handle.tabs(), "first", |s| s.state == State::Stopped).await;
+        assert_eq!(
+            handle.tabs().get("first").unwrap().why.as_deref(),
+            Some("asked in a test")
+        );
+        assert!(
+            console
+                .lines()
+                .iter()
+                .any(|l| l == "[first] stopping: asked in a test")
+        );
+        assert!(get_text(&second, "/").await.ends_with("second"));
+        let err = handle.stop("first", "again").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no tab named \"first\" is running; the running tabs are \"second\""
+        );
+        // Its name is free again.
+        handle.add(tab("first", "hello")).await.unwrap();
+        wait_status(handle.tabs(), "first", |s| s.state == State::Serving).await;
+
+        // With tabs added at run time, the host stays when none runs any more.
+        handle.stop("first", "done").await.unwrap();
+        handle.stop("second", "done").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !console
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("no tab is running; the host stays open"))
+        {
+            assert!(Instant::now() < deadline, "{:?}", console.lines());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!host.is_finished());
+        handle.add(tab("third", "hello")).await.unwrap();
+        wait_status(handle.tabs(), "third", |s| s.state == State::Serving).await;
+        shutdown.cancel();
+        assert_eq!(
+            host.await.unwrap(),
+            Summary {
+                stopped: 4,
+                failed: 1
+            }
+        );
+        assert_eq!(
+            handle.add(tab("late", "hello")).await,
+            Err(OrderError::HostStopping)
+        );
+        assert_eq!(handle.tabs().get("third").unwrap().state, State::Stopped);
+    }
+
+    #[tokio::test]
+    async fn without_orders_the_host_ends_with_its_last_tab() {
+        let registry = Registry::with(vec![DynMode::<Broken>::boxed()]);
+        let config = HostConfig {
+            tabs: vec![tab("bad", "broken")],
+            ..HostConfig::default()
+        };
+        let console = Console::default();
+        let (handle, orders) = handle(&console);
+        let summary = tokio::time::timeout(
+            Duration::from_secs(20),
+            run(
+                config,
+                &registry,
+                Transport::Local,
+                console,
+                CancellationToken::new(),
+                CancellationToken::new(),
+                orders,
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            summary,
+            Summary {
+                stopped: 0,
+                failed: 1
+            }
+        );
+        assert_eq!(
+            handle.tabs().get("bad").unwrap().state,
+            crate::tabs::State::Failed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_host_kept_open_stays_when_its_last_tab_fails() {
+        let registry = Registry::with(vec![DynMode::<Hello>::boxed(), DynMode::<Broken>::boxed()]);
+        let config = HostConfig {
+            tabs: vec![tab("bad", "broken")],
+            ..HostConfig::default()
+        };
+        let console = Console::default();
+        let shutdown = CancellationToken::new();
+        let (handle, orders) = handle(&console);
+        let host = {
+            let (console, shutdown) = (console.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                run(
+                    config,
+                    &registry,
+                    Transport::Local,
+                    console,
+                    shutdown,
+                    CancellationToken::new(),
+                    orders.keeping_open(),
+                )
+                .await
+            })
+        };
+        wait_status(handle.tabs(), "bad", |s| {
+            s.state == crate::tabs::State::Failed
+        })
+        .await;
+        handle.add(tab("good", "hello")).await.unwrap();
+        let good = url_of(&console, "good").await;
+        assert!(get_text(&good, "/").await.ends_with("good"));
+        assert!(!host.is_finished());
+        shutdown.cancel();
+        assert_eq!(
+            host.await.unwrap(),
+            Summary {
+                stopped: 1,
+                failed: 1
+            }
         );
     }
 }

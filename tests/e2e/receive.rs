@@ -12,7 +12,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-mod drop;
+pub(crate) mod drop;
 mod refusals;
 
 const BOUNDARY: &str = "e2e-receive-boundary-7MA4YWxkTrZu0gW";

@@ -2,8 +2,12 @@
 //! control socket and cookie authentication, publishes the host's private chat and share tabs
 //! (ADD_ONION); the network's other C tor client reaches them with their keys and is refused
 //! without; a tab that stops is removed from tor (DEL_ONION) while the other stays; and when
-//! tor goes away, the tabs it published fail, loudly.
+//! tor goes away, the tabs it published fail, loudly. A system tor that runs as another user
+//! (as Debian's tor service does) cannot reach the host's private folder: its tabs listen on
+//! 127.0.0.1 ports, said on the console, and are still reached through it; and a receive
+//! tab's webhook notice goes out through its SOCKS port to a receiver that only Tor reaches.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use onionhost_tests::host::TestHost;
@@ -13,6 +17,26 @@ use serde_json::json;
 use crate::onion::{
     assert_needs_key, chat_through_tor, join_through_tor, onion_tab, scratch_dirs, scratch_env,
 };
+
+/// Starts a host with `backend = "system"` on the tor control port or socket `control` and
+/// the `[[tab]]` sections `tabs`; its TMPDIR, XDG_DATA_HOME and HOME are in the returned
+/// scratch folder, and XDG_RUNTIME_DIR is unset (so the tabs' sockets would be in TMPDIR).
+fn run_on_system_tor(control: &str, tabs: &str) -> (TestHost, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("onionhost.toml");
+    std::fs::write(
+        &config,
+        format!("[tor]\nbackend = \"system\"\ncontrol = {control:?}\n\n{tabs}"),
+    )
+    .expect("write the config");
+    let scratch = scratch_dirs(dir.path());
+    let mut env = scratch_env(&scratch);
+    env.push(("XDG_RUNTIME_DIR", String::new()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let config = config.to_str().expect("utf-8").to_owned();
+    let host = TestHost::spawn_in(dir, &["run", "--config", &config], &env).expect("start");
+    (host, scratch)
+}
 
 /// How long tor may take to forget a stopped tab's service.
 const REMOVAL_DEADLINE: Duration = Duration::from_secs(30);
@@ -42,24 +66,14 @@ async fn the_system_tor_publishes_private_tabs_removes_a_stopped_one_and_its_los
     let shared: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let shared_path = files.path().join("notes.bin");
     std::fs::write(&shared_path, &shared).expect("write the shared file");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("onionhost.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[tor]\nbackend = \"system\"\ncontrol = {:?}\n\n\
-             [[tab]]\nname = \"room\"\nmode = \"chat\"\n\n\
+    let (host, scratch) = run_on_system_tor(
+        tor.control_socket().to_str().expect("utf-8"),
+        &format!(
+            "[[tab]]\nname = \"room\"\nmode = \"chat\"\n\n\
              [[tab]]\nname = \"files\"\nmode = \"share\"\n[tab.share]\npaths = [{:?}]\n",
-            tor.control_socket().to_str().expect("utf-8"),
             shared_path.to_str().expect("utf-8"),
         ),
-    )
-    .expect("write the config");
-    let scratch = scratch_dirs(dir.path());
-    let env = scratch_env(&scratch);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let config = config.to_str().expect("utf-8").to_owned();
-    let host = TestHost::spawn_in(dir, &["run", "--config", &config], &env).expect("start");
+    );
 
     let room = onion_tab(&host, "room", true);
     let share = onion_tab(&host, "files", true);
@@ -132,4 +146,102 @@ async fn the_system_tor_publishes_private_tabs_removes_a_stopped_one_and_its_los
             "ephemeral tabs keep nothing in {sub}"
         );
     }
+}
+
+/// The console line of a host whose system tor runs as another user.
+const ANOTHER_USER: &str = "[tor] the system's tor runs as another user, so tor cannot open a Unix socket in onionhost's private folder: each tab listens on a 127.0.0.1 port instead";
+
+#[tokio::test]
+async fn a_system_tor_of_another_user_gets_127_0_0_1_tabs_said_on_the_console_and_reached_through_it()
+ {
+    let net = Testnet::shared().await.expect("local Tor network");
+    let tor = net
+        .system_tor_of_another_user()
+        .await
+        .expect("the system tor of another user");
+    let files = tempfile::tempdir().expect("temp dir");
+    std::fs::write(files.path().join("notes.txt"), "through a port").expect("write");
+    let (host, scratch) = run_on_system_tor(
+        &tor.control_port().to_string(),
+        &format!(
+            "[[tab]]\nname = \"files\"\nmode = \"share\"\n[tab.share]\npaths = [{:?}]\n\
+             stop_after_first_download = false\n",
+            files.path().join("notes.txt").to_str().expect("utf-8"),
+        ),
+    );
+    let share = onion_tab(&host, "files", true);
+    let output = host.output();
+    assert!(
+        output.contains("[tor] using the system's tor through its control port"),
+        "{output}"
+    );
+    assert!(output.contains(ANOTHER_USER), "{output}");
+    assert!(tor.hosts(&share.host).await.expect("ask tor"));
+
+    // No Unix socket: the host listens on none, its private socket folder is gone, and the
+    // tab answers on the 127.0.0.1 port it listens on.
+    let listening = host.listening().expect("the host's sockets");
+    assert!(listening.unix.is_empty(), "{listening:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(scratch.join("tmp"))
+        .expect("read TMPDIR")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("onionhost-"))
+        .map(|e| e.path())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let [port] = listening.tcp[..] else {
+        panic!("one TCP listener for the one tab: {listening:?}");
+    };
+    assert!(port.ip().is_loopback(), "{port}");
+    let direct = reqwest::get(format!("http://{port}/files/notes.txt"))
+        .await
+        .expect("the tab's port answers");
+    assert_eq!(direct.status(), 200);
+
+    // Through the test network, with the key, as a visitor.
+    net.authorize(&share.host, share.key.as_deref().expect("key"))
+        .await
+        .expect("authorize");
+    let (status, body) = net
+        .get(&format!("http://{}/files/notes.txt", share.host))
+        .await
+        .expect("download through tor");
+    assert_eq!(status, 200);
+    assert_eq!(body, b"through a port");
+    net.deauthorize(&share.host).await.expect("deauthorize");
+    let stopped = host.stop().expect("stop");
+    assert!(
+        !stopped.stderr.contains(share.key.as_deref().expect("key")),
+        "a key reached the logs"
+    );
+}
+
+/// With the system tor, a receive tab's notice goes out through that tor's SOCKS port: the
+/// receiver is only reachable as an onion service, and the host starts no Arti of its own.
+#[tokio::test]
+async fn a_receive_tab_on_the_system_tor_sends_its_webhook_notice_through_its_socks_port() {
+    let net = Testnet::shared().await.expect("local Tor network");
+    let tor = net
+        .system_tor_of_another_user()
+        .await
+        .expect("the system tor of another user");
+    let hook = crate::receive::drop::OnionHook::start(net).await;
+    let inbox = tempfile::tempdir().expect("temp dir");
+    let (host, _scratch) = run_on_system_tor(
+        &tor.control_port().to_string(),
+        &format!(
+            "[[tab]]\nname = \"drop\"\nmode = \"receive\"\npublic = true\n[tab.receive]\n\
+             dir = {:?}\nmin_free_space = 0\nwebhook_url = {:?}\n",
+            inbox.path().to_str().expect("utf-8"),
+            hook.url()
+        ),
+    );
+    let tab = onion_tab(&host, "drop", false);
+    crate::receive::drop::upload_and_expect_notice(net, &host, &tab.host, &hook).await;
+    let output = host.output();
+    assert!(
+        !output.contains("bootstrapping:"),
+        "Arti is not started\n{output}"
+    );
+    host.stop().expect("stop");
 }

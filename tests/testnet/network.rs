@@ -178,6 +178,7 @@ impl Testnet {
             services: AtomicUsize::new(0),
             ports,
             bridge: tokio::sync::OnceCell::new(),
+            other_user_tor: tokio::sync::OnceCell::new(),
         };
         std::fs::write(&net.network_file, net.network_toml()).context("write network.toml")?;
         net.cold_start = started.elapsed();

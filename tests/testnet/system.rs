@@ -1,22 +1,28 @@
 //! A "system" tor for the tests of onionhost's `backend = "system"`: one more C tor client of
 //! the network, run as a distribution's tor service runs, with a control socket (for the
 //! host), a control port (for the test's own questions), cookie authentication and a SOCKS
-//! port. Each test starts its own (a few seconds on the running network) and can kill it.
+//! port. Each test starts its own (a few seconds on the running network) and can kill it; the
+//! one that runs as another user, as Debian's tor service does (`User debian-tor`), is shared
+//! by the tests that need it ([`Testnet::system_tor_of_another_user`]).
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use super::network::common_torrc;
-use super::process::{TorProcess, free_ports, read_lossy, tail};
+use super::process::{TorProcess, create_private_dir, free_ports, read_lossy, tail};
 use super::{ClientControl, POLL, Testnet};
 
 /// How long the system tor may take to bootstrap on the running network.
 const START_DEADLINE: Duration = Duration::from_secs(90);
+
+/// The user the Debian tor package creates and runs its tor service as.
+const TOR_USER: &str = "debian-tor";
 
 /// A C tor of the network with a control socket; stopped (killed) on drop.
 pub struct SystemTor {
@@ -83,15 +89,33 @@ impl Testnet {
     /// Starts a C tor of this network with a control socket, a control port, cookie
     /// authentication and a SOCKS port; returns once it has bootstrapped.
     pub async fn system_tor(&'static self) -> Result<SystemTor> {
-        tokio::task::spawn_blocking(move || self.start_system_tor())
+        tokio::task::spawn_blocking(move || self.start_system_tor(None))
             .await
             .context("the thread starting the system tor panicked")?
     }
 
-    fn start_system_tor(&self) -> Result<SystemTor> {
+    /// A system tor like [`Testnet::system_tor`] that runs as the user `debian-tor`, as
+    /// Debian's tor service does: started as root with `User debian-tor`, it drops to that
+    /// user once its ports are open, so it can reach no folder private to root. Started at
+    /// the first call and shared by every later one (it runs as long as the test process);
+    /// a failed start is tried again by the next caller. The tests must run as root.
+    pub async fn system_tor_of_another_user(&'static self) -> Result<&'static SystemTor> {
+        self.other_user_tor
+            .get_or_try_init(|| async {
+                tokio::task::spawn_blocking(move || self.start_system_tor(Some(TOR_USER)))
+                    .await
+                    .context("the thread starting the system tor panicked")?
+            })
+            .await
+    }
+
+    fn start_system_tor(&self, user: Option<&str>) -> Result<SystemTor> {
         let n = self.services.fetch_add(1, Ordering::Relaxed);
         let nick = format!("system{n}");
         let dir = self.dir.join(&nick);
+        if let Some(user) = user {
+            self.dir_for_user(&dir, user)?;
+        }
         let ports = free_ports(2)?;
         let control = SocketAddr::from((Ipv4Addr::LOCALHOST, ports[0]));
         let socks = SocketAddr::from((Ipv4Addr::LOCALHOST, ports[1]));
@@ -105,6 +129,9 @@ impl Testnet {
             socket.display(),
             cookie.display()
         );
+        if let Some(user) = user {
+            let _ = writeln!(torrc, "User {user}");
+        }
         let mut process = TorProcess::spawn(&self.tor, &nick, &dir, &torrc)?;
         let deadline = Instant::now() + START_DEADLINE;
         loop {
@@ -130,5 +157,28 @@ impl Testnet {
             socks,
             process,
         })
+    }
+
+    /// Makes `dir` a tor data directory for `user` (owned by it, 0700), and lets that user
+    /// pass through the network's folders above it (0711: it can list none of them, and every
+    /// node's own folder stays 0700).
+    fn dir_for_user(&self, dir: &Path, user: &str) -> Result<()> {
+        ensure!(
+            nix::unistd::geteuid().is_root(),
+            "a tor that runs as another user needs the tests to run as root (tests/run does)"
+        );
+        let account = nix::unistd::User::from_name(user)
+            .with_context(|| format!("look up the user {user}"))?
+            .with_context(|| {
+                format!("no user {user} on this machine (Debian's `tor` package creates it)")
+            })?;
+        create_private_dir(dir)?;
+        std::os::unix::fs::chown(dir, Some(account.uid.as_raw()), Some(account.gid.as_raw()))
+            .with_context(|| format!("give {} to {user}", dir.display()))?;
+        for folder in [self.dir.as_path(), self.dir.parent().unwrap_or(&self.dir)] {
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o711))
+                .with_context(|| format!("open {} for passing through", folder.display()))?;
+        }
+        Ok(())
     }
 }

@@ -27,6 +27,9 @@ pub(crate) async fn open(
             port = free_port().await?;
         }
         let url = format!("http://127.0.0.1:{port}/");
+        console
+            .tabs()
+            .reachable(&tab.name, &url, None, Some(show_time(start)));
         console.tab(
             &tab.name,
             &format!(
@@ -47,6 +50,9 @@ pub(crate) async fn open(
     let addr = listener
         .local_addr()
         .context("cannot read the listening address")?;
+    console
+        .tabs()
+        .reachable(&tab.name, &format!("http://{addr}/"), None, None);
     console.tab(&tab.name, &format!("serving at http://{addr}/"));
     if tab.qr && pending.is_none() {
         console.qr(&tab.name, "address", &format!("http://{addr}/"));

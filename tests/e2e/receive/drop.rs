@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use http_body_util::BodyExt as _;
 use onionhost_tests::host::{DEADLINE, TestHost, page_text};
-use onionhost_tests::testnet::Testnet;
+use onionhost_tests::testnet::{CTorOnionService, Testnet};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 
@@ -368,31 +368,45 @@ async fn post_through_tor(net: &Testnet, onion: &str, body: Vec<u8>) -> u16 {
     response.status().as_u16()
 }
 
-/// The webhook over Tor: the receiver is an onion service of the test network (a C tor one,
-/// forwarding to a loopback server), and the host reaches it with its own Arti client.
-#[tokio::test]
-async fn an_onion_webhook_gets_its_notice_through_tor() {
-    let net = Testnet::shared().await.expect("the test network");
-    let hook = HookServer::start().await;
-    let receiver = net
-        .c_tor_onion_service(80, hook.addr, &[])
-        .await
-        .expect("the receiver's onion service");
-    let inbox = Inbox::new();
-    let (host, _scratch) = crate::onion::run_host(
-        net,
-        &format!(
-            "[[tab]]\nname = \"drop\"\nmode = \"receive\"\npublic = true\n[tab.receive]\n\
-             dir = {:?}\nmin_free_space = 0\nwebhook_url = \"http://{}/notify\"\n",
-            inbox.path_str(),
-            receiver.onion_host()
-        ),
-    );
-    let tab = crate::onion::onion_tab(&host, "drop", false);
-    let status = post_through_tor(net, &tab.host, form(&[("x.txt", b"x")], None)).await;
+/// A webhook receiver that only Tor can reach: a [`HookServer`] on loopback behind a C tor
+/// onion service of the test network, whose address is all the host is told.
+pub(crate) struct OnionHook {
+    server: HookServer,
+    service: CTorOnionService,
+}
+
+impl OnionHook {
+    pub(crate) async fn start(net: &'static Testnet) -> Self {
+        let server = HookServer::start().await;
+        let service = net
+            .c_tor_onion_service(80, server.addr, &[])
+            .await
+            .expect("the receiver's onion service");
+        Self { server, service }
+    }
+
+    /// The tab's `webhook_url`: `http://<onion>/notify`.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}/notify", self.service.onion_host())
+    }
+}
+
+/// Uploads one file into the public receive tab at `onion` through the test network's C tor
+/// client, then waits for the host's notice at `hook`: exactly one POST that says "1 file
+/// submitted" and carries nothing of the upload (its name, size or contents), and no failed
+/// notice on the console.
+pub(crate) async fn upload_and_expect_notice(
+    net: &Testnet,
+    host: &TestHost,
+    onion: &str,
+    hook: &OnionHook,
+) {
+    let contents = b"PLAINTEXT-MARKER ".repeat(73);
+    let size = contents.len().to_string();
+    let status = post_through_tor(net, onion, form(&[("hidden-name.txt", &contents)], None)).await;
     assert_eq!(status, 200);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while hook.seen().is_empty() {
+    while hook.server.seen().is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "no notice within 2 minutes; host output:\n{}",
@@ -400,19 +414,43 @@ async fn an_onion_webhook_gets_its_notice_through_tor() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let seen = hook.server.seen();
     assert_eq!(
-        hook.seen(),
+        seen,
         [(
             "POST".to_owned(),
             "/notify".to_owned(),
             "1 file submitted".to_owned()
         )]
     );
+    for secret in ["hidden-name", "PLAINTEXT", size.as_str()] {
+        assert!(!seen[0].2.contains(secret), "the notice carries {secret}");
+    }
     assert!(
         !host.output().contains("webhook notice to"),
         "{}",
         host.output()
     );
+}
+
+/// The webhook over Tor: the receiver is an onion service of the test network (a C tor one,
+/// forwarding to a loopback server), and the host reaches it with its own Arti client.
+#[tokio::test]
+async fn an_onion_webhook_gets_its_notice_through_tor() {
+    let net = Testnet::shared().await.expect("the test network");
+    let hook = OnionHook::start(net).await;
+    let inbox = Inbox::new();
+    let (host, _scratch) = crate::onion::run_host(
+        net,
+        &format!(
+            "[[tab]]\nname = \"drop\"\nmode = \"receive\"\npublic = true\n[tab.receive]\n\
+             dir = {:?}\nmin_free_space = 0\nwebhook_url = {:?}\n",
+            inbox.path_str(),
+            hook.url()
+        ),
+    );
+    let tab = crate::onion::onion_tab(&host, "drop", false);
+    upload_and_expect_notice(net, &host, &tab.host, &hook).await;
     host.stop().expect("stop");
 }
 

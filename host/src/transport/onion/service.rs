@@ -186,6 +186,12 @@ pub(crate) fn announce_pending(
         crate::config::show_time(start),
         announcement.url()
     );
+    console.tabs().reachable(
+        name,
+        &announcement.url(),
+        announcement.private_key.as_ref(),
+        Some(crate::config::show_time(start)),
+    );
     announcement.print_with(first);
     Ok(())
 }
@@ -250,6 +256,9 @@ impl Announcement {
 
     /// Prints the lines on the console.
     fn print(&self) {
+        self.console
+            .tabs()
+            .reachable(&self.tab, &self.url(), self.private_key.as_ref(), None);
         self.print_with(format!("serving at {}", self.url()));
     }
 
@@ -308,6 +317,7 @@ async fn watch_status(
 ) {
     let tab = announcement.tab.as_str();
     let console = &announcement.console;
+    console.tabs().publishing(tab);
     console.tab(tab, "publishing the onion service");
     let mut announced = false;
     let mut probe = std::pin::pin!(probe);

@@ -130,6 +130,7 @@ pub(super) async fn publish(
         tasks,
     } = publication;
     let uploads = control.events();
+    console.tabs().publishing(name);
     console.tab(name, "publishing the onion service");
     let reply = control
         .command(&request.line())
