@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+mod audit;
 mod page;
 mod records;
 
@@ -36,6 +37,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chromiumoxide::handler::HandlerConfig;
 use futures::StreamExt;
 
+pub use audit::{Audit, FocusRing};
 pub use page::Page;
 
 use crate::tools::find_tool;

@@ -44,6 +44,7 @@
 
 mod bridge;
 mod control;
+mod delay;
 mod network;
 mod process;
 mod socks;
@@ -63,6 +64,7 @@ use hyper::body::Bytes;
 
 pub use self::bridge::Obfs4Bridge;
 use self::control::Control;
+use self::delay::DelayProxies;
 use self::network::Node;
 use self::process::{TorProcess, tail, write_private};
 pub use self::socks::SocksError;
@@ -110,8 +112,24 @@ pub struct Testnet {
     ports: Vec<u16>,
     /// The obfs4 bridge, started by the first test that needs it.
     bridge: tokio::sync::OnceCell<Obfs4Bridge>,
+    /// The delaying proxies in front of every OR port, when the network has a link delay.
+    delay: Option<DelayProxies>,
     /// The system tor that runs as another user, started by the first test that needs it.
     other_user_tor: tokio::sync::OnceCell<SystemTor>,
+}
+
+/// Settings of a network started with [`Testnet::start_with`]; the default is the tests'
+/// network ([`Testnet::shared`]).
+#[derive(Debug, Clone, Default)]
+pub struct NetworkOptions {
+    /// Latency added on every link, each way: each relay and authority advertises an OR port
+    /// where a delaying TCP proxy listens (`ORPort A NoListen`) and listens behind it on
+    /// another (`ORPort B NoAdvertise`), so links between relays and from any client to its
+    /// first hop carry it (this kernel has no `netem`).
+    pub link_delay: Option<Duration>,
+    /// More consensus parameters, `name=value` separated by spaces (e.g. `cc_alg=2`), published
+    /// by the authorities after `hsdir_interval`.
+    pub consensus_params: String,
 }
 
 impl Testnet {
@@ -163,6 +181,26 @@ impl Testnet {
     /// not among them.
     pub fn ports(&self) -> &[u16] {
         &self.ports
+    }
+
+    /// The torrc lines a tor process needs to join this network (the authorities, no
+    /// fallbacks, the test network settings); add `DataDirectory` and its own ports.
+    pub fn network_torrc(&self) -> &str {
+        &self.network_torrc
+    }
+
+    /// The tor binary the network runs.
+    pub fn tor_binary(&self) -> &Path {
+        &self.tor
+    }
+
+    /// The delay each way on every link ([`NetworkOptions::link_delay`]) and the round trip
+    /// measured through one of the proxies (5 one-byte echoes, the fastest); `None` without.
+    pub fn link_delay(&self) -> Result<Option<(Duration, Duration)>> {
+        self.delay
+            .as_ref()
+            .map(|proxies| Ok((proxies.delay(), proxies.measure_round_trip()?)))
+            .transpose()
     }
 
     /// The C tor client's SOCKS5 port (hostnames resolved by tor; `ExtendedErrors` is on, so

@@ -38,6 +38,92 @@ pub(crate) struct CommonArgs {
     /// Print plain lines even when stdout is a terminal, instead of the live view.
     #[arg(long, global = true)]
     pub(crate) plain: bool,
+    /// Where this host's control socket listens, for `onionhost tabs` (default:
+    /// $XDG_RUNTIME_DIR/onionhost/PID.sock, else a private folder under the temp folder).
+    /// Not Tor's control port: that is --tor-control.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SOCKET_PATH",
+        conflicts_with = "no_control"
+    )]
+    pub(crate) control: Option<PathBuf>,
+    /// Open no control socket: `onionhost tabs` cannot reach this host.
+    #[arg(long, global = true)]
+    pub(crate) no_control: bool,
+}
+
+/// What `onionhost tabs` does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TabsCommand {
+    /// List the tabs: name, mode, state (and why), address.
+    List {
+        /// One JSON object per tab and line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a tab's address and, for a private tab, its client key.
+    Show {
+        /// The tab's name.
+        name: String,
+        /// Also as QR codes.
+        #[arg(long)]
+        qr: bool,
+    },
+    /// Stop a tab gracefully (transfers in flight finish); waits until it has stopped.
+    Stop {
+        /// The tab's name.
+        name: String,
+        /// Return once it is stopping.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Start a tab, checked as a `[[tab]]` of the config would be; waits until it serves
+    /// (or fails). It lives as long as the host, and never changes the config file.
+    Add(TabsAdd),
+}
+
+/// The options of `onionhost tabs add`: a `[[tab]]`'s keys.
+#[derive(Debug, Args)]
+pub(crate) struct TabsAdd {
+    /// The mode (chat, share, receive, website, or a plugin's).
+    #[arg(long)]
+    pub(crate) mode: String,
+    /// The tab's name (1 to 32 letters, digits, `-` or `_`), unused by the running tabs.
+    #[arg(long)]
+    pub(crate) name: String,
+    /// share: the files and folders; receive: the folder for uploads; website: its folder.
+    pub(crate) paths: Vec<PathBuf>,
+    /// The shared library of a plugin's mode.
+    #[arg(long, value_name = "LIBRARY")]
+    pub(crate) plugin: Option<PathBuf>,
+    /// With --local-only: the port to listen on (default: any free port).
+    #[arg(long)]
+    pub(crate) port: Option<u16>,
+    /// Let anyone with the address in, without a client authorization key.
+    #[arg(long)]
+    pub(crate) public: bool,
+    /// Keep the onion service's keys, so that the address survives a restart.
+    #[arg(long)]
+    pub(crate) persistent: bool,
+    /// Print the address (and key) as QR codes on the host's console too.
+    #[arg(long)]
+    pub(crate) qr: bool,
+    /// share: keep sharing after the first complete download.
+    #[arg(long)]
+    pub(crate) keep_sharing: bool,
+    /// The title of the tab's pages.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) title: Option<String>,
+    /// When to start serving, as `auto_start` in a `[[tab]]` (a time, or a delay like "10m").
+    #[arg(long, value_name = "WHEN")]
+    pub(crate) auto_start: Option<String>,
+    /// When to stop, as `auto_stop` in a `[[tab]]`.
+    #[arg(long, value_name = "WHEN")]
+    pub(crate) auto_stop: Option<String>,
+    /// Return once the tab is starting, without waiting for it to serve.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
 }
 
 /// Options of the one-tab commands (`chat`, `share`, `receive`, `website`).
@@ -134,6 +220,14 @@ pub(crate) enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// List, show, add or stop the tabs of a running host, through its control socket.
+    Tabs {
+        /// The host's control socket (needed when several hosts run).
+        #[arg(long, global = true, value_name = "SOCKET_PATH")]
+        control: Option<PathBuf>,
+        #[command(subcommand)]
+        command: TabsCommand,
+    },
     /// Check a config file and report every error, without starting anything.
     Check {
         /// The TOML config file.
@@ -143,7 +237,7 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    /// The options every command that runs tabs has (`check` runs none).
+    /// The options every command that runs tabs has (`check` and `tabs` run none).
     pub(crate) fn common(&self) -> Option<&CommonArgs> {
         match self {
             Self::Run { common, .. }
@@ -151,7 +245,7 @@ impl Command {
             | Self::Share { common, .. }
             | Self::Receive { common, .. }
             | Self::Website { common, .. } => Some(common),
-            Self::Check { .. } => None,
+            Self::Check { .. } | Self::Tabs { .. } => None,
         }
     }
 }

@@ -186,22 +186,59 @@ pub(crate) fn parse(
         };
         let before = tabs.len();
         tabs.extend(checker.check(table, &mut error));
-        if let (Some(tab), Backend::System(_)) = (tabs.get(before), &tor.backend) {
-            // ADD_ONION has no keyword for the introduction rate limit (C tor's
-            // `HiddenServiceEnableIntroDoSDefense` is a torrc option), and a defence asked
-            // for must not be silently absent.
-            if tab.onion.intro_rate_per_second.is_some() {
-                error(
-                    vec!["intro_rate_per_second".to_owned()],
-                    "`intro_rate_per_second` cannot be set with `backend = \"system\"`: tor's control port cannot set an introduction rate limit for one onion service; remove it here (`proof_of_work` works)".to_owned(),
-                );
-            }
+        if let Some(tab) = tabs.get(before) {
+            check_for_backend(tab, &tor.backend, &mut error);
         }
     }
     if errors.is_empty() {
         Ok(HostConfig { tabs, tor })
     } else {
         Err(ConfigErrors::new(file, errors))
+    }
+}
+
+/// What a tab cannot ask of `backend`; each problem goes to `error` with its key.
+fn check_for_backend(
+    tab: &TabConfig,
+    backend: &Backend,
+    error: &mut dyn FnMut(Vec<String>, String),
+) {
+    // ADD_ONION has no keyword for the introduction rate limit (C tor's
+    // `HiddenServiceEnableIntroDoSDefense` is a torrc option), and a defence asked for must
+    // not be silently absent.
+    if matches!(backend, Backend::System(_)) && tab.onion.intro_rate_per_second.is_some() {
+        error(
+            vec!["intro_rate_per_second".to_owned()],
+            "`intro_rate_per_second` cannot be set with `backend = \"system\"`: tor's control port cannot set an introduction rate limit for one onion service; remove it here (`proof_of_work` works)".to_owned(),
+        );
+    }
+}
+
+/// Checks a tab added at run time (`onionhost tabs add`, the live view): `table` holds what a
+/// `[[tab]]` of the config would, and gets the same checks and the same messages (without a
+/// file and line: it has none), for a host whose Tor is `backend`. Its paths (`plugin`, the
+/// mode's) must be absolute: the host's working folder is not the caller's. Whether its name
+/// is free is the supervisor's to say, which knows the running tabs.
+pub(crate) fn check_added_tab(
+    table: toml::Table,
+    sections: &dyn SectionCheck,
+    backend: &Backend,
+) -> Result<TabConfig, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut error = |_key: Vec<String>, message: String| errors.push(message);
+    let tab = tab::Tabs::new(None, sections).check(table, &mut error);
+    if let Some(tab) = &tab {
+        check_for_backend(tab, backend, &mut error);
+        if tab.plugin.as_deref().is_some_and(Path::is_relative) {
+            error(
+                vec!["plugin".to_owned()],
+                "`plugin` must be an absolute path for a tab added at run time".to_owned(),
+            );
+        }
+    }
+    match tab {
+        Some(tab) if errors.is_empty() => Ok(tab),
+        _ => Err(errors),
     }
 }
 
@@ -632,6 +669,46 @@ mod tests {
             config.tabs[0].plugin.as_deref(),
             Some(Path::new("plugins/libx.so"))
         );
+    }
+
+    #[test]
+    fn an_added_tab_gets_the_checks_and_messages_of_a_config_tab() {
+        let table = |text: &str| -> toml::Table { toml::from_str(text).unwrap() };
+        let tab = check_added_tab(
+            table("name = \"a\"\nmode = \"chat\"\npublic = true\n[chat]\ntitle = \"x\"\n"),
+            &Modes,
+            &Backend::Arti,
+        )
+        .unwrap();
+        assert!(tab.onion.public);
+        assert_eq!(tab.section.get("title").unwrap().as_str(), Some("x"));
+        let err = check_added_tab(
+            table("name = \"a b\"\nmode = \"chat\"\nport = 0\n[chat]\ncolour = 1\n"),
+            &Modes,
+            &Backend::Arti,
+        )
+        .unwrap_err();
+        assert_eq!(err.len(), 3, "{err:?}");
+        assert!(
+            err[0].starts_with("tab name \"a b\" is not allowed"),
+            "{err:?}"
+        );
+        assert!(err[1].starts_with("port 0 is not allowed"), "{err:?}");
+        assert!(err[2].contains("`chat.colour`: unknown field"), "{err:?}");
+        let err = check_added_tab(
+            table("name = \"a\"\nmode = \"teleport\"\n"),
+            &Modes,
+            &Backend::Arti,
+        )
+        .unwrap_err();
+        assert!(err[0].starts_with("unknown mode \"teleport\""), "{err:?}");
+        let err = check_added_tab(
+            table("name = \"a\"\nmode = \"x\"\nplugin = \"libx.so\"\n"),
+            &Modes,
+            &Backend::Arti,
+        )
+        .unwrap_err();
+        assert!(err[0].contains("absolute path"), "{err:?}");
     }
 
     #[test]

@@ -234,6 +234,11 @@ impl Console {
     }
 }
 
+/// `text` as QR code lines (see `qr.rs`); `None` if it is too long for one.
+pub(crate) fn qr_lines(text: &str) -> Option<Vec<String>> {
+    qr::render(text)
+}
+
 #[cfg(test)]
 impl Console {
     /// Every line printed so far.
@@ -248,7 +253,7 @@ impl Console {
 /// `text` with control characters and the invisible characters that reorder or hide text
 /// (`onionhost_sdk::text::is_disguising`) shown as `\u{..}`, so that one line of the console
 /// stays one honest line.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     // The sdk's one list of characters that can disguise text.
     let hidden = onionhost_sdk::text::is_disguising;
     if !text.chars().any(hidden) {

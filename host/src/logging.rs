@@ -116,6 +116,27 @@ fn arti_selected(selected: &Targets, meta: &Metadata<'_>) -> bool {
     selected.would_enable(meta.target(), &Level::DEBUG)
 }
 
+/// Whether a span or event passes to the Arti layer: an Arti event whose target is selected
+/// at debug. Never a span: [`Demoted`] prints no span context, and an enabled span costs every
+/// call of an `#[instrument]`ed Arti function a registry entry and its formatted fields.
+/// tor-proto instruments its per-cell paths (`circuit/cell_sender.rs`, the channel and
+/// circuit reactors), so enabled spans cost CPU on every relay cell of every download.
+fn arti_enabled(selected: &Targets, meta: &Metadata<'_>) -> bool {
+    is_arti(meta.target()) && meta.is_event() && arti_selected(selected, meta)
+}
+
+/// The layer that prints Arti's events (see [`arti_enabled`]) as debug lines.
+fn arti_layer<S>(selected: Targets, ansi: bool, output: Output) -> impl tracing_subscriber::Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(output)
+        .with_ansi(ansi)
+        .event_format(Demoted)
+        .with_filter(FilterFn::new(move |meta| arti_enabled(&selected, meta)))
+}
+
 /// Where the log's lines go: stderr, or `pane` while it is open.
 #[derive(Clone)]
 struct Output(Option<Pane>);
@@ -191,13 +212,7 @@ pub(crate) fn init(pane: Option<Pane>) {
         .with_filter(env())
         .with_filter(private_cap())
         .with_filter(FilterFn::new(|meta| !is_arti(meta.target())));
-    let arti = tracing_subscriber::fmt::layer()
-        .with_writer(output)
-        .with_ansi(ansi)
-        .event_format(Demoted)
-        .with_filter(FilterFn::new(move |meta| {
-            is_arti(meta.target()) && (meta.is_span() || arti_selected(&selected, meta))
-        }));
+    let arti = arti_layer(selected, ansi, output);
     let failures = TransportFailures.with_filter(FilterFn::new(is_transport_failure));
     tracing_subscriber::registry()
         .with(ours)
@@ -289,6 +304,27 @@ mod tests {
             failures.try_recv().is_err(),
             "more than the failure came through"
         );
+    }
+
+    #[test]
+    fn arti_spans_are_never_enabled_and_its_events_only_when_selected() {
+        let selected: Targets = "info,tor_proto=debug".parse().expect("directives");
+        let subscriber =
+            tracing_subscriber::registry().with(arti_layer(selected, false, Output(None)));
+        tracing::subscriber::with_default(subscriber, || {
+            // The spans of tor-proto's per-cell paths, at any level, and with the target
+            // selected: none is made.
+            assert!(
+                tracing::trace_span!(target: "tor_proto::circuit::cell_sender", "poll_ready")
+                    .is_disabled()
+            );
+            assert!(tracing::info_span!(target: "tor_proto", "reactor").is_disabled());
+            assert!(tracing::error_span!(target: "tor_hsservice", "publish").is_disabled());
+            // Its events pass where its target is selected at debug, whatever their level.
+            assert!(tracing::event_enabled!(target: "tor_proto::circuit", Level::TRACE));
+            assert!(!tracing::event_enabled!(target: "tor_hsservice", Level::WARN));
+            assert!(!tracing::event_enabled!(target: "onionhost", Level::WARN));
+        });
     }
 
     #[test]

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 mod cli;
 mod config;
 mod console;
+mod control;
 mod logging;
 mod modes;
 mod notice;
@@ -33,6 +34,15 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Tabs { control, command } = cli.command {
+        return match control::client::run(control.as_deref(), command) {
+            Ok(code) => code,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // The live view's pane, when the console may be one: the log goes there while it is open.
     let pane = cli
         .command
@@ -40,7 +50,7 @@ fn main() -> ExitCode {
         .is_some_and(|common| console::live::wanted(common.plain))
         .then(console::pane::Pane::default);
     logging::init(pane.clone());
-    let registry = Registry::builtin();
+    let registry = std::sync::Arc::new(Registry::builtin());
     let (config, common) = match host_config(cli.command, &registry) {
         Ok(Some(found)) => found,
         Ok(None) => return ExitCode::SUCCESS,
@@ -123,6 +133,7 @@ fn host_config(
     };
     Ok(Some(match command {
         Command::Run { config, common } => (config::load(&config, registry)?, common),
+        Command::Tabs { .. } => anyhow::bail!("`onionhost tabs` starts no host"),
         Command::Check { config } => {
             let config = config::load(&config, registry)?;
             registry.check_plugins(&config)?;
@@ -232,7 +243,7 @@ fn text_path(path: &std::path::Path) -> anyhow::Result<()> {
 fn run(
     config: HostConfig,
     common: &CommonArgs,
-    registry: &Registry,
+    registry: &std::sync::Arc<Registry>,
     pane: Option<console::pane::Pane>,
 ) -> anyhow::Result<ExitCode> {
     // The live view, once it runs: dropped (the terminal given back) before the runtime goes
@@ -249,6 +260,23 @@ fn run(
         let console = pane
             .clone()
             .map_or_else(Console::default, Console::with_pane);
+        let (handle, orders) = supervisor::handle(&console);
+        // The control socket opens first: `onionhost tabs list` sees the tabs while Tor
+        // connects. The host refuses to start when it cannot open it safely.
+        let control = if common.no_control {
+            None
+        } else {
+            let socket = control::ControlSocket::open(common.control.as_deref())?;
+            tracing::debug!("control socket at {}", socket.path().display());
+            let check: control::Check = {
+                let registry = std::sync::Arc::clone(registry);
+                let backend = config.tor.backend.clone();
+                std::sync::Arc::new(move |table| {
+                    config::check_added_tab(table, &*registry, &backend)
+                })
+            };
+            Some(tokio::spawn(socket.serve(handle.clone(), check)))
+        };
         // Signals are caught from here on, before anything slow starts (connecting to Tor).
         let controls = Controls {
             shutdown: CancellationToken::new(),
@@ -293,7 +321,7 @@ fn run(
                 }
             }
         };
-        let (_handle, orders) = supervisor::handle(&console);
+        drop(handle);
         let summary = supervisor::run(
             config,
             registry,
@@ -304,6 +332,11 @@ fn run(
             orders,
         )
         .await;
+        if let Some(control) = control {
+            // Its socket file goes with it.
+            control.abort();
+            let _ = control.await;
+        }
         if let Some(finished) = finished {
             // The onion services and their tasks end before the runtime goes down.
             finished.await;

@@ -29,7 +29,10 @@ mod origin;
 mod percent;
 mod visitor;
 
-pub use csp::{CONTENT_SECURITY_POLICY, ContentSecurityPolicy, MAX_CUSTOM_POLICY_BYTES};
+pub use csp::{
+    CONTENT_SECURITY_POLICY, ContentSecurityPolicy, GeneratedPage, MAX_CUSTOM_POLICY_BYTES,
+    mark_generated,
+};
 pub use percent::{PercentDecodeError, percent_decode, percent_encode_segment};
 pub use visitor::Visitor;
 
@@ -61,7 +64,9 @@ pub fn harden(router: Router) -> Router {
 
 /// [`harden`], with `policy` as the responses' Content-Security-Policy (none at all for
 /// [`ContentSecurityPolicy::Off`]): the host applies what the tab's mode asks for
-/// ([`crate::Mode::content_security_policy`]). Every other header is the same.
+/// ([`crate::Mode::content_security_policy`]). A response marked [`GeneratedPage`] gets the
+/// strict default [`CONTENT_SECURITY_POLICY`] whatever `policy` is. Every other header is the
+/// same.
 pub fn harden_with(router: Router, policy: &ContentSecurityPolicy) -> Router {
     let fixed = [
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -85,12 +90,20 @@ pub fn harden_with(router: Router, policy: &ContentSecurityPolicy) -> Router {
             HeaderValue::from_static(value),
         ));
     }
-    if let Some(value) = policy.header_value() {
-        router = router.layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            value,
-        ));
-    }
+    // A page the host generated gets the strict default whatever the tab's policy; every
+    // other response the tab's (none at all, for `Off`: the header is left unset).
+    let tabs = policy.header_value();
+    let strict = HeaderValue::from_static(CONTENT_SECURITY_POLICY);
+    router = router.layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        move |response: &Response| {
+            if response.extensions().get::<GeneratedPage>().is_some() {
+                Some(strict.clone())
+            } else {
+                tabs.clone()
+            }
+        },
+    ));
     router.layer(SetResponseHeaderLayer::if_not_present(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
@@ -447,6 +460,39 @@ mod tests {
         );
         let off = answer(ContentSecurityPolicy::Off).await;
         assert!(!off.contains("content-security-policy"), "{off}");
+        // A page the host generated keeps the strict default under any policy.
+        for policy in [
+            ContentSecurityPolicy::Default,
+            ContentSecurityPolicy::Custom("default-src 'none'".into()),
+            ContentSecurityPolicy::Off,
+        ] {
+            let router = harden_with(
+                Router::new().route(
+                    "/",
+                    get(|| async { mark_generated("listing".into_response()) }),
+                ),
+                &policy,
+            );
+            let answer = raw_exchange(
+                router,
+                b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            )
+            .await;
+            let answer = String::from_utf8(answer)
+                .expect("text")
+                .to_ascii_lowercase();
+            assert_eq!(
+                answer.matches("content-security-policy:").count(),
+                1,
+                "{policy:?}: {answer}"
+            );
+            assert!(
+                answer.contains(&format!(
+                    "content-security-policy: {CONTENT_SECURITY_POLICY}\r\n"
+                )),
+                "{policy:?}: {answer}"
+            );
+        }
         for answer in [strict, own, off] {
             for header in ["x-frame-options: deny", "x-content-type-options: nosniff"] {
                 assert!(answer.contains(header), "{header}: {answer}");

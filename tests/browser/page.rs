@@ -14,11 +14,16 @@ use chromiumoxide::cdp::browser_protocol::emulation::{
     MediaFeature, SetDeviceMetricsOverrideParams, SetEmulatedMediaParams,
     SetScriptExecutionDisabledParams, SetTouchEmulationEnabledParams, SetUserAgentOverrideParams,
 };
-use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
+use chromiumoxide::cdp::browser_protocol::input::{
+    DispatchDragEventParams, DispatchDragEventType, DispatchKeyEventParams, DispatchKeyEventType,
+    DragData, DragDataItem, InsertTextParams,
+};
 use chromiumoxide::cdp::browser_protocol::network::{
     EmulateNetworkConditionsByRuleParams, NetworkConditions,
 };
-use chromiumoxide::cdp::browser_protocol::page::{CaptureScreenshotFormat, NavigateParams};
+use chromiumoxide::cdp::browser_protocol::page::{
+    AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, NavigateParams,
+};
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
@@ -27,6 +32,7 @@ use chromiumoxide::page::ScreenshotParams;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::audit::{Audit, FocusRing, audit_js, focus_js};
 use super::records::Records;
 use super::{Device, Options, Shared, WAIT, screenshot_dir, shared};
 
@@ -297,6 +303,65 @@ impl Page {
         Ok(())
     }
 
+    /// Drags `files` from outside the browser over the centre of the element matching
+    /// `selector` and drops them there, as a visitor dragging them from their file manager
+    /// would (DevTools' drag events: `dragenter`, `dragover`, `drop`).
+    pub async fn drop_files(&self, selector: &str, files: &[&Path]) -> Result<()> {
+        self.wait_for(selector).await?;
+        let centre: Vec<f64> = self
+            .eval(&format!(
+                "(() => {{ const el = document.querySelector({}); el.scrollIntoView({{block: 'center'}}); \
+                 const r = el.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()",
+                quote(selector)
+            ))
+            .await?;
+        let [x, y] = centre[..] else {
+            bail!("no position for {selector}");
+        };
+        let files = files
+            .iter()
+            .map(|file| {
+                file.to_str()
+                    .map(str::to_owned)
+                    .with_context(|| format!("a UTF-8 path: {}", file.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // Copy = 1. DevTools refuses drag data without items (the empty list is left out of
+        // the message): the names as text too, as a file manager offers them.
+        let names = DragDataItem::new("text/plain", files.join("\n"));
+        let mut data = DragData::new(vec![names], 1);
+        data.files = Some(files);
+        for kind in [
+            DispatchDragEventType::DragEnter,
+            DispatchDragEventType::DragOver,
+            DispatchDragEventType::Drop,
+        ] {
+            tokio::time::timeout(
+                WAIT,
+                self.page.execute(DispatchDragEventParams::new(
+                    kind.clone(),
+                    x,
+                    y,
+                    data.clone(),
+                )),
+            )
+            .await
+            .map_err(|_| anyhow!("the drag event {kind:?} did not finish within {WAIT:?}"))?
+            .with_context(|| format!("drag files: {kind:?} on {selector}"))?;
+        }
+        Ok(())
+    }
+
+    /// Runs the JavaScript `js` in every document this page loads from now on, before the
+    /// document's own scripts (and outside its Content-Security-Policy): a test's probe.
+    pub async fn on_new_document(&self, js: &str) -> Result<()> {
+        self.page
+            .execute(AddScriptToEvaluateOnNewDocumentParams::new(js))
+            .await
+            .context("add a script for new documents")?;
+        Ok(())
+    }
+
     /// Slows what the page sends to `bytes_per_second` (DevTools' network throttling), so
     /// that a test can watch an upload in progress even over loopback.
     pub async fn throttle_uploads(&self, bytes_per_second: f64) -> Result<()> {
@@ -350,6 +415,42 @@ impl Page {
             "{url}:\nconsole errors: {errors:#?}\nCSP violations: {violations:#?}\n\
              requests to other origins: {foreign:#?}"
         );
+    }
+
+    /// Forgets what the page recorded so far (console errors, CSP violations, requests), so
+    /// that the next checks are about what comes next (the next page visited in this tab).
+    pub fn clear_records(&self) {
+        self.records.clear();
+    }
+
+    /// Measures the page as it is shown now: sideways scrolling, labels, contrast (see
+    /// [`Audit`]).
+    pub async fn audit(&self) -> Result<Audit> {
+        self.eval(&audit_js()).await.context("audit the page")
+    }
+
+    /// Presses Tab, as a keyboard user moving to the next control.
+    pub async fn press_tab(&self) -> Result<()> {
+        for kind in [DispatchKeyEventType::KeyDown, DispatchKeyEventType::KeyUp] {
+            let event = DispatchKeyEventParams::builder()
+                .r#type(kind)
+                .key("Tab")
+                .code("Tab")
+                .windows_virtual_key_code(9)
+                .native_virtual_key_code(9)
+                .build()
+                .map_err(|e| anyhow!("DispatchKeyEventParams: {e}"))?;
+            tokio::time::timeout(WAIT, self.page.execute(event))
+                .await
+                .map_err(|_| anyhow!("pressing Tab did not finish within {WAIT:?}"))?
+                .context("press Tab")?;
+        }
+        Ok(())
+    }
+
+    /// How the element with the keyboard focus shows it; `None` when no element has it.
+    pub async fn focus_ring(&self) -> Result<Option<FocusRing>> {
+        self.eval(&focus_js()).await.context("the focus ring")
     }
 
     /// Saves a screenshot of the whole page as `target/browser-screenshots/<test>-<label>.png`

@@ -159,6 +159,11 @@ impl Records {
         });
     }
 
+    /// Empties the log.
+    pub(super) fn clear(&self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Log::default();
+    }
+
     /// Reads the log.
     pub(super) fn read<T>(&self, read: impl FnOnce(&Log) -> T) -> T {
         read(&self.0.lock().unwrap_or_else(PoisonError::into_inner))

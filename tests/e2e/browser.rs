@@ -6,8 +6,11 @@
 use std::path::{Path, PathBuf};
 
 mod chat;
+mod details;
 mod nojs;
+mod phone;
 mod receive;
+mod sweep;
 
 /// The one upload folder the host made in `inbox`.
 fn only_folder(inbox: &Path) -> PathBuf {

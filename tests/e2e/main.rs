@@ -6,6 +6,7 @@ mod browser;
 mod chat;
 mod config;
 mod console;
+mod control;
 mod host;
 mod live;
 mod one_tab;

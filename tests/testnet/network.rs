@@ -14,26 +14,33 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use data_encoding::BASE64_NOPAD;
 
 use super::control::Control;
+use super::delay::DelayProxies;
 use super::process::{
     TorProcess, create_private_dir, find_tool, free_ports, process_dir, read_lossy, tail, unix_now,
     watchdog_start, write_private,
 };
 use super::{
-    AUTHORITIES, CONTROL_DEADLINE, CTorOnionService, ClientControl, POLL, READY_DEADLINE, RELAYS,
-    Testnet, VOTING_INTERVAL_SECS,
+    AUTHORITIES, CONTROL_DEADLINE, CTorOnionService, ClientControl, NetworkOptions, POLL,
+    READY_DEADLINE, RELAYS, Testnet, VOTING_INTERVAL_SECS,
 };
 
 impl Testnet {
     /// Starts the network in a fresh `<tmp>/onionhost-testnet-<pid>` and waits until it is
     /// ready (see [`Testnet::shared`]).
     pub(super) fn start() -> Result<Testnet> {
+        Self::start_with(&NetworkOptions::default())
+    }
+
+    /// A network of its own with other settings (see [`NetworkOptions`]), started and waited
+    /// for as the shared one: for the benchmarks (`bench/overtor`), in a process of their own.
+    pub fn start_with(options: &NetworkOptions) -> Result<Testnet> {
         let tor = find_tool("tor", "tor")?;
         let gencert = find_tool("tor-gencert", "tor")?;
         let base = process_dir()?;
         watchdog_start(&base)?;
         let mut attempt = 1;
         loop {
-            match Self::start_in(&tor, &gencert, &base.join(format!("net{attempt}"))) {
+            match Self::start_in(&tor, &gencert, &base.join(format!("net{attempt}")), options) {
                 // Ports are picked free and released before tor binds them, so another
                 // process can take one in between; a fresh set of ports fixes that.
                 Err(e) if attempt < 3 && format!("{e:#}").contains("Could not bind") => {
@@ -44,9 +51,22 @@ impl Testnet {
         }
     }
 
-    fn start_in(tor: &Path, gencert: &Path, dir: &Path) -> Result<Testnet> {
+    fn start_in(
+        tor: &Path,
+        gencert: &Path,
+        dir: &Path,
+        options: &NetworkOptions,
+    ) -> Result<Testnet> {
         let started = Instant::now();
         create_private_dir(dir)?;
+        ensure!(
+            options
+                .consensus_params
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_= -".contains(c)),
+            "consensus parameters are `name=value` words"
+        );
+        let delay = options.link_delay.map(DelayProxies::new).transpose()?;
         let ports = free_ports(2 * AUTHORITIES + RELAYS + 2)?;
         let mut ports = ports.into_iter();
         let mut next_port = || ports.next().context("not enough ports");
@@ -102,12 +122,27 @@ impl Testnet {
         let mut processes = Vec::new();
         for node in &nodes {
             let mut torrc = common_torrc(&node.dir, &node.nick, &network_torrc);
-            let _ = write!(
-                torrc,
-                "SocksPort 0\nORPort 127.0.0.1:{}\nAddress 127.0.0.1\n\
-                 ContactInfo onionhost-testnet\n",
-                node.or_port
-            );
+            match &delay {
+                // The advertised port is the proxy's; tor listens on another, behind it.
+                Some(proxies) => {
+                    let listen = free_ports(1)?[0];
+                    let target = SocketAddr::from((Ipv4Addr::LOCALHOST, listen));
+                    let proxy = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, node.or_port))
+                        .with_context(|| {
+                            format!("Could not bind the proxy port {}", node.or_port)
+                        })?;
+                    proxies.add_on(proxy, target)?;
+                    let _ = write!(
+                        torrc,
+                        "ORPort 127.0.0.1:{} NoListen\nORPort 127.0.0.1:{listen} NoAdvertise\n",
+                        node.or_port
+                    );
+                }
+                None => {
+                    let _ = writeln!(torrc, "ORPort 127.0.0.1:{}", node.or_port);
+                }
+            }
+            torrc.push_str("SocksPort 0\nAddress 127.0.0.1\nContactInfo onionhost-testnet\n");
             if let Some(dir_port) = node.dir_port {
                 let interval = VOTING_INTERVAL_SECS;
                 let hsdir_minutes = 24 * interval / 60;
@@ -119,11 +154,12 @@ impl Testnet {
                      V3AuthVotingInterval {interval}\n\
                      TestingV3AuthInitialVoteDelay 4\nTestingV3AuthInitialDistDelay 4\n\
                      V3AuthVoteDelay 4\nV3AuthDistDelay 4\n\
-                     ConsensusParams hsdir_interval={hsdir_minutes}\n\
+                     ConsensusParams hsdir_interval={hsdir_minutes} {}\n\
                      AuthDirVoteStableGuaranteeMinUptime 0 seconds\n\
                      AuthDirVoteStableGuaranteeMTBF 0 seconds\n\
                      AuthDirMaxServersPerAddr 0\n\
                      V3BandwidthsFile {}\n",
+                    options.consensus_params.trim(),
                     bandwidth_file.display()
                 );
             }
@@ -178,6 +214,7 @@ impl Testnet {
             services: AtomicUsize::new(0),
             ports,
             bridge: tokio::sync::OnceCell::new(),
+            delay,
             other_user_tor: tokio::sync::OnceCell::new(),
         };
         std::fs::write(&net.network_file, net.network_toml()).context("write network.toml")?;

@@ -48,13 +48,20 @@ struct Args {
     timeout: Duration,
     server_pid: Option<u32>,
     threads: usize,
+    /// A SOCKS5 proxy (tor's SocksPort) to reach `addr` through, `addr` being `host:port`
+    /// (an onion address) that the proxy resolves.
+    socks: Option<String>,
+    /// With `socks`: the clients are spread over this many circuits (tor isolates streams by
+    /// SOCKS username).
+    circuits: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: onionhost-loadgen --proto onionhost|onionshare --addr 127.0.0.1:PORT \
          [--clients N] [--messages M] [--rate PER_SEC] [--burst B] [--join-concurrency C] \
-         [--timeout SECS] [--server-pid PID] [--threads N]"
+         [--timeout SECS] [--server-pid PID] [--threads N] [--socks 127.0.0.1:PORT] \
+         [--circuits N]"
     );
     std::process::exit(2)
 }
@@ -78,6 +85,8 @@ fn parse_args() -> Args {
         timeout: Duration::from_secs(120),
         server_pid: None,
         threads: 2,
+        socks: None,
+        circuits: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -99,6 +108,8 @@ fn parse_args() -> Args {
             "--timeout" => args.timeout = Duration::from_secs(num(&flag, &value)),
             "--server-pid" => args.server_pid = Some(num(&flag, &value)),
             "--threads" => args.threads = num(&flag, &value),
+            "--socks" => args.socks = Some(value.clone()),
+            "--circuits" => args.circuits = num::<usize>(&flag, &value).max(1),
             _ => usage(),
         }
     }
@@ -470,7 +481,7 @@ async fn connect_and_join(args: &Args, shared: &Shared) -> Result<Ws, String> {
         Proto::Onionhost => ("/ws".to_owned(), None),
         Proto::Onionshare => (
             "/socket.io/?EIO=4&transport=websocket".to_owned(),
-            Some(session_cookie(&args.addr).await?),
+            Some(session_cookie(args).await?),
         ),
     };
     let mut request = format!("ws://{}{}", args.addr, path)
@@ -482,9 +493,7 @@ async fn connect_and_join(args: &Args, shared: &Shared) -> Result<Ws, String> {
             HeaderValue::from_str(&cookie).map_err(|e| format!("bad cookie: {e}"))?,
         );
     }
-    let stream = TcpStream::connect(&args.addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+    let stream = open(args).await?;
     stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
     // tungstenite zeroes its whole read buffer before every read (128 KiB by default): with
     // one frame per read, that memset was the load generator's largest cost. Frames larger
@@ -548,10 +557,9 @@ async fn connect_and_join(args: &Args, shared: &Shared) -> Result<Ws, String> {
 }
 
 /// OnionShare keeps the chat name in Flask's signed session cookie, set by `GET /`.
-async fn session_cookie(addr: &str) -> Result<String, String> {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect for cookie: {e}"))?;
+async fn session_cookie(args: &Args) -> Result<String, String> {
+    let addr = &args.addr;
+    let mut stream = open(args).await.map_err(|e| format!("for the cookie: {e}"))?;
     stream
         .write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
         .await
@@ -571,4 +579,65 @@ async fn session_cookie(addr: &str) -> Result<String, String> {
         })
         .find(|kv| kv.starts_with("session="))
         .ok_or_else(|| format!("GET / set no session cookie: {}", head.lines().next().unwrap_or("")))
+}
+
+/// Which circuit the next connection goes on (with `--socks`).
+static NEXT_CIRCUIT: AtomicUsize = AtomicUsize::new(0);
+
+/// A TCP stream to `addr`, directly or through the SOCKS5 proxy (the host name resolved by the
+/// proxy, and a username per circuit, so that tor spreads the clients over `--circuits`
+/// circuits).
+async fn open(args: &Args) -> Result<TcpStream, String> {
+    let Some(socks) = &args.socks else {
+        return TcpStream::connect(&args.addr)
+            .await
+            .map_err(|e| format!("connect: {e}"));
+    };
+    let (host, port) = args
+        .addr
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .ok_or("--addr must be host:port")?;
+    let mut s = TcpStream::connect(socks)
+        .await
+        .map_err(|e| format!("connect to the SOCKS proxy: {e}"))?;
+    let io = |e: std::io::Error| format!("SOCKS: {e}");
+    // Username/password authentication, only to pick the circuit.
+    s.write_all(&[5, 1, 2]).await.map_err(io)?;
+    let mut reply = [0u8; 2];
+    s.read_exact(&mut reply).await.map_err(io)?;
+    if reply != [5, 2] {
+        return Err(format!("SOCKS: method refused {reply:?}"));
+    }
+    let user = format!("c{}", NEXT_CIRCUIT.fetch_add(1, Ordering::Relaxed) % args.circuits);
+    let mut auth = vec![1, user.len() as u8];
+    auth.extend_from_slice(user.as_bytes());
+    auth.extend_from_slice(&[1, b'x']);
+    s.write_all(&auth).await.map_err(io)?;
+    s.read_exact(&mut reply).await.map_err(io)?;
+    if reply[1] != 0 {
+        return Err("SOCKS: authentication refused".into());
+    }
+    let mut req = vec![5, 1, 0, 3, host.len() as u8];
+    req.extend_from_slice(host.as_bytes());
+    req.extend_from_slice(&port.to_be_bytes());
+    s.write_all(&req).await.map_err(io)?;
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).await.map_err(io)?;
+    if head[1] != 0 {
+        return Err(format!("SOCKS: connect refused with code {:#04x}", head[1]));
+    }
+    let rest = match head[3] {
+        1 => 4 + 2,
+        4 => 16 + 2,
+        3 => {
+            let mut len = [0u8; 1];
+            s.read_exact(&mut len).await.map_err(io)?;
+            len[0] as usize + 2
+        }
+        t => return Err(format!("SOCKS: address type {t}")),
+    };
+    let mut skip = vec![0u8; rest];
+    s.read_exact(&mut skip).await.map_err(io)?;
+    Ok(s)
 }

@@ -78,6 +78,7 @@ impl Mode for Pastebin {
             .route("/p/{id}/raw", get(pages::raw))
             .route("/p/{id}/live", get(live::viewers))
             .route("/live.js", pages::LIVE_JS.get())
+            .fallback(pages::fallback)
             .with_state(self)
     }
 }

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
+use onionhost_sdk::axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use onionhost_sdk::axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use onionhost_sdk::axum::extract::{Path, State};
 use onionhost_sdk::axum::http::StatusCode;
 use onionhost_sdk::axum::response::{IntoResponse, Response};
-use onionhost_sdk::http::plain_error;
 
+use crate::pages::error_page;
 use crate::store::Paste;
 
 /// The most live views of one paste at once.
@@ -23,18 +24,28 @@ const MAX_INCOMING: usize = 1024;
 pub(crate) async fn viewers(
     State(state): State<Arc<crate::State>>,
     Path(id): Path<String>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let title = &state.config.title;
+    // Opened as a page rather than by the paste's script: say so in a page.
+    let Ok(upgrade) = upgrade else {
+        return error_page(
+            title,
+            StatusCode::BAD_REQUEST,
+            "This address is the live viewer count of a paste's page: open the paste itself.",
+        );
+    };
     // A paste to burn has no live view: its page does not show it until it is destroyed.
     let Some(paste) = state
         .store
         .get(&id)
         .filter(|paste| !paste.burn_after_reading)
     else {
-        return plain_error(StatusCode::NOT_FOUND, "No such paste.");
+        return error_page(title, StatusCode::NOT_FOUND, "No such paste.");
     };
     let Ok(permit) = Arc::clone(&state.live_views).try_acquire_owned() else {
-        return plain_error(
+        return error_page(
+            title,
             StatusCode::SERVICE_UNAVAILABLE,
             "Too many live views are open on this pastebin.",
         );
@@ -48,7 +59,8 @@ pub(crate) async fn viewers(
         joined
     });
     if !joined {
-        return plain_error(
+        return error_page(
+            title,
             StatusCode::SERVICE_UNAVAILABLE,
             "Too many people are viewing this paste live.",
         );

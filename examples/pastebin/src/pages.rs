@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use onionhost_sdk::axum::Form;
+use onionhost_sdk::axum::extract::rejection::FormRejection;
 use onionhost_sdk::axum::extract::{Path, State};
 use onionhost_sdk::axum::http::{StatusCode, header};
 use onionhost_sdk::axum::response::{IntoResponse, Redirect, Response};
-use onionhost_sdk::http::plain_error;
 // `html!` needs `maud` as a dependency of this crate (it expands to `extern crate maud`):
 // the same version as the sdk's, so that its `Markup` is the sdk's.
 use maud::{Markup, html};
@@ -44,6 +44,25 @@ fn page(title: &str, script: bool, body: Markup) -> Markup {
         shell
     };
     shell.render(body)
+}
+
+/// An error as a page in the shell, like the built-in modes' (never plain text): what went
+/// wrong, as a notice, and the way back to the form.
+pub(crate) fn error_page(title: &str, status: StatusCode, message: &str) -> Response {
+    let body = html! {
+        p.note.error.message #error { (message) }
+        p { a.button href="/" { "Make a paste" } }
+    };
+    (status, page(title, false, body)).into_response()
+}
+
+/// Anything else: a page in the shell too.
+pub(crate) async fn fallback(State(state): State<Arc<crate::State>>) -> Response {
+    error_page(
+        &state.config.title,
+        StatusCode::NOT_FOUND,
+        "There is nothing here.",
+    )
 }
 
 /// How a number of minutes reads on the form.
@@ -102,21 +121,41 @@ pub(crate) async fn index(State(state): State<Arc<crate::State>>) -> Markup {
 /// `POST /paste`: stores the text and sends the visitor to its page.
 pub(crate) async fn create(
     State(state): State<Arc<crate::State>>,
-    Form(form): Form<NewPaste>,
+    form: Result<Form<NewPaste>, FormRejection>,
 ) -> Response {
     let config = &state.config;
+    let title = &config.title;
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(FormRejection::BytesRejection(_)) => {
+            return error_page(
+                title,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("The paste is too long: at most {}.", config.max_paste_bytes),
+            );
+        }
+        Err(_) => {
+            return error_page(
+                title,
+                StatusCode::BAD_REQUEST,
+                "The form could not be read: send it from the pastebin's page.",
+            );
+        }
+    };
     if form.text.is_empty() {
-        return plain_error(StatusCode::BAD_REQUEST, "The paste is empty.");
+        return error_page(title, StatusCode::BAD_REQUEST, "The paste is empty.");
     }
     if form.text.len() as u64 > config.max_paste_bytes.0 {
-        return plain_error(
+        return error_page(
+            title,
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("The paste is too long: at most {}.", config.max_paste_bytes),
         );
     }
     let keep = form.keep.unwrap_or(config.keep_minutes);
     if !config.expiry_choices().contains(&keep) {
-        return plain_error(
+        return error_page(
+            title,
             StatusCode::BAD_REQUEST,
             "Choose how long to keep the paste from the form's list.",
         );
@@ -128,11 +167,13 @@ pub(crate) async fn create(
     };
     match state.store.add(paste) {
         Ok(id) => Redirect::to(&format!("/p/{id}")).into_response(),
-        Err(StoreError::Full) => plain_error(
+        Err(StoreError::Full) => error_page(
+            title,
             StatusCode::SERVICE_UNAVAILABLE,
             "The pastebin is full. Try again when older pastes have expired.",
         ),
-        Err(StoreError::TooFast(limited)) => plain_error(
+        Err(StoreError::TooFast(limited)) => error_page(
+            title,
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
                 "Too many pastes were made in the last minute. Try again in {} s.",
@@ -149,7 +190,7 @@ pub(crate) async fn show(
     Path(id): Path<String>,
 ) -> Response {
     let Some(paste) = state.store.get(&id) else {
-        return not_found();
+        return not_found(&state);
     };
     if paste.burn_after_reading {
         return page(
@@ -192,10 +233,10 @@ pub(crate) async fn read(
             return Redirect::to(&format!("/p/{id}")).into_response();
         }
         Some(_) => {}
-        None => return not_found(),
+        None => return not_found(&state),
     }
     let Some(paste) = state.store.take(&id) else {
-        return not_found();
+        return not_found(&state);
     };
     page(
         &state.config.title,
@@ -219,11 +260,12 @@ pub(crate) async fn raw(
             paste.text.to_string(),
         )
             .into_response(),
-        Some(_) => plain_error(
+        Some(_) => error_page(
+            &state.config.title,
             StatusCode::NOT_FOUND,
             "This paste is burned after reading: open its page to read it.",
         ),
-        None => not_found(),
+        None => not_found(&state),
     }
 }
 
@@ -235,8 +277,9 @@ fn minutes_left(paste: &store::Paste) -> u64 {
     left.as_secs().div_ceil(60).max(1)
 }
 
-fn not_found() -> Response {
-    plain_error(
+fn not_found(state: &crate::State) -> Response {
+    error_page(
+        &state.config.title,
         StatusCode::NOT_FOUND,
         "No such paste: it never existed, or it has expired.",
     )
@@ -308,6 +351,67 @@ mod tests {
         let (status, _, _) = send(&tab, paste("seventeen bytes!!")).await;
         assert_eq!(status, 413);
         assert_eq!(send(&tab, paste("")).await.0, 400);
+    }
+
+    /// Every error a visitor can meet is a page in the sdk's shell (its header, its style
+    /// sheet, the error as a notice), like the built-in modes' errors: none is plain text.
+    #[tokio::test]
+    async fn every_error_is_a_page_in_the_shell() {
+        let tab = TestTab::build::<Pastebin>("max_paste_bytes = 16").expect("build");
+        let (_, location, _) = send(&tab, paste("x")).await;
+        let not_form = Request::post("/paste")
+            .header("content-type", "text/plain")
+            .body(Body::from("text=x"))
+            .expect("request");
+        let cases = [
+            (get("/nothing-here"), 404, "There is nothing here."),
+            (get("/p/nothing-here"), 404, "No such paste"),
+            (get("/p/nothing-here/raw"), 404, "No such paste"),
+            (
+                get(&format!("{location}/live")),
+                400,
+                "open the paste itself",
+            ),
+            (paste(""), 400, "The paste is empty."),
+            (paste("seventeen bytes!!"), 413, "The paste is too long"),
+            (
+                post("/paste", "keep=5".to_owned()),
+                400,
+                "The form could not be read",
+            ),
+            (not_form, 400, "The form could not be read"),
+            (
+                post("/paste", "text=x&keep=7".to_owned()),
+                400,
+                "Choose how long",
+            ),
+        ];
+        for (request, status, says) in cases {
+            let path = request.uri().to_string();
+            let response = tab
+                .router
+                .clone()
+                .oneshot(request)
+                .await
+                .expect("infallible");
+            assert_eq!(response.status().as_u16(), status, "{path}");
+            assert_eq!(
+                response.headers()["content-type"],
+                "text/html; charset=utf-8",
+                "{path}"
+            );
+            let body = onionhost_sdk::axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            let page = String::from_utf8_lossy(&body);
+            assert!(
+                page.contains(onionhost_sdk::page::LOGO_IMG)
+                    && page.contains(onionhost_sdk::page::STYLE_PATH)
+                    && page.contains("<p class=\"note error message\" id=\"error\">")
+                    && page.contains(says),
+                "{path}: {page}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -226,11 +226,16 @@ fn message(site: &Website, status: StatusCode, text: &str) -> Response {
     page(status, look(site).message(text).into_string())
 }
 
+/// A page the host generates (a listing, an error), marked so that it carries the strict
+/// default Content-Security-Policy, not the site's own (`csp` of the tab): the site's policy
+/// is written for its files and may forbid the sdk's style sheet these pages load.
 fn page(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
+    onionhost_sdk::http::mark_generated(
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response(),
     )
-        .into_response()
 }

@@ -364,6 +364,48 @@ async fn the_policy_is_the_strict_default_the_sites_own_or_none() {
     assert!(!format!("{:?}", strict.events()).contains("Content-Security-Policy"));
 }
 
+/// Issue 12: a strict site policy (`default-src 'none'`) blocked the sdk's style sheet on
+/// the folder listings, which the host generates: those pages (and the host's error pages)
+/// carry the strict default, and the site's own files exactly the site's policy, or none.
+#[tokio::test]
+async fn the_hosts_own_pages_keep_the_strict_default_under_the_sites_policy() {
+    let (dir, _outside) = site();
+    let strict_site = "default-src 'none'; img-src 'self'";
+    for (config, own) in [
+        (format!("csp = \"{strict_site}\""), Some(strict_site)),
+        ("csp = false".to_owned(), None),
+    ] {
+        let tab = tab(dir.path(), &config);
+        for path in ["/", "/style.css"] {
+            let answer = get(&tab, path).await;
+            assert_eq!(answer.status, StatusCode::OK, "{path}");
+            let policies: Vec<_> = answer
+                .headers
+                .get_all("content-security-policy")
+                .iter()
+                .collect();
+            match own {
+                Some(own) => assert_eq!(policies, [own], "{config}: {path}"),
+                None => assert!(policies.is_empty(), "{config}: {path}: {policies:?}"),
+            }
+        }
+        for (path, status) in [("/docs/", StatusCode::OK), ("/nope", StatusCode::NOT_FOUND)] {
+            let answer = get(&tab, path).await;
+            assert_eq!(answer.status, status, "{path}");
+            let policies: Vec<_> = answer
+                .headers
+                .get_all("content-security-policy")
+                .iter()
+                .collect();
+            assert_eq!(policies, [CONTENT_SECURITY_POLICY], "{config}: {path}");
+            assert!(
+                answer.text().contains(onionhost_sdk::page::STYLE_PATH),
+                "{path}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_console_says_whether_the_root_is_an_index_or_a_listing() {
     let (dir, _outside) = site();

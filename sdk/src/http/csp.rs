@@ -18,6 +18,23 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; frame-ancestors '
 /// what goes into every response head.
 pub const MAX_CUSTOM_POLICY_BYTES: usize = 4096;
 
+/// Marks a response as a page the host generated (a website's folder listing, an error
+/// page), not a file of the user's: [`super::harden_with`] gives it the strict default
+/// [`CONTENT_SECURITY_POLICY`] whatever the tab's own policy is. Such a page loads only the
+/// sdk's style sheet and logo from its own tab, which the strict default allows, while a
+/// custom policy written for the site's files may forbid them (`default-src 'none'`), and
+/// `csp = false` is meant for the site's pages, not the host's.
+///
+/// Put it on a response with [`mark_generated`] (or as a response extension).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GeneratedPage;
+
+/// `response`, marked as a page the host generated ([`GeneratedPage`]).
+pub fn mark_generated(mut response: axum::response::Response) -> axum::response::Response {
+    response.extensions_mut().insert(GeneratedPage);
+    response
+}
+
 /// Which Content-Security-Policy a tab's responses carry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ContentSecurityPolicy {

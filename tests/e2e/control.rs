@@ -1,0 +1,387 @@
+//! The control socket and `onionhost tabs`, against the real binary: each host gets its own
+//! `XDG_RUNTIME_DIR`, so that the tests find only their own hosts.
+
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use onionhost_tests::host::{TestHost, onionhost_bin, page_text};
+
+/// `onionhost tabs ARGS` with `runtime` as XDG_RUNTIME_DIR.
+fn tabs(runtime: &Path, args: &[&str]) -> Output {
+    Command::new(onionhost_bin())
+        .arg("tabs")
+        .args(args)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .output()
+        .expect("run onionhost tabs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A runtime folder of the test's, 0700 as a real one is.
+fn runtime_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    dir
+}
+
+/// A host of one chat tab (`chat`) with `runtime` as XDG_RUNTIME_DIR.
+fn chat_host(runtime: &Path) -> TestHost {
+    let dir = tempfile::tempdir().expect("temp dir");
+    TestHost::spawn_in(
+        dir,
+        &["chat", "--local-only"],
+        &[("XDG_RUNTIME_DIR", runtime.to_str().expect("utf-8"))],
+    )
+    .expect("start")
+}
+
+#[tokio::test]
+async fn tabs_are_added_listed_shown_and_stopped_while_the_others_serve() {
+    let runtime = runtime_dir();
+    let rt = runtime.path();
+    let host = chat_host(rt);
+    let chat = host.url("chat").expect("chat serves");
+
+    // The folder and the socket are the user's only.
+    let folder = rt.join("onionhost");
+    let meta = std::fs::symlink_metadata(&folder).expect("the control folder");
+    assert_eq!(meta.mode() & 0o777, 0o700);
+    let socket = folder.join(format!("{}.sock", host.pid()));
+    let meta = std::fs::symlink_metadata(&socket).expect("the control socket");
+    assert_eq!(meta.mode() & 0o777, 0o600);
+
+    let shared = host.dir.path().join("shared.txt");
+    std::fs::write(&shared, "shared bytes").expect("write");
+    let added = tabs(
+        rt,
+        &[
+            "add",
+            "--mode",
+            "share",
+            "--name",
+            "files",
+            "--keep-sharing",
+            shared.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert!(
+        stdout(&added).starts_with("files: serving\naddress: http://127.0.0.1:"),
+        "{}",
+        stdout(&added)
+    );
+    let files = host.url("files").expect("files serves");
+    assert!(
+        page_text(&format!("{files}files/shared.txt"))
+            .await
+            .contains("shared bytes")
+    );
+
+    // A bad tab is refused with the [[tab]] messages, and nothing else is touched.
+    let bad = tabs(
+        rt,
+        &[
+            "add",
+            "--mode",
+            "share",
+            "--name",
+            "no good",
+            "--port",
+            "0",
+            "/nonexistent",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("tab name \"no good\" is not allowed"),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(
+        stderr(&bad).contains("port 0 is not allowed"),
+        "{}",
+        stderr(&bad)
+    );
+    let taken = tabs(rt, &["add", "--mode", "chat", "--name", "chat"]);
+    assert_eq!(taken.status.code(), Some(2));
+    assert!(
+        stderr(&taken).contains("a tab named \"chat\" is running already"),
+        "{}",
+        stderr(&taken)
+    );
+
+    // A tab that fails to start (its port is taken) fails alone.
+    let port = files
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_owned();
+    let failing = tabs(
+        rt,
+        &["add", "--mode", "chat", "--name", "clash", "--port", &port],
+    );
+    assert_eq!(failing.status.code(), Some(1), "{}", stdout(&failing));
+    assert!(
+        stderr(&failing).contains("tab \"clash\" failed: cannot listen on 127.0.0.1:"),
+        "{}",
+        stderr(&failing)
+    );
+    assert!(page_text(&chat).await.contains("<html"));
+    assert!(
+        page_text(&format!("{files}files/shared.txt"))
+            .await
+            .contains("shared bytes")
+    );
+
+    let list = tabs(rt, &["list"]);
+    let text = stdout(&list);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("NAME"), "{text}");
+    assert!(
+        lines[1].starts_with("chat ") && lines[1].contains("serving") && lines[1].ends_with(&chat),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("files ")
+            && lines[2].contains(" share ")
+            && lines[2].ends_with(&files),
+        "{text}"
+    );
+    assert!(
+        lines[3].starts_with("clash ") && lines[3].contains("failed: cannot listen"),
+        "{text}"
+    );
+    let json = tabs(rt, &["list", "--json"]);
+    let objects: Vec<serde_json::Value> = stdout(&json)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object a line"))
+        .collect();
+    assert_eq!(objects.len(), 3);
+    assert_eq!(objects[1]["name"], "files");
+    assert_eq!(objects[1]["state"], "serving");
+    assert_eq!(objects[1]["added"], true);
+    assert_eq!(objects[1]["address"], files.as_str());
+
+    let show = tabs(rt, &["show", "files", "--qr"]);
+    assert!(show.status.success());
+    assert!(
+        stdout(&show).contains(&format!("address: {files}\naddress as a QR code:\n")),
+        "{}",
+        stdout(&show)
+    );
+
+    let stop = tabs(rt, &["stop", "files"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert_eq!(
+        stdout(&stop),
+        "files: stopped: asked with `onionhost tabs stop`\n"
+    );
+    host.wait_for(r"\[files\] stopped")
+        .expect("the console says so");
+    assert!(page_text(&chat).await.contains("<html"));
+    let again = tabs(rt, &["stop", "files"]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("no tab named \"files\" is running; the running tabs are \"chat\""),
+        "{}",
+        stderr(&again)
+    );
+
+    // The config is untouched (there is none), and the socket goes with the host.
+    host.stop().expect("stops");
+    assert!(!socket.exists(), "the control socket is removed on exit");
+}
+
+#[test]
+fn with_no_host_or_several_the_command_says_so() {
+    let runtime = runtime_dir();
+    let rt = runtime.path();
+    let none = tabs(rt, &["list"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        stderr(&none).contains("no onionhost is running for this user"),
+        "{}",
+        stderr(&none)
+    );
+
+    let one = chat_host(rt);
+    let two = chat_host(rt);
+    one.url("chat").expect("serves");
+    two.url("chat").expect("serves");
+    let several = tabs(rt, &["list"]);
+    assert_eq!(several.status.code(), Some(1));
+    let why = stderr(&several);
+    assert!(
+        why.contains("several onionhost hosts are running; choose one with --control PATH"),
+        "{why}"
+    );
+    for host in [&one, &two] {
+        assert!(why.contains(&format!("{}.sock", host.pid())), "{why}");
+    }
+    let path = rt.join("onionhost").join(format!("{}.sock", two.pid()));
+    let picked = tabs(
+        rt,
+        &["--control", path.to_str().expect("utf-8"), "list", "--json"],
+    );
+    assert!(picked.status.success(), "{}", stderr(&picked));
+    assert!(stdout(&picked).contains(r#""name":"chat""#));
+}
+
+#[test]
+fn a_control_folder_that_is_not_private_is_refused() {
+    let runtime = runtime_dir();
+    let folder = runtime.path().join("onionhost");
+    std::fs::create_dir(&folder).expect("mkdir");
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let host = chat_host(runtime.path());
+    let stopped = host.wait_exit().expect("the host refuses to start");
+    assert_eq!(stopped.status.code(), Some(1));
+    assert!(
+        stopped
+            .stderr
+            .contains("is not a private folder of this user"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(
+        stopped.stderr.contains("with mode 755"),
+        "{}",
+        stopped.stderr
+    );
+}
+
+/// Another user cannot use the socket even where the file would let them (SO_PEERCRED).
+#[test]
+fn another_user_is_refused() {
+    assert!(
+        nix::unistd::getuid().is_root(),
+        "this test runs as root, to connect as another user (nobody)"
+    );
+    let open = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let socket = open.path().join("control.sock");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = TestHost::spawn_in(
+        dir,
+        &[
+            "chat",
+            "--local-only",
+            "--control",
+            socket.to_str().expect("utf-8"),
+        ],
+        &[],
+    )
+    .expect("start");
+    host.url("chat").expect("serves");
+    assert_eq!(
+        std::fs::metadata(&socket).expect("socket").mode() & 0o777,
+        0o600
+    );
+    // As if the user had opened the file to everyone.
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    use std::os::unix::process::CommandExt as _;
+    let nobody = 65534;
+    let output = Command::new(onionhost_bin())
+        .args(["tabs", "--control", socket.to_str().expect("utf-8"), "list"])
+        .uid(nobody)
+        .gid(nobody)
+        .output()
+        .expect("run as nobody");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(
+            "the host refused: this control socket is for the user who runs the host only"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let mine = Command::new(onionhost_bin())
+        .args(["tabs", "--control", socket.to_str().expect("utf-8"), "list"])
+        .output()
+        .expect("run");
+    assert!(mine.status.success(), "{}", stderr(&mine));
+}
+
+/// A share tab added to a host on the local Tor network is published and serves through Tor.
+#[tokio::test]
+async fn a_tab_added_at_run_time_serves_through_tor() {
+    use crate::onion::{onion_tab, scratch_dirs, scratch_env};
+    let net = onionhost_tests::testnet::Testnet::shared()
+        .await
+        .expect("local Tor network");
+    let runtime = runtime_dir();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = scratch_dirs(dir.path());
+    let shared = dir.path().join("shared.txt");
+    std::fs::write(&shared, "bytes through tor").expect("write");
+    let mut env = scratch_env(&scratch);
+    env.push((
+        "XDG_RUNTIME_DIR",
+        runtime.path().to_str().expect("utf-8").to_owned(),
+    ));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let network = net.network_file().to_str().expect("utf-8").to_owned();
+    let host = TestHost::spawn_in(dir, &["chat", "--public", "--tor-network", &network], &env)
+        .expect("start");
+    onion_tab(&host, "chat", false);
+    let rt = runtime.path().to_owned();
+    let shared = shared.to_str().expect("utf-8").to_owned();
+    // `tabs add` waits until the tab serves, which takes its publication through Tor.
+    let added = tokio::task::spawn_blocking(move || {
+        tabs(
+            &rt,
+            &[
+                "add",
+                "--mode",
+                "share",
+                "--name",
+                "files",
+                "--public",
+                "--keep-sharing",
+                &shared,
+            ],
+        )
+    })
+    .await
+    .expect("tabs add");
+    assert!(
+        added.status.success(),
+        "{}\n{}",
+        stderr(&added),
+        host.output()
+    );
+    let text = stdout(&added);
+    let address = text
+        .lines()
+        .find_map(|l| l.strip_prefix("address: "))
+        .unwrap_or_else(|| panic!("no address: {text}"))
+        .to_owned();
+    assert!(address.ends_with(".onion/"), "{address}");
+    assert_eq!(
+        onion_tab(&host, "files", false).host,
+        address.trim_start_matches("http://").trim_end_matches('/')
+    );
+    let (status, body) = net
+        .get(&format!("{address}files/shared.txt"))
+        .await
+        .expect("GET through tor");
+    assert_eq!(status, 200);
+    assert_eq!(body, b"bytes through tor");
+    let list = tabs(runtime.path(), &["list", "--json"]);
+    assert!(
+        stdout(&list).contains(&format!(r#""address":"{address}""#)),
+        "{}",
+        stdout(&list)
+    );
+    host.stop().expect("stop");
+}
