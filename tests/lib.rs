@@ -6,6 +6,7 @@ pub mod chat_client;
 pub mod firewall;
 pub mod host;
 pub mod plugins;
+pub mod pty;
 pub mod testnet;
 pub mod tools;
 pub mod watchdog;

@@ -35,6 +35,9 @@ pub(crate) struct CommonArgs {
         conflicts_with = "local_only"
     )]
     pub(crate) tor_control: Option<String>,
+    /// Print plain lines even when stdout is a terminal, instead of the live view.
+    #[arg(long, global = true)]
+    pub(crate) plain: bool,
     /// Where this host's control socket listens, for `onionhost tabs` (default:
     /// $XDG_RUNTIME_DIR/onionhost/PID.sock, else a private folder under the temp folder).
     /// Not Tor's control port: that is --tor-control.
@@ -231,4 +234,18 @@ pub(crate) enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+}
+
+impl Command {
+    /// The options every command that runs tabs has (`check` and `tabs` run none).
+    pub(crate) fn common(&self) -> Option<&CommonArgs> {
+        match self {
+            Self::Run { common, .. }
+            | Self::Chat { common, .. }
+            | Self::Share { common, .. }
+            | Self::Receive { common, .. }
+            | Self::Website { common, .. } => Some(common),
+            Self::Check { .. } | Self::Tabs { .. } => None,
+        }
+    }
 }

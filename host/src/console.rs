@@ -15,7 +15,11 @@ use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
 
 use crate::tabs::Tabs;
 
+pub(crate) mod live;
+pub(crate) mod pane;
 mod qr;
+
+use pane::{Pane, Source};
 
 /// How often one transfer's progress is shown at most, and how long a transfer runs before
 /// its first progress line: a short transfer gets only its start and end lines, and a long
@@ -36,6 +40,8 @@ pub(crate) struct Console {
     transfers: Arc<Mutex<HashMap<(String, u64), Transfer>>>,
     /// How many transfers are in flight, for those who wait for none to be.
     in_flight: Arc<tokio::sync::watch::Sender<usize>>,
+    /// The live view's pane, where lines go instead of stdout while the view is open.
+    pane: Option<Pane>,
     /// What each tab is doing now, fed by the same calls that print.
     tabs: Tabs,
     /// In tests: every line printed, to assert on.
@@ -44,6 +50,15 @@ pub(crate) struct Console {
 }
 
 impl Console {
+    /// A console whose lines go to `pane` while the live view has it open, and to stdout
+    /// otherwise.
+    pub(crate) fn with_pane(pane: Pane) -> Self {
+        Self {
+            pane: Some(pane),
+            ..Self::default()
+        }
+    }
+
     /// What each tab is doing now: its status record, which the supervisor and the
     /// transports keep and this console's events feed.
     pub(crate) fn tabs(&self) -> &Tabs {
@@ -85,6 +100,13 @@ impl Console {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(line.to_owned());
+        if self
+            .pane
+            .as_ref()
+            .is_some_and(|pane| pane.push(Source::Console, line))
+        {
+            return;
+        }
         let mut out = std::io::stdout().lock();
         // A closed stdout must not take the host down: the tabs keep serving.
         let _ = writeln!(out, "{line}");

@@ -8,7 +8,9 @@
 //!   as debug: the console already says in one line what a user needs to know (bootstrap
 //!   progress, a blocked network, an onion service in trouble).
 //!
-//! Colour only when stderr is a terminal and `NO_COLOR` is unset.
+//! Colour only when stderr is a terminal, `NO_COLOR` is unset and there is no live view.
+//! While the live view owns the terminal, the lines go to its pane instead of stderr (written
+//! there, they would tear the screen it draws).
 //!
 //! One kind of Arti event also reaches the console: a pluggable transport that fails
 //! (`tor_ptmgr`'s warnings, which Arti reports nowhere else), through
@@ -19,6 +21,8 @@ use std::io::IsTerminal as _;
 use std::sync::OnceLock;
 
 use tokio::sync::broadcast;
+
+use crate::console::pane::{Pane, Source};
 
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::filter::{EnvFilter, FilterFn, LevelFilter, Targets};
@@ -122,23 +126,76 @@ fn arti_enabled(selected: &Targets, meta: &Metadata<'_>) -> bool {
 }
 
 /// The layer that prints Arti's events (see [`arti_enabled`]) as debug lines.
-fn arti_layer<S>(selected: Targets, ansi: bool) -> impl tracing_subscriber::Layer<S>
+fn arti_layer<S>(selected: Targets, ansi: bool, output: Output) -> impl tracing_subscriber::Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(output)
         .with_ansi(ansi)
         .event_format(Demoted)
         .with_filter(FilterFn::new(move |meta| arti_enabled(&selected, meta)))
 }
 
-/// Sets up the log on stderr.
-pub(crate) fn init() {
+/// Where the log's lines go: stderr, or `pane` while it is open.
+#[derive(Clone)]
+struct Output(Option<Pane>);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Output {
+    type Writer = OutputWriter;
+
+    fn make_writer(&'a self) -> OutputWriter {
+        OutputWriter {
+            pane: self.0.clone(),
+            line: Vec::new(),
+        }
+    }
+}
+
+/// One event's text, written to its place when the event is formatted (on drop).
+struct OutputWriter {
+    pane: Option<Pane>,
+    line: Vec<u8>,
+}
+
+impl std::io::Write for OutputWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for OutputWriter {
+    fn drop(&mut self) {
+        if self.line.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.line);
+        if self
+            .pane
+            .as_ref()
+            .is_some_and(|pane| pane.push(Source::Log, &text))
+        {
+            return;
+        }
+        // Nowhere else to report a failed write of the log.
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), &self.line);
+    }
+}
+
+/// Sets up the log on stderr; with `pane` (a live view may show), in the pane while it is
+/// open.
+pub(crate) fn init(pane: Option<Pane>) {
+    let live = pane.is_some();
+    let output = Output(pane);
     let directives = directives();
     // NO_COLOR counts when it is set and not empty (no-color.org).
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
-    let ansi = std::io::stderr().is_terminal() && !no_color;
+    let ansi = std::io::stderr().is_terminal() && !no_color && !live;
     // Targets reads the same `target=level` syntax; span and field filters, which it does
     // not know, only make it more permissive here, and the EnvFilter still applies.
     let selected: Targets = directives
@@ -150,12 +207,12 @@ pub(crate) fn init() {
     // The cap is a filter of its own after the EnvFilter, so a more specific directive
     // (`tungstenite::protocol=trace`) cannot lift it.
     let ours = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(output.clone())
         .with_ansi(ansi)
         .with_filter(env())
         .with_filter(private_cap())
         .with_filter(FilterFn::new(|meta| !is_arti(meta.target())));
-    let arti = arti_layer(selected, ansi);
+    let arti = arti_layer(selected, ansi, output);
     let failures = TransportFailures.with_filter(FilterFn::new(is_transport_failure));
     tracing_subscriber::registry()
         .with(ours)
@@ -252,7 +309,8 @@ mod tests {
     #[test]
     fn arti_spans_are_never_enabled_and_its_events_only_when_selected() {
         let selected: Targets = "info,tor_proto=debug".parse().expect("directives");
-        let subscriber = tracing_subscriber::registry().with(arti_layer(selected, false));
+        let subscriber =
+            tracing_subscriber::registry().with(arti_layer(selected, false, Output(None)));
         tracing::subscriber::with_default(subscriber, || {
             // The spans of tor-proto's per-cell paths, at any level, and with the target
             // selected: none is made.

@@ -21,6 +21,7 @@ mod transport;
 use cli::{Cli, Command, CommonArgs, TabArgs};
 use config::{HostConfig, OnionTabOptions, TabConfig, TabTimers, TorConfig};
 use console::Console;
+use console::live::{Controls, LiveView};
 use modes::Registry;
 use onionhost_sdk::host::section;
 use onionhost_sdk::http::ContentSecurityPolicy;
@@ -42,7 +43,13 @@ fn main() -> ExitCode {
             }
         };
     }
-    logging::init();
+    // The live view's pane, when the console may be one: the log goes there while it is open.
+    let pane = cli
+        .command
+        .common()
+        .is_some_and(|common| console::live::wanted(common.plain))
+        .then(console::pane::Pane::default);
+    logging::init(pane.clone());
     let registry = std::sync::Arc::new(Registry::builtin());
     let (config, common) = match host_config(cli.command, &registry) {
         Ok(Some(found)) => found,
@@ -59,7 +66,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match run(config, &common, &registry) {
+    match run(config, &common, &registry, pane) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -232,12 +239,16 @@ fn text_path(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the tabs until they end or a signal comes.
+/// Runs the tabs until they end or a signal comes; with `pane`, in the live view.
 fn run(
     config: HostConfig,
     common: &CommonArgs,
     registry: &std::sync::Arc<Registry>,
+    pane: Option<console::pane::Pane>,
 ) -> anyhow::Result<ExitCode> {
+    // The live view, once it runs: dropped (the terminal given back) before the runtime goes
+    // down and before `main` prints an error.
+    let mut view: Option<LiveView> = None;
     // Arti's temporary folder is removed only after the runtime (and so every Arti task that
     // might still write to it) has stopped: it is declared first, so it is dropped last.
     let mut tor_dirs: Option<TorDirs> = None;
@@ -246,7 +257,9 @@ fn run(
         .build()
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
-        let console = Console::default();
+        let console = pane
+            .clone()
+            .map_or_else(Console::default, Console::with_pane);
         let (handle, orders) = supervisor::handle(&console);
         // The control socket opens first: `onionhost tabs list` sees the tabs while Tor
         // connects. The host refuses to start when it cannot open it safely.
@@ -265,9 +278,15 @@ fn run(
             Some(tokio::spawn(socket.serve(handle.clone(), check)))
         };
         // Signals are caught from here on, before anything slow starts (connecting to Tor).
-        let shutdown = CancellationToken::new();
-        let force_close = CancellationToken::new();
-        tokio::spawn(watch_signals(shutdown.clone(), force_close.clone())?);
+        let controls = Controls {
+            shutdown: CancellationToken::new(),
+            force_close: CancellationToken::new(),
+        };
+        let (shutdown, force_close) = (controls.shutdown.clone(), controls.force_close.clone());
+        tokio::spawn(watch_signals(controls.clone())?);
+        if let Some(pane) = pane {
+            view = LiveView::start(console.clone(), pane, controls);
+        }
         let mut finished: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         let transport = if common.local_only {
             console
@@ -329,6 +348,7 @@ fn run(
             ExitCode::SUCCESS
         })
     });
+    drop(view);
     // Before `tor_dirs` goes: the runtime, with every Arti task that might write there.
     transport::onion::shut_down(runtime);
     outcome
@@ -336,21 +356,18 @@ fn run(
 
 /// Catches Ctrl-C and SIGTERM from now on; the returned future cancels `shutdown` when the
 /// first comes (tabs stop, transfers in flight finish) and `force_close` at the second
-/// (everything stops at once).
-fn watch_signals(
-    shutdown: CancellationToken,
-    force_close: CancellationToken,
-) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+/// (everything stops at once). The live view's Ctrl-C key counts as one of them.
+fn watch_signals(controls: Controls) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     Ok(async move {
-        for token in [shutdown, force_close] {
+        while !controls.force_close.is_cancelled() {
             tokio::select! {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
-            token.cancel();
+            controls.interrupt();
         }
     })
 }

@@ -8,6 +8,7 @@ mod config;
 mod console;
 mod control;
 mod host;
+mod live;
 mod one_tab;
 mod onion;
 mod plugin;
