@@ -34,7 +34,10 @@ fn run_on_system_tor(control: &str, tabs: &str) -> (TestHost, PathBuf) {
     env.push(("XDG_RUNTIME_DIR", String::new()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let config = config.to_str().expect("utf-8").to_owned();
-    let host = TestHost::spawn_in(dir, &["run", "--config", &config], &env).expect("start");
+    // No control socket: these tests count the host's Unix sockets and private folders, which
+    // are the system backend's alone only without it (the control socket has tests of its own).
+    let host = TestHost::spawn_in(dir, &["run", "--no-control", "--config", &config], &env)
+        .expect("start");
     (host, scratch)
 }
 
