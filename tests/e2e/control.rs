@@ -180,6 +180,26 @@ async fn tabs_are_added_listed_shown_and_stopped_while_the_others_serve() {
         stdout(&show)
     );
 
+    // A reader that has gone (`| head -1`) ends the command quietly, with success: the pipe
+    // is closed before the command starts, so its first line already meets it.
+    for args in [
+        &["show", "files", "--qr"][..],
+        &["list"],
+        &["list", "--json"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let closed = Command::new(onionhost_bin())
+            .arg("tabs")
+            .args(args)
+            .env("XDG_RUNTIME_DIR", rt)
+            .stdout(writer)
+            .output()
+            .expect("run onionhost tabs");
+        assert!(closed.status.success(), "{args:?}: {}", stderr(&closed));
+        assert_eq!(stderr(&closed), "", "{args:?}");
+    }
+
     let stop = tabs(rt, &["stop", "files"]);
     assert!(stop.status.success(), "{}", stderr(&stop));
     assert_eq!(

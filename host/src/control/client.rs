@@ -2,8 +2,6 @@
 //! socket in the control folder, or `--control PATH`), checks the protocol's version, sends
 //! one request and prints the answer.
 
-#![allow(clippy::print_stdout)]
-
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -15,6 +13,15 @@ use serde_json::{Value, json};
 
 use super::protocol::{self, Hello, Request, Response, TabJson};
 use crate::cli::{TabsAdd, TabsCommand};
+
+/// `println!` for the answers, except that a reader who has gone (`onionhost tabs show NAME |
+/// head -1`) ends the command quietly and successfully, as in ripgrep: printing to a closed
+/// pipe is not this command's failure, and `println!` would panic on it.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        print_line(format_args!($($arg)*))
+    };
+}
 
 /// How long the host may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,10 +39,10 @@ pub(crate) fn run(control: Option<&Path>, command: TabsCommand) -> anyhow::Resul
             let tabs = response.tabs.unwrap_or_default();
             if json {
                 for tab in &tabs {
-                    println!("{}", Value::Object(tab.clone()));
+                    out!("{}", Value::Object(tab.clone()));
                 }
             } else if tabs.is_empty() {
-                println!("no tabs");
+                out!("no tabs");
             } else {
                 print_table(&tabs);
             }
@@ -53,7 +60,7 @@ pub(crate) fn run(control: Option<&Path>, command: TabsCommand) -> anyhow::Resul
                 wait: !no_wait,
             })?;
             let tab = response.tab.unwrap_or_default();
-            println!("{}: {}", text(&tab, "name"), state(&tab));
+            out!("{}: {}", text(&tab, "name"), state(&tab));
             Ok(ExitCode::SUCCESS)
         }
         TabsCommand::Add(add) => {
@@ -69,12 +76,12 @@ pub(crate) fn run(control: Option<&Path>, command: TabsCommand) -> anyhow::Resul
                 // A tab refused by its checks is a usage error, as a bad config is.
                 return Ok(ExitCode::from(if tab.is_empty() { 2 } else { 1 }));
             }
-            println!("{}: {}", text(&tab, "name"), state(&tab));
+            out!("{}: {}", text(&tab, "name"), state(&tab));
             if let Some(address) = tab.get("address").and_then(Value::as_str) {
-                println!("address: {address}");
+                out!("address: {address}");
             }
             if tab.get("private").and_then(Value::as_bool) == Some(true) {
-                println!(
+                out!(
                     "a private tab: `onionhost tabs show {}` shows its client key",
                     text(&tab, "name")
                 );
@@ -310,33 +317,45 @@ fn print_table(tabs: &[TabJson]) {
             .map(|(cell, width)| format!("{cell:width$}"))
             .collect::<Vec<_>>()
             .join("  ");
-        println!("{}", crate::console::printable(line.trim_end()));
+        out!("{}", crate::console::printable(line.trim_end()));
     }
 }
 
 fn show(tab: &TabJson, key: Option<&str>, qr: bool) {
     let name = text(tab, "name");
-    println!("{name}: {}", state(tab));
+    out!("{name}: {}", state(tab));
     let address = tab.get("address").and_then(Value::as_str);
     match address {
-        Some(address) => println!("address: {address}"),
-        None => println!("address: not known yet"),
+        Some(address) => out!("address: {address}"),
+        None => out!("address: not known yet"),
     }
     if let Some(key) = key {
-        println!("private key (give it to each visitor; Tor Browser asks for it): {key}");
+        out!("private key (give it to each visitor; Tor Browser asks for it): {key}");
     }
     if qr {
         for (what, text) in [("address", address), ("private key", key)] {
             let Some(text) = text else { continue };
             match crate::console::qr_lines(text) {
                 Some(lines) => {
-                    println!("{what} as a QR code:");
+                    out!("{what} as a QR code:");
                     for line in lines {
-                        println!("{line}");
+                        out!("{line}");
                     }
                 }
-                None => println!("{what} is too long for a QR code"),
+                None => out!("{what} is too long for a QR code"),
             }
         }
+    }
+}
+
+/// Writes one line of the answer to standard output (see `out!`).
+fn print_line(line: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the answer: {err}");
+        std::process::exit(1);
     }
 }
