@@ -348,10 +348,10 @@ fn show(tab: &TabJson, key: Option<&str>, qr: bool) {
     }
 }
 
-/// Writes one line of the answer to standard output (see `out!`).
+/// Writes one line of the answer to standard output (see `out!`). Standard output is line
+/// buffered, so the write of the newline is the flush and its error comes back here.
 fn print_line(line: std::fmt::Arguments<'_>) {
-    let mut stdout = std::io::stdout().lock();
-    if let Err(err) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+    if let Err(err) = writeln!(std::io::stdout(), "{line}") {
         if err.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
