@@ -152,7 +152,10 @@ async fn a_selected_tab_is_shown_in_full_with_a_qr_code_and_stopped_while_the_ot
             r"> chat +first +serving +(127\.0\.0\.1:\d+) +public[^\n]*\n│  chat +second +serving +(127\.0\.0\.1:\d+) +public",
         )
         .expect("one row per tab, the first selected");
-    let (first, second) = (format!("http://{}/", caps[1]), format!("http://{}/", caps[2]));
+    let (first, second) = (
+        format!("http://{}/", caps[1]),
+        format!("http://{}/", caps[2]),
+    );
     assert!(page_text(&second).await.contains("<html"));
 
     // j selects the next row; Enter shows it in full; r adds the QR code; Esc closes.
@@ -198,7 +201,10 @@ async fn a_selected_tab_is_shown_in_full_with_a_qr_code_and_stopped_while_the_ot
         reqwest::get(&second).await.is_err(),
         "the stopped tab still serves"
     );
-    assert!(page_text(&first).await.contains("<html"), "the other serves");
+    assert!(
+        page_text(&first).await.contains("<html"),
+        "the other serves"
+    );
 
     host.type_keys(b"q").expect("q");
     let stopped = host.wait_exit().expect("the host exits at q");
