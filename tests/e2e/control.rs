@@ -421,6 +421,107 @@ fn the_socket_bounds_connections_and_line_length() {
     host.url("chat").expect("chat still serves");
 }
 
+/// The request rate: a connection may send a burst of 60 requests, then one every 100 ms (600
+/// a minute). A request past that is answered with the documented refusal, in its turn, and the
+/// connection stays open; other connections have their own limit; once the limiter has
+/// refilled, the same connection is answered again. Regression: requests sent before the
+/// previous answer (pipelined, as here) used to close the connection, because the watch for a
+/// client going away took the next request line for its going.
+#[test]
+fn requests_past_the_burst_are_refused_and_answered_again_later() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+    const BURST: usize = 60;
+    const SENT: usize = 100;
+    let runtime = runtime_dir();
+    let host = chat_host(runtime.path());
+    host.url("chat").expect("chat serves");
+    let socket = runtime
+        .path()
+        .join("onionhost")
+        .join(format!("{}.sock", host.pid()));
+    let connect = || {
+        let stream = UnixStream::connect(&socket).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut hello = String::new();
+        reader.read_line(&mut hello).expect("the hello");
+        assert!(hello.starts_with("{\"onionhost\":1"), "{hello}");
+        (stream, reader)
+    };
+    let answer = |reader: &mut BufReader<UnixStream>| -> serde_json::Value {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read an answer");
+        serde_json::from_str(&line).unwrap_or_else(|err| panic!("{err}: {line:?}"))
+    };
+    let refused = |answer: &serde_json::Value| {
+        answer["ok"] == false && answer["error"] == "too many requests: try again in 1 s"
+    };
+
+    // Every request of the burst at once, in one write: each gets its answer, in order.
+    let (mut stream, mut reader) = connect();
+    let started = Instant::now();
+    stream
+        .write_all("{\"request\":\"list\"}\n".repeat(SENT).as_bytes())
+        .expect("send");
+    let answers: Vec<serde_json::Value> = (0..SENT).map(|_| answer(&mut reader)).collect();
+    let elapsed = started.elapsed();
+    for (i, answer) in answers[..BURST].iter().enumerate() {
+        assert_eq!(answer["ok"], true, "request {i} of the burst: {answer}");
+        assert_eq!(answer["tabs"][0]["name"], "chat", "request {i}: {answer}");
+    }
+    // Past the burst, only what refilled meanwhile (one each 100 ms) is answered.
+    let served = answers[BURST..].iter().filter(|a| a["ok"] == true).count();
+    let refilled = usize::try_from(elapsed.as_millis() / 100).unwrap_or(usize::MAX) + 1;
+    assert!(
+        served <= refilled,
+        "{served} answered past the burst in {elapsed:?}"
+    );
+    for (i, answer) in answers[BURST..].iter().enumerate() {
+        assert!(
+            answer["ok"] == true || refused(answer),
+            "request {}: {answer}",
+            BURST + i
+        );
+    }
+    assert!(
+        refused(&answers[BURST]) || elapsed >= Duration::from_millis(100),
+        "the first past the burst: {}",
+        answers[BURST]
+    );
+    assert!(served < SENT - BURST, "none was refused in {elapsed:?}");
+
+    // Another connection has a limit of its own, and the command works.
+    let (mut other, mut other_reader) = connect();
+    other
+        .write_all(b"{\"request\":\"show\",\"name\":\"chat\"}\n")
+        .expect("send");
+    let shown = answer(&mut other_reader);
+    assert_eq!(shown["ok"], true, "{shown}");
+    let list = tabs(runtime.path(), &["list"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+
+    // The limited connection is answered again once the limiter has refilled.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        stream
+            .write_all(b"{\"request\":\"list\"}\n")
+            .expect("the connection is still open");
+        let again = answer(&mut reader);
+        if again["ok"] == true {
+            break;
+        }
+        assert!(refused(&again), "{again}");
+        assert!(Instant::now() < deadline, "still refused after 10 s");
+        // A refused request takes nothing from the limiter; poll at a tenth of its refill.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    host.url("chat").expect("chat still serves");
+}
+
 /// A share tab added to a host on the local Tor network is published and serves through Tor.
 #[tokio::test]
 async fn a_tab_added_at_run_time_serves_through_tor() {
