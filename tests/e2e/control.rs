@@ -222,6 +222,151 @@ async fn tabs_are_added_listed_shown_and_stopped_while_the_others_serve() {
     assert!(!socket.exists(), "the control socket is removed on exit");
 }
 
+/// `tabs add --set KEY=VALUE` reaches every key a `[[tab]]` of the mode takes, the mode's own
+/// settings (nested ones too) and the tab's, and a bad one is refused with the config's own
+/// message while nothing else is touched.
+#[tokio::test]
+async fn tabs_add_sets_any_key_of_the_tab_as_the_config_does() {
+    let runtime = runtime_dir();
+    let rt = runtime.path();
+    let host = chat_host(rt);
+    let chat = host.url("chat").expect("chat serves");
+    let drop_dir = host.dir.path().join("drop");
+
+    let receive = tabs(
+        rt,
+        &[
+            "add",
+            "--mode",
+            "receive",
+            "--name",
+            "drop",
+            drop_dir.to_str().expect("utf-8"),
+            "--set",
+            "receive.max_upload_size=3 MiB",
+            "--set",
+            "receive.max_files_per_upload=7",
+            "--set",
+            "receive.disable_text=true",
+            "--set",
+            "proof_of_work=false",
+        ],
+    );
+    assert!(receive.status.success(), "{}", stderr(&receive));
+    let drop_url = host.url("drop").expect("drop serves");
+    let page = page_text(&drop_url).await;
+    assert!(
+        page.contains("at most 7 files and 3 MiB per upload"),
+        "{page}"
+    );
+    assert!(!page.contains("<textarea"), "disable_text: {page}");
+    assert!(drop_dir.is_dir(), "the folder for uploads is made");
+
+    let room = tabs(
+        rt,
+        &[
+            "add",
+            "--mode",
+            "chat",
+            "--name",
+            "room",
+            "--set",
+            "chat.title=Our room",
+            "--set",
+            "chat.rate_limit.messages_per_minute=30",
+        ],
+    );
+    assert!(room.status.success(), "{}", stderr(&room));
+    let room_url = host.url("room").expect("room serves");
+    let page = page_text(&room_url).await;
+    assert!(page.contains("<title>Our room"), "{page}");
+
+    // Refused, each with the config's own message, before anything starts.
+    let refusals: [(&[&str], &str); 5] = [
+        (
+            &["--set", "colour=red"],
+            "unknown key `colour` in a `chat` tab: the tab's keys are name, mode,",
+        ),
+        (
+            &["--set", "chat.rate_limit.colour=1"],
+            "tab \"bad\", `chat.rate_limit.colour`: unknown field `colour`",
+        ),
+        (
+            &["--set", "chat.max_members=many"],
+            "tab \"bad\", `chat.max_members`: invalid type: string \"many\"",
+        ),
+        (
+            &["--set", "intro_rate_per_second=0"],
+            "`intro_rate_per_second` must be 1 to 100000",
+        ),
+        (
+            &["--set", "authorized_clients=[\"nope\"]"],
+            "`authorized_clients[0]` is not an x25519 public key",
+        ),
+    ];
+    for (settings, message) in refusals {
+        let mut args = vec!["add", "--mode", "chat", "--name", "bad"];
+        args.extend(settings);
+        let refused = tabs(rt, &args);
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{settings:?}: {}",
+            stderr(&refused)
+        );
+        assert!(
+            stderr(&refused).contains(message),
+            "{settings:?}: {}",
+            stderr(&refused)
+        );
+    }
+    let twice = tabs(
+        rt,
+        &[
+            "add",
+            "--mode",
+            "chat",
+            "--name",
+            "bad",
+            "--title",
+            "A",
+            "--set",
+            "chat.title=B",
+        ],
+    );
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(
+        stderr(&twice).contains("`chat.title` is set twice"),
+        "{}",
+        stderr(&twice)
+    );
+    let no_key = tabs(
+        rt,
+        &["add", "--mode", "chat", "--name", "bad", "--set", "title"],
+    );
+    assert_eq!(no_key.status.code(), Some(2));
+    assert!(
+        stderr(&no_key).contains("write KEY=VALUE"),
+        "{}",
+        stderr(&no_key)
+    );
+
+    // Nothing else was touched: the same three tabs serve, and no `bad` tab was made.
+    let list = tabs(rt, &["list", "--json"]);
+    let names: Vec<String> = stdout(&list)
+        .lines()
+        .map(|line| {
+            let tab: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            assert_eq!(tab["state"], "serving", "{tab}");
+            tab["name"].as_str().expect("a name").to_owned()
+        })
+        .collect();
+    assert_eq!(names, ["chat", "drop", "room"]);
+    assert!(page_text(&chat).await.contains("<html"));
+    assert!(page_text(&drop_url).await.contains("at most 7 files"));
+    host.stop().expect("stops");
+}
+
 #[test]
 fn with_no_host_or_several_the_command_says_so() {
     let runtime = runtime_dir();
