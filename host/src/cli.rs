@@ -79,7 +79,8 @@ pub(crate) enum TabsCommand {
         no_wait: bool,
     },
     /// Start a tab, checked as a `[[tab]]` of the config would be; waits until it serves
-    /// (or fails). It lives as long as the host, and never changes the config file.
+    /// (or fails, or waits for its --auto-start time). It lives until stopped or the host
+    /// ends, and never changes the config file.
     Add(TabsAdd),
 }
 
@@ -276,7 +277,8 @@ pub(crate) enum Command {
     },
     /// List, show, add or stop the tabs of a running host, through its control socket.
     Tabs {
-        /// The host's control socket (needed when several hosts run).
+        /// The host's control socket: needed when several hosts run, or when the host was
+        /// started with --control.
         #[arg(long, global = true, value_name = "SOCKET_PATH")]
         control: Option<PathBuf>,
         #[command(subcommand)]

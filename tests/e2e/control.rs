@@ -334,7 +334,7 @@ async fn tabs_add_sets_any_key_of_the_tab_as_the_config_does() {
             "chat.title=B",
         ],
     );
-    assert_eq!(twice.status.code(), Some(1));
+    assert_eq!(twice.status.code(), Some(2));
     assert!(
         stderr(&twice).contains("`chat.title` is set twice"),
         "{}",
@@ -378,6 +378,10 @@ fn with_no_host_or_several_the_command_says_so() {
         "{}",
         stderr(&none)
     );
+    // A tab's bad arguments are a usage error, said before any host is looked for.
+    let usage = tabs(rt, &["add", "--mode", "receive", "--name", "r", "/a", "/b"]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert_eq!(stderr(&usage), "error: a receive tab takes one folder\n");
 
     let one = chat_host(rt);
     let two = chat_host(rt);

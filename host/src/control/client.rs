@@ -28,6 +28,18 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `onionhost tabs COMMAND`.
 pub(crate) fn run(control: Option<&Path>, command: TabsCommand) -> anyhow::Result<ExitCode> {
+    // The arguments of a tab to add are read before the host is looked for: a usage error is
+    // one whether a host runs or not, and exits 2 as a refused tab does.
+    let added = match &command {
+        TabsCommand::Add(add) => match added_table(add) {
+            Ok(table) => Some(table),
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        _ => None,
+    };
     let path = match control {
         Some(path) => path.to_owned(),
         None => find_host()?,
@@ -64,11 +76,9 @@ pub(crate) fn run(control: Option<&Path>, command: TabsCommand) -> anyhow::Resul
             Ok(ExitCode::SUCCESS)
         }
         TabsCommand::Add(add) => {
-            let no_wait = add.no_wait;
-            let table = added_table(add)?;
             let response = host.exchange(&Request::Add {
-                tab: table,
-                wait: !no_wait,
+                tab: added.unwrap_or_default(),
+                wait: !add.no_wait,
             })?;
             let tab = response.tab.clone().unwrap_or_default();
             if !response.ok {
@@ -206,7 +216,7 @@ impl Connection {
 }
 
 /// The `[[tab]]` table of `onionhost tabs add`, with absolute paths.
-fn added_table(add: TabsAdd) -> anyhow::Result<serde_json::Map<String, Value>> {
+fn added_table(add: &TabsAdd) -> anyhow::Result<serde_json::Map<String, Value>> {
     let absolute = |path: &Path| -> anyhow::Result<String> {
         let path = std::path::absolute(path)
             .with_context(|| format!("{}: cannot make the path absolute", path.display()))?;
