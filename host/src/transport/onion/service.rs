@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use arti_client::KeystoreSelector;
 use futures::{Stream, StreamExt as _};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tor_hscrypto::pk::HsClientDescEncKey;
@@ -21,6 +21,7 @@ use super::client::Client;
 use super::keys::TabKeys;
 use super::streams::{self, HTTP_PORT};
 use crate::config::OnionTabOptions;
+use crate::logging::Publication;
 use crate::console::Console;
 use crate::transport::Incoming;
 
@@ -36,6 +37,14 @@ const PROBE_FIRST_PAUSE: Duration = Duration::from_secs(1);
 
 /// Longest pause between reachability checks.
 const PROBE_MAX_PAUSE: Duration = Duration::from_secs(30);
+
+/// When the reachability check starts if Arti's publisher has not said that the descriptor is
+/// out (see [`published`]): the check then decides when the address is printed.
+const PROBE_FALLBACK: Duration = Duration::from_secs(20);
+
+/// How long after the address was printed (the descriptor is out) the host's own check may
+/// take before the console says that it could not reach the tab yet.
+const SELF_CHECK_GRACE: Duration = Duration::from_secs(90);
 
 /// Accepted streams waiting for the tab to take them.
 const QUEUE: usize = 32;
@@ -123,6 +132,8 @@ pub(crate) fn launch(
 ) -> anyhow::Result<Incoming> {
     let config = service_config(name, options, keys.client_public())?;
     let address = keys.onion_address()?;
+    // Before the service starts, so that no upload result passes unseen.
+    let uploads = published(crate::logging::publications(), nickname(name)?.to_string());
     let (service, rend_requests) = client
         .launch_onion_service_with_hsid(config, keys.identity_keypair()?)
         .context("cannot launch the onion service")?
@@ -142,11 +153,17 @@ pub(crate) fn launch(
         qr,
         console: console.clone(),
     };
-    let probe = reach(Arc::clone(client), announcement.address.clone());
+    let (start_probe, probe_start) = tokio::sync::oneshot::channel();
+    let probe = reach_after(
+        probe_start,
+        Arc::clone(client),
+        announcement.address.clone(),
+    );
     tokio::spawn(watch_status(
         service.status_events(),
         announcement,
-        probe,
+        uploads,
+        (probe, start_probe),
         stop.clone(),
     ));
     let (sender, receiver) = mpsc::channel(QUEUE);
@@ -277,12 +294,49 @@ impl Announcement {
     }
 }
 
-/// Connects to the tab's own onion service through Tor, as a visitor would, until it works.
+/// Resolves once Arti's publisher has reported that the descriptor of the service `nickname`
+/// is on every HsDir it uploaded it to, for every time period it started uploading for (see
+/// [`crate::logging::publications`]); never, if it does not say so (a round with a failed
+/// upload waits for the next round, a missed event for the reachability check).
 ///
-/// Arti's status alone cannot say "reachable" soon enough: it reports a service fully
-/// reachable only once its descriptor is on the HSDirs of both time periods, and it uploads
-/// at most once a minute, so a service that visitors can already reach can stay
-/// "bootstrapping" for minutes (on the local test network it never got further).
+/// Arti's status says "reachable" only once the uploads of both time periods are done, and
+/// never on a network with one time period (the local test network's first hours), so this
+/// is what tells when visitors can fetch the descriptor, as C tor's `HS_DESC UPLOADED` does.
+async fn published(mut uploads: broadcast::Receiver<Publication>, nickname: String) {
+    let (mut started, mut ended, mut all_ok) = (0usize, 0usize, true);
+    loop {
+        match uploads.recv().await {
+            Ok(Publication::Started { nickname: name }) if name == nickname => started += 1,
+            Ok(Publication::Uploaded {
+                nickname: name,
+                ok,
+                total,
+            }) if name == nickname => {
+                ended += 1;
+                all_ok &= ok == total && ok > 0;
+                if ended >= started {
+                    if all_ok {
+                        return;
+                    }
+                    (started, ended, all_ok) = (0, 0, true);
+                }
+            }
+            Ok(_) => {}
+            // Counts that may have missed an event prove nothing.
+            Err(_) => return std::future::pending().await,
+        }
+    }
+}
+
+/// The reachability check ([`reach`]), from when `start` fires (the descriptor is out) or,
+/// if nothing says so, [`PROBE_FALLBACK`] after the launch.
+async fn reach_after(start: oneshot::Receiver<()>, client: Client, address: String) {
+    // Whether it fired, timed out or its sender is gone, the check starts.
+    let _ = tokio::time::timeout(PROBE_FALLBACK, start).await;
+    reach(client, address).await;
+}
+
+/// Connects to the tab's own onion service through Tor, as a visitor would, until it works.
 async fn reach(client: Client, address: String) {
     let mut pause = PROBE_FIRST_PAUSE;
     loop {
@@ -307,12 +361,16 @@ async fn reach(client: Client, address: String) {
     }
 }
 
-/// Shows publication progress, then the address once the service is reachable (Arti says so,
-/// or the host reached it through Tor), then trouble if Arti reports any.
+/// Shows publication progress, then the address once visitors can reach the service (its
+/// descriptor is on every HsDir that should have it, Arti says it is reachable, or the host
+/// reached it through Tor), then trouble if Arti reports any, or if the host's own check
+/// through Tor (`probe`, started by its sender once the descriptor is out) does not pass
+/// within [`SELF_CHECK_GRACE`] of the address.
 async fn watch_status(
     mut events: impl Stream<Item = OnionServiceStatus> + Unpin,
     announcement: Announcement,
-    probe: impl Future<Output = ()>,
+    published: impl Future<Output = ()>,
+    (probe, start_probe): (impl Future<Output = ()>, oneshot::Sender<()>),
     stop: CancellationToken,
 ) {
     let tab = announcement.tab.as_str();
@@ -320,19 +378,53 @@ async fn watch_status(
     console.tabs().publishing(tab);
     console.tab(tab, "publishing the onion service");
     let mut announced = false;
+    let mut published = std::pin::pin!(published);
+    let mut start_probe = Some(start_probe);
     let mut probe = std::pin::pin!(probe);
     let mut probing = true;
+    // Armed when the address goes out before the host's own check passed.
+    let check = tokio::time::sleep(SELF_CHECK_GRACE);
+    let mut check = std::pin::pin!(check);
+    let (mut checking, mut unchecked) = (false, false);
     let mut troubled = false;
     let mut last: Option<State> = None;
     loop {
         let status = tokio::select! {
             () = stop.cancelled() => return,
-            () = &mut probe, if probing => {
-                probing = false;
+            () = &mut published, if start_probe.is_some() => {
+                if let Some(start) = start_probe.take() {
+                    // The check may have started on its own (PROBE_FALLBACK).
+                    let _ = start.send(());
+                }
                 if !announced {
                     announced = true;
                     announcement.print();
+                    if probing {
+                        checking = true;
+                        check.as_mut().reset(tokio::time::Instant::now() + SELF_CHECK_GRACE);
+                    }
                 }
+                continue;
+            }
+            () = &mut probe, if probing => {
+                probing = false;
+                checking = false;
+                if !announced {
+                    announced = true;
+                    announcement.print();
+                } else if unchecked {
+                    console.tab(tab, "onion service: the host reached it through Tor now");
+                }
+                continue;
+            }
+            () = &mut check, if checking => {
+                checking = false;
+                unchecked = true;
+                console.tab(
+                    tab,
+                    "onion service: published, but the host has not reached it through Tor yet \
+                     (it keeps trying); visitors may not reach this tab",
+                );
                 continue;
             }
             status = events.next() => match status {
@@ -347,6 +439,7 @@ async fn watch_status(
         last = Some(state);
         if state.is_fully_reachable() {
             probing = false;
+            checking = false;
             if !announced {
                 announced = true;
                 announcement.print();
