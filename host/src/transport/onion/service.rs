@@ -540,6 +540,133 @@ mod tests {
         );
     }
 
+    fn started(nickname: &str) -> Publication {
+        Publication::Started {
+            nickname: nickname.into(),
+        }
+    }
+
+    fn uploaded(nickname: &str, ok: usize, total: usize) -> Publication {
+        Publication::Uploaded {
+            nickname: nickname.into(),
+            ok,
+            total,
+        }
+    }
+
+    #[test]
+    fn publication_needs_every_hsdir_of_every_time_period_started() {
+        use futures::FutureExt as _;
+        let (sender, _) = broadcast::channel(16);
+        let mut done = Box::pin(published(sender.subscribe(), "share".into()));
+        for event in [
+            started("share"),
+            started("share"),
+            started("chat"),
+            uploaded("share", 8, 8),
+            uploaded("chat", 8, 8),
+        ] {
+            sender.send(event).expect("a receiver");
+        }
+        assert!(
+            done.as_mut().now_or_never().is_none(),
+            "one time period of two"
+        );
+        // A round with a failed HsDir proves nothing: the next round decides.
+        sender.send(uploaded("share", 7, 8)).expect("a receiver");
+        assert!(done.as_mut().now_or_never().is_none(), "an HsDir failed");
+        sender.send(started("share")).expect("a receiver");
+        sender.send(uploaded("share", 8, 8)).expect("a receiver");
+        assert!(done.as_mut().now_or_never().is_some(), "published");
+    }
+
+    #[test]
+    fn missed_upload_results_leave_it_to_the_reachability_check() {
+        use futures::FutureExt as _;
+        let (sender, _) = broadcast::channel(2);
+        let mut done = Box::pin(published(sender.subscribe(), "share".into()));
+        for event in [started("share"), started("share"), uploaded("share", 8, 8)] {
+            sender.send(event).expect("a receiver");
+        }
+        // The receiver lagged (it lost the first start): it never says "published".
+        assert!(done.as_mut().now_or_never().is_none());
+        sender.send(uploaded("share", 8, 8)).expect("a receiver");
+        assert!(done.as_mut().now_or_never().is_none());
+    }
+
+    /// Runs `watch_status` with no status from Arti, `published` and `probe`, for `run`
+    /// (paused clock); returns the console's lines and whether the check was started.
+    async fn watch(
+        published: impl Future<Output = ()> + Send + 'static,
+        probe: impl Future<Output = ()> + Send + 'static,
+        run: Duration,
+    ) -> (Vec<String>, bool) {
+        let console = Console::default();
+        let announcement = Announcement {
+            tab: "share".into(),
+            address: "x.onion".into(),
+            private_key: None,
+            qr: false,
+            console: console.clone(),
+        };
+        let (start, started) = oneshot::channel();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(watch_status(
+            futures::stream::pending::<OnionServiceStatus>(),
+            announcement,
+            published,
+            (probe, start),
+            stop.clone(),
+        ));
+        tokio::time::sleep(run).await;
+        stop.cancel();
+        task.await.expect("watch_status");
+        let mut started = started;
+        (console.lines(), started.try_recv().is_ok())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_address_goes_out_with_the_descriptor_and_the_check_follows() {
+        let (lines, check_started) = watch(
+            async {},
+            std::future::pending(),
+            SELF_CHECK_GRACE - Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(
+            lines,
+            ["[share] publishing the onion service", "[share] serving at http://x.onion/"]
+        );
+        assert!(check_started, "the check starts once the descriptor is out");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_that_does_not_pass_is_reported_and_so_is_a_late_pass() {
+        let late = async { tokio::time::sleep(SELF_CHECK_GRACE * 2).await };
+        let (lines, _) = watch(async {}, late, SELF_CHECK_GRACE * 3).await;
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(lines[1], "[share] serving at http://x.onion/");
+        assert!(
+            lines[2].contains("has not reached it through Tor yet"),
+            "{lines:?}"
+        );
+        assert!(lines[3].contains("reached it through Tor now"), "{lines:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_publication_the_check_decides() {
+        let (lines, _) = watch(
+            std::future::pending(),
+            async { tokio::time::sleep(Duration::from_secs(5)).await },
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(
+            lines,
+            ["[share] publishing the onion service", "[share] serving at http://x.onion/"]
+        );
+    }
+
     #[test]
     fn the_announcement_gives_the_address_and_both_key_forms() {
         let keys = TabKeys::generate(true).expect("keys");
