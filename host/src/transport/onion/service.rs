@@ -21,8 +21,8 @@ use super::client::Client;
 use super::keys::TabKeys;
 use super::streams::{self, HTTP_PORT};
 use crate::config::OnionTabOptions;
-use crate::logging::Publication;
 use crate::console::Console;
+use crate::logging::Publication;
 use crate::transport::Incoming;
 
 /// Streams one visitor circuit may have open at once. A browser opens a handful; more is
@@ -635,7 +635,10 @@ mod tests {
         .await;
         assert_eq!(
             lines,
-            ["[share] publishing the onion service", "[share] serving at http://x.onion/"]
+            [
+                "[share] publishing the onion service",
+                "[share] serving at http://x.onion/"
+            ]
         );
         assert!(check_started, "the check starts once the descriptor is out");
     }
@@ -663,7 +666,10 @@ mod tests {
         .await;
         assert_eq!(
             lines,
-            ["[share] publishing the onion service", "[share] serving at http://x.onion/"]
+            [
+                "[share] publishing the onion service",
+                "[share] serving at http://x.onion/"
+            ]
         );
     }
 
