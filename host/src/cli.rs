@@ -79,7 +79,8 @@ pub(crate) enum TabsCommand {
         no_wait: bool,
     },
     /// Start a tab, checked as a `[[tab]]` of the config would be; waits until it serves
-    /// (or fails). It lives as long as the host, and never changes the config file.
+    /// (or fails, or waits for its --auto-start time). It lives until stopped or the host
+    /// ends, and never changes the config file.
     Add(TabsAdd),
 }
 
@@ -121,9 +122,63 @@ pub(crate) struct TabsAdd {
     /// When to stop, as `auto_stop` in a `[[tab]]`.
     #[arg(long, value_name = "WHEN")]
     pub(crate) auto_stop: Option<String>,
+    /// Set any other key of the `[[tab]]`, written as in the config file (repeatable).
+    ///
+    /// The tab's own keys (e.g. `proof_of_work=false`, `intro_rate_per_second=10`,
+    /// `authorized_clients=["descriptor:x25519:..."]`), or the mode's settings under the
+    /// mode's name, as in `[tab.MODE]` (e.g. `receive.max_upload_size="1 GiB"`,
+    /// `chat.rate_limit.messages_per_minute=30`, a plugin mode's keys alike). VALUE is read
+    /// as TOML (a number, true or false, "quoted text", an [array] or {inline = "table"});
+    /// anything else, dates and times too, is taken as the text written. The tab is checked
+    /// as the config checks it, with the same messages; a key set twice (by two --set, or by
+    /// --set and an option or the paths) is refused. Paths are used as written: give them
+    /// absolute, the host's working folder is not yours.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Setting::parse)]
+    pub(crate) settings: Vec<Setting>,
     /// Return once the tab is starting, without waiting for it to serve.
     #[arg(long)]
     pub(crate) no_wait: bool,
+}
+
+/// One `--set KEY=VALUE` of `onionhost tabs add`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Setting {
+    /// The key's path inside the `[[tab]]` (`receive.max_upload_size`: two parts).
+    pub(crate) key: Vec<String>,
+    /// The value.
+    pub(crate) value: toml::Value,
+}
+
+impl Setting {
+    /// Reads `KEY=VALUE`: KEY a dotted path of bare TOML keys, VALUE a TOML value, else the
+    /// text as written (a TOML date or time is taken as text too: the config's times, such as
+    /// `auto_start`, are strings).
+    fn parse(written: &str) -> Result<Self, String> {
+        let example = "e.g. `proof_of_work=false` or `receive.max_upload_size=\"1 GiB\"`";
+        let Some((key, value)) = written.split_once('=') else {
+            return Err(format!("write KEY=VALUE, {example}"));
+        };
+        let key = key.trim();
+        let bare = |part: &str| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        if !key.split('.').all(bare) {
+            return Err(format!(
+                "{key:?} is not a key: write it as in a `[[tab]]` of the config, its parts (letters, digits, `_`, `-`) joined by `.`, {example}"
+            ));
+        }
+        let value = match value.parse::<toml::Value>() {
+            Ok(toml::Value::Datetime(_)) | Err(_) => toml::Value::String(value.to_owned()),
+            Ok(value) => value,
+        };
+        Ok(Self {
+            key: key.split('.').map(str::to_owned).collect(),
+            value,
+        })
+    }
 }
 
 /// Options of the one-tab commands (`chat`, `share`, `receive`, `website`).
@@ -222,7 +277,8 @@ pub(crate) enum Command {
     },
     /// List, show, add or stop the tabs of a running host, through its control socket.
     Tabs {
-        /// The host's control socket (needed when several hosts run).
+        /// The host's control socket: needed when several hosts run, or when the host was
+        /// started with --control.
         #[arg(long, global = true, value_name = "SOCKET_PATH")]
         control: Option<PathBuf>,
         #[command(subcommand)]
@@ -246,6 +302,59 @@ impl Command {
             | Self::Receive { common, .. }
             | Self::Website { common, .. } => Some(common),
             Self::Check { .. } | Self::Tabs { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn set(written: &str) -> Setting {
+        Setting::parse(written).unwrap()
+    }
+
+    #[test]
+    fn a_setting_is_a_dotted_key_and_a_toml_value_or_text() {
+        let limit = set("receive.max_upload_size=1 GiB");
+        assert_eq!(limit.key, ["receive", "max_upload_size"]);
+        assert_eq!(limit.value, toml::Value::String("1 GiB".into()));
+        assert_eq!(
+            set("proof_of_work=false").value,
+            toml::Value::Boolean(false)
+        );
+        assert_eq!(set("chat.max_members=10").value, toml::Value::Integer(10));
+        assert_eq!(
+            set(r#"title="true""#).value,
+            toml::Value::String("true".into())
+        );
+        assert_eq!(set("title=a=b").value, toml::Value::String("a=b".into()));
+        assert_eq!(set("title=").value, toml::Value::String(String::new()));
+        let list = set(r#"authorized_clients=["a", "b"]"#).value;
+        assert_eq!(list.as_array().map(Vec::len), Some(2));
+        assert!(set("x={a = 1}").value.is_table());
+        // A time as the config writes it stays the text written.
+        assert_eq!(
+            set("auto_start=2026-12-24 18:00").value,
+            toml::Value::String("2026-12-24 18:00".into())
+        );
+        // Not a whole TOML document: a second line is text, not another key.
+        assert_eq!(
+            set("title=1\nport = 2").value,
+            toml::Value::String("1\nport = 2".into())
+        );
+    }
+
+    #[test]
+    fn a_setting_without_a_key_is_refused() {
+        for bad in ["title", "=1", "a..b=1", ".a=1", "a b=1", "\"a\"=1"] {
+            let err = Setting::parse(bad).unwrap_err();
+            assert!(
+                err.contains("KEY=VALUE") || err.contains("is not a key"),
+                "{bad}: {err}"
+            );
         }
     }
 }

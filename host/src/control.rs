@@ -4,10 +4,11 @@
 //! Only the same user gets in: the folder is 0700 (an existing one must be ours and 0700,
 //! else the host refuses to start), the socket 0600, and each connection's peer uid is
 //! checked (`SO_PEERCRED`). At most [`MAX_CONNECTIONS`] at once, lines of at most
-//! [`protocol::MAX_LINE`], [`REQUESTS_PER_MINUTE`] requests a minute per connection. Nothing
-//! listens on a network port. The protocol is in `protocol.rs`, the command's side in
-//! `client.rs`.
+//! [`protocol::MAX_LINE`], [`REQUESTS_PER_MINUTE`] requests a minute per connection (in
+//! bursts of [`REQUEST_BURST`]); requests may be pipelined. Nothing listens on a network
+//! port. The protocol is in `protocol.rs`, the command's side in `client.rs`.
 
+use std::collections::VecDeque;
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,8 +31,13 @@ use protocol::{Hello, Request, Response};
 /// Most control connections at once.
 pub(crate) const MAX_CONNECTIONS: usize = 8;
 
-/// Requests a minute on one connection (in bursts of 60).
+/// Requests a minute on one connection, after a first burst of [`REQUEST_BURST`]: enough for
+/// any script, and a loop gone wild on one connection costs the host little. A request past
+/// it is answered with the limiter's "too many requests" and the connection stays open.
 const REQUESTS_PER_MINUTE: u32 = 600;
+
+/// Requests one connection may send at once.
+const REQUEST_BURST: u32 = 60;
 
 /// How a run-time tab is checked (`config::check_added_tab` with the host's modes and Tor).
 pub(crate) type Check = Arc<dyn Fn(toml::Table) -> Result<TabConfig, Vec<String>> + Send + Sync>;
@@ -187,10 +193,15 @@ async fn connection(stream: UnixStream, handle: Handle, check: Check) {
         return;
     }
     let limiter = onionhost_sdk::rate::RateLimiter::new(
-        onionhost_sdk::rate::Rate::per_minute(REQUESTS_PER_MINUTE).with_burst(60),
+        onionhost_sdk::rate::Rate::per_minute(REQUESTS_PER_MINUTE).with_burst(REQUEST_BURST),
     );
+    let mut pending = VecDeque::new();
     loop {
-        let line = match lines.next().await {
+        let next = match pending.pop_front() {
+            Some(next) => Some(next),
+            None => lines.next().await,
+        };
+        let line = match next {
             Some(Ok(line)) => line,
             Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
                 let _ = send(
@@ -210,10 +221,10 @@ async fn connection(stream: UnixStream, handle: Handle, check: Check) {
         } else {
             match serde_json::from_str::<Request>(&line) {
                 Ok(request) => {
-                    // A client that goes away while its request waits ends the wait.
-                    tokio::select! {
-                        response = answer(request, &handle, &check) => response,
-                        _ = lines.next() => return,
+                    let answering = answer(request, &handle, &check);
+                    match read_ahead(answering, &mut lines, &mut pending).await {
+                        Some(response) => response,
+                        None => return,
                     }
                 }
                 Err(err) => Response::error(format!("not a request: {err}")),
@@ -221,6 +232,38 @@ async fn connection(stream: UnixStream, handle: Handle, check: Check) {
         };
         if send(&mut out, &response).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Requests read ahead while one is answered, at most: more wait in the socket's buffer.
+const READ_AHEAD: usize = 4;
+
+/// Waits for `answering` while reading the lines that come meanwhile into `pending`, so that
+/// a client that goes away ends the wait (`None`), and one that sends its next requests before
+/// this answer (pipelining) gets each answered in its turn.
+async fn read_ahead<R>(
+    answering: impl Future<Output = Response>,
+    lines: &mut FramedRead<R, LinesCodec>,
+    pending: &mut VecDeque<Result<String, LinesCodecError>>,
+) -> Option<Response>
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    let mut answering = std::pin::pin!(answering);
+    loop {
+        // After a line too long nothing more is read: the connection closes once it is answered.
+        let reading = pending.len() < READ_AHEAD && pending.back().is_none_or(Result::is_ok);
+        tokio::select! {
+            biased;
+            response = &mut answering => return Some(response),
+            next = lines.next(), if reading => match next {
+                Some(Ok(line)) => pending.push_back(Ok(line)),
+                Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+                    pending.push_back(Err(LinesCodecError::MaxLineLengthExceeded));
+                }
+                Some(Err(_)) | None => return None,
+            },
         }
     }
 }

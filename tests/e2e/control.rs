@@ -222,6 +222,151 @@ async fn tabs_are_added_listed_shown_and_stopped_while_the_others_serve() {
     assert!(!socket.exists(), "the control socket is removed on exit");
 }
 
+/// `tabs add --set KEY=VALUE` reaches every key a `[[tab]]` of the mode takes, the mode's own
+/// settings (nested ones too) and the tab's, and a bad one is refused with the config's own
+/// message while nothing else is touched.
+#[tokio::test]
+async fn tabs_add_sets_any_key_of_the_tab_as_the_config_does() {
+    let runtime = runtime_dir();
+    let rt = runtime.path();
+    let host = chat_host(rt);
+    let chat = host.url("chat").expect("chat serves");
+    let drop_dir = host.dir.path().join("drop");
+
+    let receive = tabs(
+        rt,
+        &[
+            "add",
+            "--mode",
+            "receive",
+            "--name",
+            "drop",
+            drop_dir.to_str().expect("utf-8"),
+            "--set",
+            "receive.max_upload_size=3 MiB",
+            "--set",
+            "receive.max_files_per_upload=7",
+            "--set",
+            "receive.disable_text=true",
+            "--set",
+            "proof_of_work=false",
+        ],
+    );
+    assert!(receive.status.success(), "{}", stderr(&receive));
+    let drop_url = host.url("drop").expect("drop serves");
+    let page = page_text(&drop_url).await;
+    assert!(
+        page.contains("at most 7 files and 3 MiB per upload"),
+        "{page}"
+    );
+    assert!(!page.contains("<textarea"), "disable_text: {page}");
+    assert!(drop_dir.is_dir(), "the folder for uploads is made");
+
+    let room = tabs(
+        rt,
+        &[
+            "add",
+            "--mode",
+            "chat",
+            "--name",
+            "room",
+            "--set",
+            "chat.title=Our room",
+            "--set",
+            "chat.rate_limit.messages_per_minute=30",
+        ],
+    );
+    assert!(room.status.success(), "{}", stderr(&room));
+    let room_url = host.url("room").expect("room serves");
+    let page = page_text(&room_url).await;
+    assert!(page.contains("<title>Our room"), "{page}");
+
+    // Refused, each with the config's own message, before anything starts.
+    let refusals: [(&[&str], &str); 5] = [
+        (
+            &["--set", "colour=red"],
+            "unknown key `colour` in a `chat` tab: the tab's keys are name, mode,",
+        ),
+        (
+            &["--set", "chat.rate_limit.colour=1"],
+            "tab \"bad\", `chat.rate_limit.colour`: unknown field `colour`",
+        ),
+        (
+            &["--set", "chat.max_members=many"],
+            "tab \"bad\", `chat.max_members`: invalid type: string \"many\"",
+        ),
+        (
+            &["--set", "intro_rate_per_second=0"],
+            "`intro_rate_per_second` must be 1 to 100000",
+        ),
+        (
+            &["--set", "authorized_clients=[\"nope\"]"],
+            "`authorized_clients[0]` is not an x25519 public key",
+        ),
+    ];
+    for (settings, message) in refusals {
+        let mut args = vec!["add", "--mode", "chat", "--name", "bad"];
+        args.extend(settings);
+        let refused = tabs(rt, &args);
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{settings:?}: {}",
+            stderr(&refused)
+        );
+        assert!(
+            stderr(&refused).contains(message),
+            "{settings:?}: {}",
+            stderr(&refused)
+        );
+    }
+    let twice = tabs(
+        rt,
+        &[
+            "add",
+            "--mode",
+            "chat",
+            "--name",
+            "bad",
+            "--title",
+            "A",
+            "--set",
+            "chat.title=B",
+        ],
+    );
+    assert_eq!(twice.status.code(), Some(2));
+    assert!(
+        stderr(&twice).contains("`chat.title` is set twice"),
+        "{}",
+        stderr(&twice)
+    );
+    let no_key = tabs(
+        rt,
+        &["add", "--mode", "chat", "--name", "bad", "--set", "title"],
+    );
+    assert_eq!(no_key.status.code(), Some(2));
+    assert!(
+        stderr(&no_key).contains("write KEY=VALUE"),
+        "{}",
+        stderr(&no_key)
+    );
+
+    // Nothing else was touched: the same three tabs serve, and no `bad` tab was made.
+    let list = tabs(rt, &["list", "--json"]);
+    let names: Vec<String> = stdout(&list)
+        .lines()
+        .map(|line| {
+            let tab: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            assert_eq!(tab["state"], "serving", "{tab}");
+            tab["name"].as_str().expect("a name").to_owned()
+        })
+        .collect();
+    assert_eq!(names, ["chat", "drop", "room"]);
+    assert!(page_text(&chat).await.contains("<html"));
+    assert!(page_text(&drop_url).await.contains("at most 7 files"));
+    host.stop().expect("stops");
+}
+
 #[test]
 fn with_no_host_or_several_the_command_says_so() {
     let runtime = runtime_dir();
@@ -233,6 +378,10 @@ fn with_no_host_or_several_the_command_says_so() {
         "{}",
         stderr(&none)
     );
+    // A tab's bad arguments are a usage error, said before any host is looked for.
+    let usage = tabs(rt, &["add", "--mode", "receive", "--name", "r", "/a", "/b"]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert_eq!(stderr(&usage), "error: a receive tab takes one folder\n");
 
     let one = chat_host(rt);
     let two = chat_host(rt);
@@ -417,6 +566,107 @@ fn the_socket_bounds_connections_and_line_length() {
             "the slot was not freed"
         );
         std::thread::yield_now();
+    }
+    host.url("chat").expect("chat still serves");
+}
+
+/// The request rate: a connection may send a burst of 60 requests, then one every 100 ms (600
+/// a minute). A request past that is answered with the documented refusal, in its turn, and the
+/// connection stays open; other connections have their own limit; once the limiter has
+/// refilled, the same connection is answered again. Regression: requests sent before the
+/// previous answer (pipelined, as here) used to close the connection, because the watch for a
+/// client going away took the next request line for its going.
+#[test]
+fn requests_past_the_burst_are_refused_and_answered_again_later() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+    const BURST: usize = 60;
+    const SENT: usize = 100;
+    let runtime = runtime_dir();
+    let host = chat_host(runtime.path());
+    host.url("chat").expect("chat serves");
+    let socket = runtime
+        .path()
+        .join("onionhost")
+        .join(format!("{}.sock", host.pid()));
+    let connect = || {
+        let stream = UnixStream::connect(&socket).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut hello = String::new();
+        reader.read_line(&mut hello).expect("the hello");
+        assert!(hello.starts_with("{\"onionhost\":1"), "{hello}");
+        (stream, reader)
+    };
+    let answer = |reader: &mut BufReader<UnixStream>| -> serde_json::Value {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read an answer");
+        serde_json::from_str(&line).unwrap_or_else(|err| panic!("{err}: {line:?}"))
+    };
+    let refused = |answer: &serde_json::Value| {
+        answer["ok"] == false && answer["error"] == "too many requests: try again in 1 s"
+    };
+
+    // Every request of the burst at once, in one write: each gets its answer, in order.
+    let (mut stream, mut reader) = connect();
+    let started = Instant::now();
+    stream
+        .write_all("{\"request\":\"list\"}\n".repeat(SENT).as_bytes())
+        .expect("send");
+    let answers: Vec<serde_json::Value> = (0..SENT).map(|_| answer(&mut reader)).collect();
+    let elapsed = started.elapsed();
+    for (i, answer) in answers[..BURST].iter().enumerate() {
+        assert_eq!(answer["ok"], true, "request {i} of the burst: {answer}");
+        assert_eq!(answer["tabs"][0]["name"], "chat", "request {i}: {answer}");
+    }
+    // Past the burst, only what refilled meanwhile (one each 100 ms) is answered.
+    let served = answers[BURST..].iter().filter(|a| a["ok"] == true).count();
+    let refilled = usize::try_from(elapsed.as_millis() / 100).unwrap_or(usize::MAX) + 1;
+    assert!(
+        served <= refilled,
+        "{served} answered past the burst in {elapsed:?}"
+    );
+    for (i, answer) in answers[BURST..].iter().enumerate() {
+        assert!(
+            answer["ok"] == true || refused(answer),
+            "request {}: {answer}",
+            BURST + i
+        );
+    }
+    assert!(
+        refused(&answers[BURST]) || elapsed >= Duration::from_millis(100),
+        "the first past the burst: {}",
+        answers[BURST]
+    );
+    assert!(served < SENT - BURST, "none was refused in {elapsed:?}");
+
+    // Another connection has a limit of its own, and the command works.
+    let (mut other, mut other_reader) = connect();
+    other
+        .write_all(b"{\"request\":\"show\",\"name\":\"chat\"}\n")
+        .expect("send");
+    let shown = answer(&mut other_reader);
+    assert_eq!(shown["ok"], true, "{shown}");
+    let list = tabs(runtime.path(), &["list"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+
+    // The limited connection is answered again once the limiter has refilled.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        stream
+            .write_all(b"{\"request\":\"list\"}\n")
+            .expect("the connection is still open");
+        let again = answer(&mut reader);
+        if again["ok"] == true {
+            break;
+        }
+        assert!(refused(&again), "{again}");
+        assert!(Instant::now() < deadline, "still refused after 10 s");
+        // A refused request takes nothing from the limiter; poll at a tenth of its refill.
+        std::thread::sleep(Duration::from_millis(10));
     }
     host.url("chat").expect("chat still serves");
 }

@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
 use super::protocol::{self, Hello, Request, Response, TabJson};
-use crate::cli::{TabsAdd, TabsCommand};
+use crate::cli::{Setting, TabsAdd, TabsCommand};
 
 /// `println!` for the answers, except that a reader who has gone (`onionhost tabs show NAME |
 /// head -1`) ends the command quietly and successfully, as in ripgrep: printing to a closed
@@ -28,6 +28,18 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `onionhost tabs COMMAND`.
 pub(crate) fn run(control: Option<&Path>, command: TabsCommand) -> anyhow::Result<ExitCode> {
+    // The arguments of a tab to add are read before the host is looked for: a usage error is
+    // one whether a host runs or not, and exits 2 as a refused tab does.
+    let added = match &command {
+        TabsCommand::Add(add) => match added_table(add) {
+            Ok(table) => Some(table),
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        _ => None,
+    };
     let path = match control {
         Some(path) => path.to_owned(),
         None => find_host()?,
@@ -64,11 +76,9 @@ pub(crate) fn run(control: Option<&Path>, command: TabsCommand) -> anyhow::Resul
             Ok(ExitCode::SUCCESS)
         }
         TabsCommand::Add(add) => {
-            let no_wait = add.no_wait;
-            let table = added_table(add)?;
             let response = host.exchange(&Request::Add {
-                tab: table,
-                wait: !no_wait,
+                tab: added.unwrap_or_default(),
+                wait: !add.no_wait,
             })?;
             let tab = response.tab.clone().unwrap_or_default();
             if !response.ok {
@@ -206,7 +216,7 @@ impl Connection {
 }
 
 /// The `[[tab]]` table of `onionhost tabs add`, with absolute paths.
-fn added_table(add: TabsAdd) -> anyhow::Result<serde_json::Map<String, Value>> {
+fn added_table(add: &TabsAdd) -> anyhow::Result<serde_json::Map<String, Value>> {
     let absolute = |path: &Path| -> anyhow::Result<String> {
         let path = std::path::absolute(path)
             .with_context(|| format!("{}: cannot make the path absolute", path.display()))?;
@@ -276,7 +286,64 @@ fn added_table(add: TabsAdd) -> anyhow::Result<serde_json::Map<String, Value>> {
     if !section.is_empty() {
         tab.insert(add.mode.clone(), Value::Object(section));
     }
+    for setting in &add.settings {
+        set(&mut tab, setting)?;
+    }
     Ok(tab)
+}
+
+/// Puts one `--set KEY=VALUE` into the tab's table. A key set already (by an option, the
+/// paths or another `--set`) is refused rather than replaced, as a TOML file refuses it.
+fn set(tab: &mut serde_json::Map<String, Value>, setting: &Setting) -> anyhow::Result<()> {
+    let shown = setting.key.join(".");
+    let Some((last, parents)) = setting.key.split_last() else {
+        bail!("--set: the key is empty");
+    };
+    let mut table = tab;
+    for (depth, part) in parents.iter().enumerate() {
+        let entry = table
+            .entry(part.clone())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        table = match entry {
+            Value::Object(inner) => inner,
+            _ => bail!(
+                "--set {shown}: `{}` is set already, to a value that is not a table",
+                parents[..=depth].join(".")
+            ),
+        };
+    }
+    if table.contains_key(last) {
+        bail!(
+            "--set {shown}: `{shown}` is set twice (by two --set, or by --set and an option or the paths); set it once"
+        );
+    }
+    let value = json_of(&setting.value).with_context(|| format!("--set {shown}"))?;
+    table.insert(last.clone(), value);
+    Ok(())
+}
+
+/// A TOML value as the protocol's JSON carries it (the host reads it back into TOML).
+fn json_of(value: &toml::Value) -> anyhow::Result<Value> {
+    Ok(match value {
+        toml::Value::String(text) => Value::String(text.clone()),
+        toml::Value::Integer(n) => Value::from(*n),
+        toml::Value::Float(x) => match serde_json::Number::from_f64(*x) {
+            Some(x) => Value::Number(x),
+            None => bail!("{x} is not a number the config takes"),
+        },
+        toml::Value::Boolean(on) => Value::Bool(*on),
+        // The config's times are strings.
+        toml::Value::Datetime(at) => Value::String(at.to_string()),
+        toml::Value::Array(items) => {
+            Value::Array(items.iter().map(json_of).collect::<anyhow::Result<_>>()?)
+        }
+        toml::Value::Table(table) => Value::Object(
+            table
+                .iter()
+                .map(|(key, value)| Ok((key.clone(), json_of(value)?)))
+                .collect::<anyhow::Result<_>>()?,
+        ),
+    })
 }
 
 fn text<'a>(tab: &'a TabJson, key: &str) -> &'a str {
@@ -357,5 +424,74 @@ fn print_line(line: std::fmt::Arguments<'_>) {
         }
         eprintln!("error: cannot write the answer: {err}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn setting(key: &str, value: toml::Value) -> Setting {
+        Setting {
+            key: key.split('.').map(str::to_owned).collect(),
+            value,
+        }
+    }
+
+    #[test]
+    fn settings_go_where_the_config_has_them_and_are_set_once() {
+        let mut tab = serde_json::Map::new();
+        tab.insert("name".into(), json!("drop"));
+        tab.insert("receive".into(), json!({"dir": "/srv/drop"}));
+        set(
+            &mut tab,
+            &setting("proof_of_work", toml::Value::Boolean(false)),
+        )
+        .unwrap();
+        let limit = setting(
+            "receive.max_upload_size",
+            toml::Value::String("1 GiB".into()),
+        );
+        set(&mut tab, &limit).unwrap();
+        let burst = setting("chat.rate_limit.burst", toml::Value::Integer(5));
+        set(&mut tab, &burst).unwrap();
+        assert_eq!(
+            Value::Object(tab.clone()),
+            json!({
+                "name": "drop",
+                "proof_of_work": false,
+                "receive": {"dir": "/srv/drop", "max_upload_size": "1 GiB"},
+                "chat": {"rate_limit": {"burst": 5}},
+            })
+        );
+        let err = set(&mut tab, &setting("name", toml::Value::Integer(1))).unwrap_err();
+        assert!(err.to_string().contains("`name` is set twice"), "{err}");
+        let err = set(&mut tab, &limit).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`receive.max_upload_size` is set twice"),
+            "{err}"
+        );
+        let err = set(&mut tab, &setting("name.x", toml::Value::Integer(1))).unwrap_err();
+        assert!(err.to_string().contains("`name` is set already"), "{err}");
+    }
+
+    #[test]
+    fn toml_values_become_json_and_read_back_the_same() {
+        let written: toml::Table = toml::from_str(
+            r#"v = { n = 1, x = 1.5, on = true, list = ["a", 2], at = 2026-12-24T18:00:00 }"#,
+        )
+        .unwrap();
+        let json = json_of(&written["v"]).unwrap();
+        assert_eq!(
+            json,
+            json!({"n": 1, "x": 1.5, "on": true, "list": ["a", 2], "at": "2026-12-24T18:00:00"})
+        );
+        let back: toml::Value = serde_json::from_value(json).unwrap();
+        assert_eq!(back["x"], toml::Value::Float(1.5));
+        assert_eq!(back["n"], toml::Value::Integer(1));
+        assert!(json_of(&toml::Value::Float(f64::NAN)).is_err());
     }
 }

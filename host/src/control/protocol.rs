@@ -30,7 +30,8 @@ pub(crate) struct Hello {
 pub(crate) enum Request {
     /// Every tab: `{"ok":true,"tabs":[TabStatus...]}`.
     List {},
-    /// One tab with its client key: `{"ok":true,"tab":TabStatus,"key":"..."|null}`.
+    /// One tab, with a private tab's client key: `{"ok":true,"tab":TabStatus,"key":"..."}`
+    /// (no `key` for a public tab, or before the key is known).
     Show {
         /// The tab.
         name: String,
@@ -54,8 +55,8 @@ pub(crate) enum Request {
     },
 }
 
-/// A response: `ok`, and either what was asked for or `error` (with `errors`, every problem
-/// of a refused tab, one per line of `error`).
+/// A response: `ok`, and either what was asked for or `error` (for a refused tab, every
+/// problem, one per line of `error`; for a tab that failed to start, its `tab` too).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Response {
     /// Whether the request was carried out.
