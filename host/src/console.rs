@@ -18,6 +18,7 @@ use crate::tabs::Tabs;
 pub(crate) mod live;
 pub(crate) mod pane;
 mod qr;
+mod rows;
 
 use pane::{Pane, Source};
 

@@ -21,7 +21,7 @@ mod transport;
 use cli::{Cli, Command, CommonArgs, TabArgs};
 use config::{HostConfig, OnionTabOptions, TabConfig, TabTimers, TorConfig};
 use console::Console;
-use console::live::{Controls, LiveView};
+use console::live::{Controls, LiveView, TabOrders};
 use modes::Registry;
 use onionhost_sdk::host::section;
 use onionhost_sdk::http::ContentSecurityPolicy;
@@ -285,7 +285,11 @@ fn run(
         let (shutdown, force_close) = (controls.shutdown.clone(), controls.force_close.clone());
         tokio::spawn(watch_signals(controls.clone())?);
         if let Some(pane) = pane {
-            view = LiveView::start(console.clone(), pane, controls);
+            let orders = TabOrders {
+                handle: handle.clone(),
+                runtime: tokio::runtime::Handle::current(),
+            };
+            view = LiveView::start(console.clone(), pane, controls, orders);
         }
         let mut finished: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         let transport = if common.local_only {

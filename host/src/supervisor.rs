@@ -163,8 +163,6 @@ pub(crate) fn handle(console: &Console) -> (Handle, Orders) {
     )
 }
 
-// Used by the control socket and the live view, which land after it.
-#[cfg_attr(not(test), allow(dead_code))]
 impl Handle {
     /// Starts `tab` (checked like a `[[tab]]`, see `config::check_added_tab`) as a run-time
     /// tab; returns once it is starting (its [`Tabs`] record exists), refused if a running tab

@@ -7,9 +7,6 @@
 //! private tab's client key is kept apart, in a [`ClientKey`] whose `Debug` hides it, and is
 //! never serialized with the rest.
 
-// Its readers, the control socket and the live view, land after it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

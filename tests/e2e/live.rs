@@ -94,6 +94,13 @@ async fn quitting_asks_first_while_a_download_is_in_flight() {
         .expect("send");
     host.wait_for_screen(r"download #1 started")
         .expect("the download is under way");
+    // The tab's row, and under it the download's bar with bytes of total and its rate.
+    host.wait_for_screen(r"> share +share +serving +127\.0\.0\.1:\d+ +public")
+        .expect("the tab's row");
+    host.wait_for_screen(
+        r"↓ download #1  \[[█░]{24}\] [\d.]+ (?:B|KiB|MiB) / 64\.0 MiB  [\d.]+ (?:B|KiB|MiB)/s",
+    )
+    .expect("the download's bar and rate");
 
     host.type_keys(b"q").expect("q");
     host.wait_for_screen(r"1 transfer\(s\) in flight")
@@ -115,4 +122,100 @@ async fn quitting_asks_first_while_a_download_is_in_flight() {
     assert!(stopped.status.success(), "{stopped:?}");
     assert!(stopped.restored, "{stopped:?}");
     drop(stream);
+}
+
+const TWO_CHATS: &str = r#"
+[[tab]]
+name = "first"
+mode = "chat"
+
+[[tab]]
+name = "second"
+mode = "chat"
+"#;
+
+/// `onionhost run` of `config` with `--local-only`, in a pseudo-terminal.
+fn spawn_config(config: &str) -> PtyHost {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("onionhost.toml");
+    std::fs::write(&path, config).expect("write config");
+    let path = path.to_str().expect("utf-8").to_owned();
+    PtyHost::spawn_in(dir, &["run", "--config", &path, "--local-only"], &[])
+        .expect("spawn in a pseudo-terminal")
+}
+
+#[tokio::test]
+async fn a_selected_tab_is_shown_in_full_with_a_qr_code_and_stopped_while_the_other_serves() {
+    let mut host = spawn_config(TWO_CHATS);
+    let caps = host
+        .wait_for_screen(
+            r"> chat +first +serving +(127\.0\.0\.1:\d+) +public[^\n]*\n│  chat +second +serving +(127\.0\.0\.1:\d+) +public",
+        )
+        .expect("one row per tab, the first selected");
+    let (first, second) = (
+        format!("http://{}/", caps[1]),
+        format!("http://{}/", caps[2]),
+    );
+    assert!(page_text(&second).await.contains("<html"));
+
+    // j selects the next row; Enter shows it in full; r adds the QR code; Esc closes.
+    host.type_keys(b"j").expect("j");
+    host.wait_for_screen(r"> chat +second +serving")
+        .expect("the second row selected");
+    host.type_keys(b"\r").expect("Enter");
+    let shown = host
+        .wait_for_screen(&format!(
+            r"address: {}[^\n]*\n[^\n]*public: visitors need no client key",
+            regex::escape(&second)
+        ))
+        .expect("the show view")[0]
+        .clone();
+    assert!(!shown.contains("QR code:"), "no QR code until asked");
+    host.type_keys(b"r").expect("r");
+    // The code is whole once drawn (the screen may be read halfway through a redraw).
+    host.wait_until("the address as a QR code", |screen| {
+        screen.contains("address as a QR code:") && qr_rows(screen) >= 10
+    })
+    .expect("the QR code");
+    host.type_keys(b"\x1b").expect("Esc");
+    host.wait_until("the show view closed", |screen| {
+        !screen.contains("address as a QR code:")
+    })
+    .expect("Esc closes");
+
+    // s asks first; n keeps the tab; s then y stops it gracefully.
+    host.type_keys(b"s").expect("s");
+    host.wait_for_screen(r#"Stop tab "second"\?"#)
+        .expect("stop asks first");
+    host.type_keys(b"n").expect("n");
+    host.wait_until("the question gone", |screen| !screen.contains("Stop tab"))
+        .expect("n keeps it");
+    assert!(page_text(&second).await.contains("<html"));
+    host.type_keys(b"s").expect("s");
+    host.wait_for_screen(r#"Stop tab "second"\?"#)
+        .expect("stop asks first");
+    host.type_keys(b"y").expect("y");
+    host.wait_for_screen(r"> chat +second +stopped")
+        .expect("the row shows it stopped");
+    assert!(
+        reqwest::get(&second).await.is_err(),
+        "the stopped tab still serves"
+    );
+    assert!(
+        page_text(&first).await.contains("<html"),
+        "the other serves"
+    );
+
+    host.type_keys(b"q").expect("q");
+    let stopped = host.wait_exit().expect("the host exits at q");
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(stopped.restored, "{stopped:?}");
+}
+
+/// How many rows of `screen` show a line of a QR code in a box (`│` on its edges).
+fn qr_rows(screen: &str) -> usize {
+    screen
+        .lines()
+        .filter(|row| row.contains('│') && row.matches(['█', '▀', '▄']).count() >= 20)
+        .count()
 }

@@ -13,8 +13,8 @@
 //! (the first stops every tab gracefully, the second closes every connection).
 
 use std::io::IsTerminal as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use tokio_util::sync::CancellationToken;
 
-use super::Console;
 use super::pane::{Pane, Source};
+use super::{Console, printable, rows};
+use crate::supervisor::Handle;
+use crate::tabs::TabStatus;
 
 /// The view thread's name, which the panic hook looks for.
 const THREAD: &str = "onionhost-live";
@@ -68,6 +70,14 @@ impl Controls {
     }
 }
 
+/// What the view's keys on tabs act on: the supervisor's orders, sent from the runtime.
+pub(crate) struct TabOrders {
+    /// The running supervisor's orders (stop a tab).
+    pub(crate) handle: Handle,
+    /// Where the orders are sent from (the view's thread is not one of the runtime's).
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
 /// Whether the console should be a live view: stdout is a terminal (not a pipe, a file or a
 /// service's journal) that can draw one, and the user did not ask for plain lines.
 pub(crate) fn wanted(plain: bool) -> bool {
@@ -86,7 +96,12 @@ pub(crate) struct LiveView {
 impl LiveView {
     /// Takes the terminal and starts drawing; `None` (the console stays plain) if the
     /// terminal cannot be taken.
-    pub(crate) fn start(console: Console, pane: Pane, controls: Controls) -> Option<Self> {
+    pub(crate) fn start(
+        console: Console,
+        pane: Pane,
+        controls: Controls,
+        orders: TabOrders,
+    ) -> Option<Self> {
         install_panic_hook(pane.clone());
         if let Err(err) = take_terminal() {
             give_back();
@@ -96,11 +111,16 @@ impl LiveView {
         pane.set_open(true);
         let done = Arc::new(AtomicBool::new(false));
         let view = View {
+            changes: console.tabs().changes(),
             console,
             pane: pane.clone(),
             controls,
+            orders,
             done: Arc::clone(&done),
-            confirm_quit: false,
+            selected: None,
+            overlay: Overlay::None,
+            message: None,
+            outcomes: mpsc::channel(),
         };
         let thread = std::thread::Builder::new()
             .name(THREAD.to_owned())
@@ -204,14 +224,45 @@ fn install_panic_hook(pane: Pane) {
     });
 }
 
+/// What the view has open over the rows: a question, or the show view.
+enum Overlay {
+    None,
+    /// Quit was asked while transfers are in flight: the view asks what to do.
+    ConfirmQuit,
+    /// Stop the tab of that name? The view asks first.
+    ConfirmStop(String),
+    /// The tab of that name, in full: its address, its client key once asked (`key`), the
+    /// address as a QR code once asked (`qr`).
+    Show {
+        name: String,
+        key: bool,
+        qr: bool,
+    },
+}
+
+/// What an order the view sent to the supervisor came to.
+enum Outcome {
+    /// The tab is stopping.
+    Stopping(String),
+    /// The order was refused, for this reason.
+    Refused(String),
+}
+
 /// The view's state, on its thread.
 struct View {
     console: Console,
     pane: Pane,
     controls: Controls,
+    orders: TabOrders,
     done: Arc<AtomicBool>,
-    /// Quit was asked while transfers are in flight: the view asks what to do.
-    confirm_quit: bool,
+    /// Every change of the tabs' status, to redraw at once.
+    changes: tokio::sync::watch::Receiver<u64>,
+    /// The selected tab's name (it stays selected while other tabs come and go).
+    selected: Option<String>,
+    overlay: Overlay,
+    /// The last order's outcome, shown above the keys.
+    message: Option<String>,
+    outcomes: (mpsc::Sender<Outcome>, mpsc::Receiver<Outcome>),
 }
 
 impl View {
@@ -223,11 +274,23 @@ impl View {
         let mut drawn: Option<(u64, Instant)> = None;
         let mut dirty = true;
         while !self.done.load(Ordering::SeqCst) {
+            if self.changes.has_changed().unwrap_or(false) {
+                self.changes.mark_unchanged();
+                dirty = true;
+            }
+            while let Ok(outcome) = self.outcomes.1.try_recv() {
+                self.message = Some(match outcome {
+                    Outcome::Stopping(name) => format!("tab {name:?} is stopping"),
+                    Outcome::Refused(why) => why,
+                });
+                dirty = true;
+            }
             let version = self.pane.version();
             let stale =
                 drawn.is_none_or(|(was, at)| was != version || at.elapsed() >= REDRAW_EVERY);
             if dirty || stale {
-                if let Err(err) = terminal.draw(|frame| self.draw(frame)) {
+                let tabs = self.console.tabs().snapshot();
+                if let Err(err) = terminal.draw(|frame| self.draw(frame, &tabs)) {
                     return self.fail(&err);
                 }
                 drawn = Some((version, Instant::now()));
@@ -260,12 +323,14 @@ impl View {
         let ctrl_c =
             key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
         if ctrl_c {
-            self.confirm_quit = false;
+            if matches!(self.overlay, Overlay::ConfirmQuit | Overlay::ConfirmStop(_)) {
+                self.overlay = Overlay::None;
+            }
             self.controls.interrupt();
             return;
         }
-        if self.confirm_quit {
-            match key.code {
+        match std::mem::replace(&mut self.overlay, Overlay::None) {
+            Overlay::ConfirmQuit => match key.code {
                 // Quit now: the transfers in flight are cut.
                 KeyCode::Char('y') => {
                     self.controls.shutdown.cancel();
@@ -274,26 +339,139 @@ impl View {
                 // Stop taking visitors, quit once the transfers have ended.
                 KeyCode::Char('w') => self.controls.shutdown.cancel(),
                 _ => {}
+            },
+            Overlay::ConfirmStop(name) => {
+                if key.code == KeyCode::Char('y') {
+                    self.stop(name);
+                }
             }
-            self.confirm_quit = false;
-            return;
-        }
-        if let KeyCode::Char('q') = key.code {
-            if self.console.transfers_in_flight() > 0 {
-                self.confirm_quit = true;
-            } else {
-                self.controls.shutdown.cancel();
-            }
+            Overlay::Show {
+                name,
+                key: shown,
+                qr,
+            } => match key.code {
+                KeyCode::Esc | KeyCode::Char('q') => {}
+                KeyCode::Char('k') => {
+                    self.overlay = Overlay::Show {
+                        name,
+                        key: !shown,
+                        qr,
+                    };
+                }
+                KeyCode::Char('r') => {
+                    self.overlay = Overlay::Show {
+                        name,
+                        key: shown,
+                        qr: !qr,
+                    };
+                }
+                _ => {
+                    self.overlay = Overlay::Show {
+                        name,
+                        key: shown,
+                        qr,
+                    }
+                }
+            },
+            Overlay::None => self.key_on_rows(key),
         }
     }
 
-    fn draw(&self, frame: &mut ratatui::Frame<'_>) {
-        let [title, log, keys] = Layout::vertical([
+    /// A key with nothing open over the rows.
+    fn key_on_rows(&mut self, key: KeyEvent) {
+        match key.code {
+            KeyCode::Char('q') => {
+                if self.console.transfers_in_flight() > 0 {
+                    self.overlay = Overlay::ConfirmQuit;
+                } else {
+                    self.controls.shutdown.cancel();
+                }
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.select(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.select(1),
+            KeyCode::Char('s') => {
+                let tab = self.selected_tab();
+                match tab {
+                    Some(tab) if tab.state.is_ended() => {
+                        self.message =
+                            Some(format!("tab {:?} has {}", tab.name, tab.state.as_str()));
+                    }
+                    Some(tab) => self.overlay = Overlay::ConfirmStop(tab.name),
+                    None => self.message = Some("no tab is selected".to_owned()),
+                }
+            }
+            KeyCode::Enter | KeyCode::Char('a') => match self.selected_tab() {
+                Some(tab) => {
+                    self.overlay = Overlay::Show {
+                        name: tab.name,
+                        key: false,
+                        qr: false,
+                    };
+                }
+                None => self.message = Some("no tab is selected".to_owned()),
+            },
+            _ => {}
+        }
+    }
+
+    /// The selected tab's status: the one of that name, or the first tab.
+    fn selected_tab(&mut self) -> Option<TabStatus> {
+        let tabs = self.console.tabs().snapshot();
+        let index = selected_index(&tabs, self.selected.as_deref())?;
+        let tab = tabs.into_iter().nth(index)?;
+        self.selected = Some(tab.name.clone());
+        Some(tab)
+    }
+
+    /// Moves the selection `by` rows (up when negative), staying on the first or last.
+    fn select(&mut self, by: isize) {
+        let tabs = self.console.tabs().snapshot();
+        let Some(index) = selected_index(&tabs, self.selected.as_deref()) else {
+            return;
+        };
+        let index = index.saturating_add_signed(by).min(tabs.len() - 1);
+        self.selected = Some(tabs[index].name.clone());
+    }
+
+    /// Asks the supervisor to stop `name` gracefully; the outcome comes back to the view.
+    fn stop(&mut self, name: String) {
+        let handle = self.orders.handle.clone();
+        let outcomes = self.outcomes.0.clone();
+        self.message = Some(format!("stopping tab {name:?}…"));
+        self.orders.runtime.spawn(async move {
+            let outcome = match handle.stop(&name, "asked in the live view").await {
+                Ok(()) => Outcome::Stopping(name),
+                Err(err) => Outcome::Refused(err.to_string()),
+            };
+            let _ = outcomes.send(outcome);
+        });
+    }
+
+    fn draw(&self, frame: &mut ratatui::Frame<'_>, tabs: &[TabStatus]) {
+        let selected = selected_index(tabs, self.selected.as_deref());
+        let mut rows: Vec<Line<'_>> = Vec::new();
+        let mut selected_row = 0;
+        for (index, tab) in tabs.iter().enumerate() {
+            if Some(index) == selected {
+                selected_row = rows.len();
+            }
+            rows.extend(rows::tab_lines(tab, Some(index) == selected));
+        }
+        if rows.is_empty() {
+            rows.push(Line::raw("  no tab yet"));
+        }
+        let area = frame.area();
+        let tabs_height = u16::try_from(rows.len() + 3)
+            .unwrap_or(u16::MAX)
+            .min((area.height / 2).max(4));
+        let [title, tabs_area, log, message, keys] = Layout::vertical([
             Constraint::Length(1),
+            Constraint::Length(tabs_height),
             Constraint::Min(3),
             Constraint::Length(1),
+            Constraint::Length(1),
         ])
-        .areas(frame.area());
+        .areas(area);
         let state = if self.controls.force_close.is_cancelled() {
             " · closing every connection"
         } else if self.controls.shutdown.is_cancelled() {
@@ -307,6 +485,18 @@ impl View {
                 Span::raw(state),
             ])),
             title,
+        );
+        // The selected tab stays in sight when there are more rows than room.
+        let room = usize::from(tabs_area.height.saturating_sub(3));
+        let scroll = selected_row.saturating_sub(room.saturating_sub(1));
+        let mut shown = vec![Line::styled(
+            rows::HEADER,
+            Style::new().add_modifier(Modifier::BOLD),
+        )];
+        shown.extend(rows.into_iter().skip(scroll));
+        frame.render_widget(
+            Paragraph::new(shown).block(Block::bordered().title(" Tabs ")),
+            tabs_area,
         );
         let height = usize::from(log.height.saturating_sub(2));
         let lines: Vec<Line<'_>> = self
@@ -322,13 +512,21 @@ impl View {
             Paragraph::new(lines).block(Block::bordered().title(" Console ")),
             log,
         );
+        if let Some(text) = &self.message {
+            frame.render_widget(Paragraph::new(printable(text)), message);
+        }
         frame.render_widget(
-            Paragraph::new("q quit · Ctrl-C stop every tab (twice: at once)")
-                .style(Style::new().add_modifier(Modifier::REVERSED)),
+            Paragraph::new(KEYS).style(Style::new().add_modifier(Modifier::REVERSED)),
             keys,
         );
-        if self.confirm_quit {
-            self.draw_confirm_quit(frame);
+        match &self.overlay {
+            Overlay::None => {}
+            Overlay::ConfirmQuit => self.draw_confirm_quit(frame),
+            Overlay::ConfirmStop(name) => draw_confirm_stop(frame, name),
+            Overlay::Show { name, key, qr } => {
+                let tab = tabs.iter().rev().find(|tab| tab.name == *name);
+                draw_show(frame, name, tab, *key, *qr);
+            }
         }
     }
 
@@ -341,15 +539,113 @@ impl View {
             Line::raw("w  stop taking visitors, quit when they end"),
             Line::raw("n  keep running"),
         ];
-        let area = centered(frame.area(), 50, 7);
-        frame.render_widget(Clear, area);
-        frame.render_widget(
-            Paragraph::new(text)
-                .wrap(Wrap { trim: false })
-                .block(Block::bordered().title(" Quit? ")),
-            area,
-        );
+        popup(frame, " Quit? ", text, 50);
     }
+}
+
+/// The keys, on the last row.
+const KEYS: &str = "q quit · ↑↓/j k select · s stop the tab · Enter/a show it · \
+                    Ctrl-C stop every tab (twice: at once)";
+
+/// The index of the tab called `name` in `tabs` (the latest of that name), else the first.
+fn selected_index(tabs: &[TabStatus], name: Option<&str>) -> Option<usize> {
+    if tabs.is_empty() {
+        return None;
+    }
+    Some(
+        name.and_then(|name| tabs.iter().rposition(|tab| tab.name == name))
+            .unwrap_or(0),
+    )
+}
+
+fn draw_confirm_stop(frame: &mut ratatui::Frame<'_>, name: &str) {
+    let text = vec![
+        Line::raw(format!("Stop tab {:?}?", printable(name))),
+        Line::raw("It takes no new visitors; transfers in flight finish."),
+        Line::raw(""),
+        Line::raw("y  stop it"),
+        Line::raw("n  keep it"),
+    ];
+    popup(frame, " Stop? ", text, 60);
+}
+
+/// The show view: the tab's full address, its client key once asked, the address as a QR
+/// code once asked.
+fn draw_show(
+    frame: &mut ratatui::Frame<'_>,
+    name: &str,
+    tab: Option<&TabStatus>,
+    key: bool,
+    qr: bool,
+) {
+    let mut text = Vec::new();
+    let Some(tab) = tab else {
+        text.push(Line::raw("This tab is gone."));
+        text.push(Line::raw(""));
+        text.push(Line::raw("Esc close"));
+        popup(frame, &format!(" {} ", printable(name)), text, 40);
+        return;
+    };
+    text.push(Line::raw(format!(
+        "{} tab, {}",
+        printable(&tab.mode),
+        tab.state.as_str()
+    )));
+    let address = tab.address.as_deref().map(printable);
+    text.push(Line::raw(format!(
+        "address: {}",
+        address.as_deref().unwrap_or("not known yet")
+    )));
+    if tab.private {
+        match (&tab.client_key, key) {
+            (Some(client_key), true) => {
+                text.push(Line::raw(format!("client key: {}", client_key.expose())));
+            }
+            (Some(_), false) => text.push(Line::raw("client key: hidden (k shows it)")),
+            (None, _) => text.push(Line::raw("client key: not known yet")),
+        }
+    } else {
+        text.push(Line::raw("public: visitors need no client key"));
+    }
+    text.push(Line::raw(""));
+    if qr {
+        match address.as_deref().map(super::qr_lines) {
+            Some(Some(lines)) => {
+                text.push(Line::raw("address as a QR code:"));
+                text.extend(lines.into_iter().map(Line::raw));
+            }
+            Some(None) => text.push(Line::raw("the address is too long for a QR code")),
+            None => text.push(Line::raw("no address yet for a QR code")),
+        }
+        text.push(Line::raw(""));
+    }
+    let key_help = if tab.private { "k client key · " } else { "" };
+    text.push(Line::raw(format!("{key_help}r QR code · Esc close")));
+    let width = text
+        .iter()
+        .map(Line::width)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(4);
+    popup(
+        frame,
+        &format!(" {} ", printable(name)),
+        text,
+        u16::try_from(width).unwrap_or(u16::MAX),
+    );
+}
+
+/// `text` in a bordered box with `title` in the middle of the screen, `width` wide.
+fn popup(frame: &mut ratatui::Frame<'_>, title: &str, text: Vec<Line<'_>>, width: u16) {
+    let height = u16::try_from(text.len() + 2).unwrap_or(u16::MAX);
+    let area = centered(frame.area(), width, height);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(title.to_owned())),
+        area,
+    );
 }
 
 /// A `width` × `height` rectangle in the middle of `area` (smaller if `area` is).
