@@ -367,6 +367,57 @@ async fn tabs_add_sets_any_key_of_the_tab_as_the_config_does() {
     host.stop().expect("stops");
 }
 
+/// `--set` reaches a plugin mode's keys as it does a built-in mode's: the plugin checks them,
+/// with its own messages.
+#[tokio::test]
+async fn tabs_add_sets_a_plugin_modes_keys() {
+    let runtime = runtime_dir();
+    let rt = runtime.path();
+    let host = chat_host(rt);
+    host.url("chat").expect("chat serves");
+    let plugin = onionhost_tests::plugins::pastebin()
+        .to_str()
+        .expect("utf-8");
+    let add = |name: &str, settings: &[&str]| {
+        let mut args = vec![
+            "add", "--mode", "pastebin", "--plugin", plugin, "--name", name,
+        ];
+        for setting in settings {
+            args.extend(["--set", setting]);
+        }
+        tabs(rt, &args)
+    };
+    let added = add(
+        "paste",
+        &[
+            "pastebin.title=Our pastes",
+            "pastebin.max_paste_bytes=1 KiB",
+        ],
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let page = page_text(&host.url("paste").expect("paste serves")).await;
+    assert!(page.contains("<title>Our pastes"), "{page}");
+    assert!(page.contains("maxlength=\"1024\""), "{page}");
+
+    let refused = add("bad", &["pastebin.max_paste_bytes=2 MiB"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("tab \"bad\", `pastebin.max_paste_bytes`:"),
+        "{}",
+        stderr(&refused)
+    );
+    let unknown = add("bad", &["pastebin.colour=red"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("`pastebin.colour`: unknown field `colour`"),
+        "{}",
+        stderr(&unknown)
+    );
+    let list = tabs(rt, &["list", "--json"]);
+    assert_eq!(stdout(&list).lines().count(), 2, "{}", stdout(&list));
+    host.stop().expect("stops");
+}
+
 #[test]
 fn with_no_host_or_several_the_command_says_so() {
     let runtime = runtime_dir();
