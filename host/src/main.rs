@@ -266,7 +266,7 @@ fn run(
         .build()
         .context("cannot start the async runtime")?;
     tracing::debug!(
-        "async runtime: {} worker threads",
+        "async runtime worker threads: {}",
         runtime.metrics().num_workers()
     );
     let outcome = runtime.block_on(async {
