@@ -378,10 +378,11 @@ fn run(
 /// writes the response to Arti's circuit reactor and on to its channel reactor; with two
 /// workers these wake each other across threads for about every cell (some 2,000 context
 /// switches per MiB sent against some 50 with one). Measured over the local Tor test network
-/// (BENCHMARKS.md, "Over Tor"): one worker takes 30-48% less CPU per MiB downloaded, at the same or better
-/// throughput and the same chat latency over Tor. Without Arti (`--local-only`, or tabs
-/// published by the system's tor) nothing passes cells between tasks, and a chat with
-/// thousands of members on loopback uses every core: tokio's default stays.
+/// (BENCHMARKS.md, "Over Tor"): one worker takes 30-48% less CPU per MiB downloaded (14%
+/// uploaded), at the same or better throughput and the same chat latency over Tor. Without
+/// Arti (`--local-only`, or tabs published by the system's tor) nothing passes cells between
+/// tasks, and a chat with thousands of members on loopback uses every core: tokio's default
+/// stays.
 fn worker_threads(embedded_arti: bool, set_by_environment: bool) -> Option<usize> {
     (embedded_arti && !set_by_environment).then_some(1)
 }
