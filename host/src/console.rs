@@ -15,6 +15,7 @@ use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
 
 use crate::tabs::Tabs;
 
+pub(crate) mod form;
 pub(crate) mod live;
 pub(crate) mod pane;
 mod qr;

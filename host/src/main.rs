@@ -1,6 +1,7 @@
 //! The `onionhost` binary: parse the command line, run the tabs, exit with a status.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -261,6 +262,12 @@ fn run(
             .clone()
             .map_or_else(Console::default, Console::with_pane);
         let (handle, orders) = supervisor::handle(&console);
+        // How the control socket and the live view check a tab added at run time.
+        let check: control::Check = {
+            let registry = Arc::clone(registry);
+            let backend = config.tor.backend.clone();
+            Arc::new(move |table| config::check_added_tab(table, &*registry, &backend))
+        };
         // The control socket opens first: `onionhost tabs list` sees the tabs while Tor
         // connects. The host refuses to start when it cannot open it safely.
         let control = if common.no_control {
@@ -268,14 +275,9 @@ fn run(
         } else {
             let socket = control::ControlSocket::open(common.control.as_deref())?;
             tracing::debug!("control socket at {}", socket.path().display());
-            let check: control::Check = {
-                let registry = std::sync::Arc::clone(registry);
-                let backend = config.tor.backend.clone();
-                std::sync::Arc::new(move |table| {
-                    config::check_added_tab(table, &*registry, &backend)
-                })
-            };
-            Some(tokio::spawn(socket.serve(handle.clone(), check)))
+            Some(tokio::spawn(
+                socket.serve(handle.clone(), Arc::clone(&check)),
+            ))
         };
         // Signals are caught from here on, before anything slow starts (connecting to Tor).
         let controls = Controls {
@@ -287,6 +289,8 @@ fn run(
         if let Some(pane) = pane {
             let orders = TabOrders {
                 handle: handle.clone(),
+                check,
+                registry: Arc::clone(registry),
                 runtime: tokio::runtime::Handle::current(),
             };
             view = LiveView::start(console.clone(), pane, controls, orders);

@@ -28,8 +28,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use tokio_util::sync::CancellationToken;
 
+use super::form::{Asked, Form};
 use super::pane::{Pane, Source};
 use super::{Console, printable, rows};
+use crate::control::Check;
+use crate::modes::Registry;
 use crate::supervisor::Handle;
 use crate::tabs::TabStatus;
 
@@ -72,8 +75,12 @@ impl Controls {
 
 /// What the view's keys on tabs act on: the supervisor's orders, sent from the runtime.
 pub(crate) struct TabOrders {
-    /// The running supervisor's orders (stop a tab).
+    /// The running supervisor's orders (open a tab, stop one).
     pub(crate) handle: Handle,
+    /// How a new tab is checked: as `onionhost tabs add`'s are.
+    pub(crate) check: Check,
+    /// The modes a new tab can have.
+    pub(crate) registry: Arc<Registry>,
     /// Where the orders are sent from (the view's thread is not one of the runtime's).
     pub(crate) runtime: tokio::runtime::Handle,
 }
@@ -238,6 +245,8 @@ enum Overlay {
         key: bool,
         qr: bool,
     },
+    /// The form for a new tab.
+    Form(Form),
 }
 
 /// What an order the view sent to the supervisor came to.
@@ -246,6 +255,10 @@ enum Outcome {
     Stopping(String),
     /// The order was refused, for this reason.
     Refused(String),
+    /// The new tab of that name is starting.
+    Added(String),
+    /// The new tab was refused, for this reason.
+    AddRefused(String),
 }
 
 /// The view's state, on its thread.
@@ -279,10 +292,7 @@ impl View {
                 dirty = true;
             }
             while let Ok(outcome) = self.outcomes.1.try_recv() {
-                self.message = Some(match outcome {
-                    Outcome::Stopping(name) => format!("tab {name:?} is stopping"),
-                    Outcome::Refused(why) => why,
-                });
+                self.outcome(outcome);
                 dirty = true;
             }
             let version = self.pane.version();
@@ -309,6 +319,29 @@ impl View {
                 Err(err) => return self.fail(&err),
             }
         }
+    }
+
+    fn outcome(&mut self, outcome: Outcome) {
+        self.message = Some(match outcome {
+            Outcome::Stopping(name) => format!("tab {name:?} is stopping"),
+            Outcome::Refused(why) => why,
+            Outcome::Added(name) => {
+                if matches!(self.overlay, Overlay::Form(_)) {
+                    self.overlay = Overlay::None;
+                }
+                let message = format!("tab {name:?} is starting");
+                self.selected = Some(name);
+                message
+            }
+            Outcome::AddRefused(why) => {
+                if let Overlay::Form(form) = &mut self.overlay {
+                    form.pending = false;
+                    form.errors = vec![why];
+                    return;
+                }
+                why
+            }
+        });
     }
 
     /// The view cannot go on: the terminal is given back and the console goes on in plain
@@ -373,6 +406,14 @@ impl View {
                     }
                 }
             },
+            Overlay::Form(mut form) => match form.key(key) {
+                Asked::Cancel => {}
+                Asked::Nothing => self.overlay = Overlay::Form(form),
+                Asked::Submit => {
+                    self.submit(&mut form);
+                    self.overlay = Overlay::Form(form);
+                }
+            },
             Overlay::None => self.key_on_rows(key),
         }
     }
@@ -386,6 +427,9 @@ impl View {
                 } else {
                     self.controls.shutdown.cancel();
                 }
+            }
+            KeyCode::Char('n') => {
+                self.overlay = Overlay::Form(Form::new(self.orders.registry.choices()));
             }
             KeyCode::Up | KeyCode::Char('k') => self.select(-1),
             KeyCode::Down | KeyCode::Char('j') => self.select(1),
@@ -431,6 +475,42 @@ impl View {
         };
         let index = index.saturating_add_signed(by).min(tabs.len() - 1);
         self.selected = Some(tabs[index].name.clone());
+    }
+
+    /// Checks the form's tab as `onionhost tabs add` does; a tab that passes is sent to the
+    /// supervisor (the form waits for its answer), one that does not leaves the config's
+    /// messages in the form and touches nothing.
+    fn submit(&mut self, form: &mut Form) {
+        form.errors.clear();
+        let Some(add) = form.as_tabs_add() else {
+            form.errors = vec!["no mode to open a tab of".to_owned()];
+            return;
+        };
+        let table = match crate::control::client::added_table(&add) {
+            Ok(table) => table,
+            Err(err) => {
+                form.errors = vec![format!("{err:#}")];
+                return;
+            }
+        };
+        let tab = match crate::control::checked(&self.orders.check, table) {
+            Ok(tab) => tab,
+            Err(errors) => {
+                form.errors = errors;
+                return;
+            }
+        };
+        form.pending = true;
+        let name = form.name().trim().to_owned();
+        let handle = self.orders.handle.clone();
+        let outcomes = self.outcomes.0.clone();
+        self.orders.runtime.spawn(async move {
+            let outcome = match handle.add(tab).await {
+                Ok(()) => Outcome::Added(name),
+                Err(err) => Outcome::AddRefused(err.to_string()),
+            };
+            let _ = outcomes.send(outcome);
+        });
     }
 
     /// Asks the supervisor to stop `name` gracefully; the outcome comes back to the view.
@@ -527,6 +607,7 @@ impl View {
                 let tab = tabs.iter().rev().find(|tab| tab.name == *name);
                 draw_show(frame, name, tab, *key, *qr);
             }
+            Overlay::Form(form) => popup(frame, " New tab ", form.lines(), 76),
         }
     }
 
@@ -544,7 +625,7 @@ impl View {
 }
 
 /// The keys, on the last row.
-const KEYS: &str = "q quit · ↑↓/j k select · s stop the tab · Enter/a show it · \
+const KEYS: &str = "q quit · ↑↓/j k select · n new tab · s stop the tab · Enter/a show it · \
                     Ctrl-C stop every tab (twice: at once)";
 
 /// The index of the tab called `name` in `tabs` (the latest of that name), else the first.
