@@ -219,3 +219,64 @@ fn qr_rows(screen: &str) -> usize {
         .filter(|row| row.contains('│') && row.matches(['█', '▀', '▄']).count() >= 20)
         .count()
 }
+
+const RIGHT: &[u8] = b"\x1b[C";
+const ESC: &[u8] = b"\x1b";
+
+#[tokio::test]
+async fn a_tab_opened_from_the_keyboard_serves_and_a_bad_one_shows_the_config_s_error() {
+    let mut host = spawn(&["chat", "--local-only"]);
+    let caps = host
+        .wait_for_screen(r"> chat +chat +serving +(127\.0\.0\.1:\d+)")
+        .expect("the chat tab's row");
+    let chat = format!("http://{}/", caps[1]);
+    let notes = host.dir.path().join("notes.txt");
+    std::fs::write(&notes, b"notes").expect("write");
+
+    // A share of a file that does not exist: the form shows the config's message (as
+    // `onionhost tabs add` would print it), and nothing else changes.
+    host.type_keys(b"n").expect("n");
+    host.wait_for_screen(r"> mode +< chat >").expect("the form");
+    host.type_keys(RIGHT).expect("right");
+    host.type_keys(RIGHT).expect("right");
+    host.wait_for_screen(r"> mode +< share >")
+        .expect("the mode changes");
+    host.type_keys(b"\tfiles\t/no/such/file.txt\r")
+        .expect("the fields");
+    host.wait_for_screen(r"cannot share /no/such/file\.txt")
+        .expect("the config's error in the form");
+    assert!(page_text(&chat).await.contains("<html"), "chat serves on");
+    host.type_keys(ESC).expect("Esc");
+    host.wait_until("the form closed", |screen| !screen.contains("New tab"))
+        .expect("Esc closes the form");
+    assert!(
+        !host.screen().contains(" files "),
+        "no row for a refused tab:\n{}",
+        host.screen()
+    );
+
+    // The same tab with a file that exists starts, and serves.
+    host.type_keys(b"n").expect("n");
+    host.wait_for_screen(r"> mode +< chat >")
+        .expect("a new form");
+    host.type_keys(RIGHT).expect("right");
+    host.type_keys(RIGHT).expect("right");
+    let path = notes.to_str().expect("utf-8");
+    host.type_keys(format!("\tfiles\t{path}\r").as_bytes())
+        .expect("the fields");
+    let caps = host
+        .wait_for_screen(r"> share +files +serving +(127\.0\.0\.1:\d+) +public")
+        .expect("the new tab's row, selected");
+    assert!(!host.screen().contains("New tab"), "the form closed");
+    let files = format!("http://{}/", caps[1]);
+    assert!(
+        page_text(&files).await.contains("notes.txt"),
+        "the share serves its file"
+    );
+    assert!(page_text(&chat).await.contains("<html"), "chat serves on");
+
+    host.type_keys(b"q").expect("q");
+    let stopped = host.wait_exit().expect("the host exits at q");
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(stopped.restored, "{stopped:?}");
+}

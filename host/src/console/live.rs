@@ -607,7 +607,16 @@ impl View {
                 let tab = tabs.iter().rev().find(|tab| tab.name == *name);
                 draw_show(frame, name, tab, *key, *qr);
             }
-            Overlay::Form(form) => popup(frame, " New tab ", form.lines(), 76),
+            Overlay::Form(form) => {
+                let lines = form.lines();
+                let width = lines.iter().map(Line::width).max().unwrap_or(0).max(72) + 4;
+                popup(
+                    frame,
+                    " New tab ",
+                    lines,
+                    u16::try_from(width).unwrap_or(u16::MAX),
+                );
+            }
         }
     }
 
