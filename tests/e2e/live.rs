@@ -21,18 +21,15 @@ async fn the_view_shows_the_console_and_ctrl_c_stops_and_gives_the_terminal_back
         .expect("the tab's line in the view");
     // The tab serves; the log (`RUST_LOG=debug`) goes to the view's pane, not to stderr, so
     // the screen keeps its frame: the title on the first row, the keys on the last.
+    // The screen is polled, not read once: it may be read halfway through a redraw.
     assert!(page_text(&caps[1]).await.contains("<html"));
-    let screen = host.screen();
-    let rows: Vec<&str> = screen.lines().collect();
-    assert!(rows[0].starts_with("onionhost"), "{screen}");
-    assert!(
-        rows.last().is_some_and(|row| row.starts_with("q quit")),
-        "{screen}"
-    );
-    assert!(
-        screen.contains("DEBUG onionhost::console::live: the live view has the terminal"),
-        "the log is in the pane: {screen}"
-    );
+    host.wait_until("the frame, with the log in the pane", |screen| {
+        let rows: Vec<&str> = screen.lines().collect();
+        rows.first().is_some_and(|row| row.starts_with("onionhost"))
+            && rows.last().is_some_and(|row| row.starts_with("q quit"))
+            && screen.contains("DEBUG onionhost::console::live: the live view has the terminal")
+    })
+    .expect("the frame");
 
     host.type_keys(CTRL_C).expect("Ctrl-C");
     let stopped = host.wait_exit().expect("the host exits at Ctrl-C");
@@ -267,7 +264,8 @@ async fn a_tab_opened_from_the_keyboard_serves_and_a_bad_one_shows_the_config_s_
     let caps = host
         .wait_for_screen(r"> share +files +serving +(127\.0\.0\.1:\d+) +public")
         .expect("the new tab's row, selected");
-    assert!(!host.screen().contains("New tab"), "the form closed");
+    host.wait_until("the form closed", |screen| !screen.contains("New tab"))
+        .expect("the form closes once the tab starts");
     let files = format!("http://{}/", caps[1]);
     assert!(
         page_text(&files).await.contains("notes.txt"),
