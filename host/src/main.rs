@@ -305,6 +305,19 @@ fn run(
             view = LiveView::start(console.clone(), pane, controls, orders);
         }
         let mut finished: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+        if !common.local_only {
+            // Connecting can take a while: the config's tabs are listed (`tabs list`, the
+            // live view's rows) as starting, and why, from now.
+            let why = match config.tor.backend {
+                config::Backend::System(_) => "connecting to the system's tor",
+                _ => "connecting to Tor",
+            };
+            for tab in &config.tabs {
+                console
+                    .tabs()
+                    .waiting(&tab.name, &tab.mode, !tab.onion.public, why);
+            }
+        }
         let transport = if common.local_only {
             console
                 .host("--local-only: serving on 127.0.0.1 without Tor; visitors are not anonymous");

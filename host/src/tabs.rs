@@ -224,6 +224,13 @@ impl Tabs {
         });
     }
 
+    /// A tab of the config, before the host can start it: `why` says what it waits for
+    /// (connecting to Tor). Its start ([`Tabs::starting`]) replaces this record.
+    pub(crate) fn waiting(&self, name: &str, mode: &str, private: bool, why: &str) {
+        self.starting(name, mode, private, false);
+        self.set(name, |status| status.why = Some(why.to_owned()));
+    }
+
     /// The tab's onion service is being published.
     pub(crate) fn publishing(&self, name: &str) {
         self.set(name, |status| {

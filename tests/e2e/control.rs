@@ -418,6 +418,65 @@ async fn tabs_add_sets_a_plugin_modes_keys() {
     host.stop().expect("stops");
 }
 
+/// The config's tabs are listed while Tor connects, not only once it has: here it never does
+/// (the one bridge's port is closed), and `tabs list` shows them starting, and why.
+#[test]
+fn the_config_tabs_are_listed_while_tor_connects() {
+    let runtime = runtime_dir();
+    let rt = runtime.path();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("onionhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tab]]\nname = \"room\"\nmode = \"chat\"\n\n[[tab]]\nname = \"site\"\nmode = \"chat\"\npublic = true\n\n\
+             [tor]\nbridges = [\"127.0.0.1:{closed} 316E643333645F6D79216558614D3931657A5F5F\"]\n"
+        ),
+    )
+    .expect("write the config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    let host = TestHost::spawn_in(
+        dir,
+        &["run", "--config", &config],
+        &[("XDG_RUNTIME_DIR", rt.to_str().expect("utf-8"))],
+    )
+    .expect("start");
+    // The control socket opens before the host connects to Tor.
+    let deadline = std::time::Instant::now() + onionhost_tests::host::DEADLINE;
+    let list = loop {
+        let list = tabs(rt, &["list", "--json"]);
+        if list.status.success() {
+            break list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer: {}\n{}",
+            stderr(&list),
+            host.output()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let rows: Vec<serde_json::Value> = stdout(&list)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", stdout(&list));
+    for (row, (name, private)) in rows.iter().zip([("room", true), ("site", false)]) {
+        assert_eq!(row["name"], name, "{row}");
+        assert_eq!(row["mode"], "chat", "{row}");
+        assert_eq!(row["state"], "starting", "{row}");
+        assert_eq!(row["why"], "connecting to Tor", "{row}");
+        assert_eq!(row["private"], private, "{row}");
+        assert_eq!(row["address"], serde_json::Value::Null, "{row}");
+    }
+    let stopped = host.stop().expect("stops");
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+}
+
 #[test]
 fn with_no_host_or_several_the_command_says_so() {
     let runtime = runtime_dir();
