@@ -815,7 +815,6 @@ async fn a_tab_added_at_run_time_serves_through_tor() {
                 "share",
                 "--name",
                 "files",
-                "--public",
                 "--keep-sharing",
                 &shared,
             ],
@@ -836,10 +835,27 @@ async fn a_tab_added_at_run_time_serves_through_tor() {
         .unwrap_or_else(|| panic!("no address: {text}"))
         .to_owned();
     assert!(address.ends_with(".onion/"), "{address}");
-    assert_eq!(
-        onion_tab(&host, "files", false).host,
-        address.trim_start_matches("http://").trim_end_matches('/')
+    // A private tab (the default): `tabs show` gives its client key, the one the console
+    // printed, and with it a visitor gets in.
+    assert!(
+        text.contains("a private tab: `onionhost tabs show files` shows its client key"),
+        "{text}"
     );
+    let printed = onion_tab(&host, "files", true);
+    let onion = address.trim_start_matches("http://").trim_end_matches('/');
+    assert_eq!(printed.host, onion);
+    let shown = tabs(runtime.path(), &["show", "files"]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let shown = stdout(&shown);
+    let key = shown
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("private key (give it to each visitor; Tor Browser asks for it): ")
+        })
+        .unwrap_or_else(|| panic!("no key: {shown}"));
+    assert_eq!(Some(key), printed.key.as_deref(), "{shown}");
+    assert!(shown.contains(&format!("address: {address}")), "{shown}");
+    net.authorize(onion, key).await.expect("authorize");
     let (status, body) = net
         .get(&format!("{address}files/shared.txt"))
         .await
