@@ -229,7 +229,18 @@ async fn tabs_are_added_listed_shown_and_stopped_while_the_others_serve() {
 async fn tabs_add_sets_any_key_of_the_tab_as_the_config_does() {
     let runtime = runtime_dir();
     let rt = runtime.path();
-    let host = chat_host(rt);
+    // A host with a config file, which tabs added at run time never change.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("onionhost.toml");
+    let config_text = "# the user's own file\n[[tab]]\nname = \"chat\"\nmode = \"chat\"\n";
+    std::fs::write(&config, config_text).expect("write the config");
+    let config_arg = config.to_str().expect("utf-8").to_owned();
+    let host = TestHost::spawn_in(
+        dir,
+        &["run", "--local-only", "--config", &config_arg],
+        &[("XDG_RUNTIME_DIR", rt.to_str().expect("utf-8"))],
+    )
+    .expect("start");
     let chat = host.url("chat").expect("chat serves");
     let drop_dir = host.dir.path().join("drop");
 
@@ -364,6 +375,11 @@ async fn tabs_add_sets_any_key_of_the_tab_as_the_config_does() {
     assert_eq!(names, ["chat", "drop", "room"]);
     assert!(page_text(&chat).await.contains("<html"));
     assert!(page_text(&drop_url).await.contains("at most 7 files"));
+    assert_eq!(
+        std::fs::read_to_string(&config).expect("the config"),
+        config_text,
+        "the config file is never changed"
+    );
     host.stop().expect("stops");
 }
 
