@@ -32,6 +32,29 @@ fn runtime_dir() -> tempfile::TempDir {
     dir
 }
 
+/// The control socket of `host`, whose XDG_RUNTIME_DIR is `runtime`.
+fn socket_of(runtime: &Path, host: &TestHost) -> std::path::PathBuf {
+    runtime
+        .join("onionhost")
+        .join(format!("{}.sock", host.pid()))
+}
+
+/// A connection to the control socket at `socket` (reads time out after 30 s), and a line
+/// reader on it.
+fn connect_to(
+    socket: &Path,
+) -> (
+    std::os::unix::net::UnixStream,
+    std::io::BufReader<std::os::unix::net::UnixStream>,
+) {
+    let stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+    (stream, reader)
+}
+
 /// A host of one chat tab (`chat`) with `runtime` as XDG_RUNTIME_DIR.
 fn chat_host(runtime: &Path) -> TestHost {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -617,18 +640,8 @@ fn the_socket_bounds_connections_and_line_length() {
     let runtime = runtime_dir();
     let host = chat_host(runtime.path());
     host.url("chat").expect("chat serves");
-    let socket = runtime
-        .path()
-        .join("onionhost")
-        .join(format!("{}.sock", host.pid()));
-    let connect = || {
-        let stream = UnixStream::connect(&socket).expect("connect");
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .expect("timeout");
-        let reader = BufReader::new(stream.try_clone().expect("clone"));
-        (stream, reader)
-    };
+    let socket = socket_of(runtime.path(), &host);
+    let connect = || connect_to(&socket);
     let line = |reader: &mut BufReader<UnixStream>| {
         let mut line = String::new();
         reader.read_line(&mut line).expect("read a line");
@@ -712,16 +725,9 @@ fn requests_past_the_burst_are_refused_and_answered_again_later() {
     let runtime = runtime_dir();
     let host = chat_host(runtime.path());
     host.url("chat").expect("chat serves");
-    let socket = runtime
-        .path()
-        .join("onionhost")
-        .join(format!("{}.sock", host.pid()));
+    let socket = socket_of(runtime.path(), &host);
     let connect = || {
-        let stream = UnixStream::connect(&socket).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let (stream, mut reader) = connect_to(&socket);
         let mut hello = String::new();
         reader.read_line(&mut hello).expect("the hello");
         assert!(hello.starts_with("{\"onionhost\":1"), "{hello}");
