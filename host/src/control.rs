@@ -376,6 +376,7 @@ async fn wait_for(handle: &Handle, name: &str, done: impl Fn(&TabStatus) -> bool
                     private: false,
                     added: true,
                     present: None,
+                    visitors: 0,
                     transfers: Vec::new(),
                     client_key: None,
                 };

@@ -14,7 +14,10 @@
 //!
 //! One kind of Arti event also reaches the console: a pluggable transport that fails
 //! (`tor_ptmgr`'s warnings, which Arti reports nowhere else), through
-//! [`transport_failures`], so that the bootstrap can say so in one line.
+//! [`transport_failures`], so that the bootstrap can say so in one line. Another reaches the
+//! onion services: the descriptor publisher's upload results ([`publications`]), which Arti's
+//! status reports only once every time period's upload is done (and, on a network with one
+//! time period, never).
 
 use std::fmt;
 use std::io::IsTerminal as _;
@@ -85,6 +88,92 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for TransportFailures {
         if let Some(sender) = TRANSPORT_FAILURES.get() {
             // Nobody listening (the host is not bootstrapping) is fine.
             let _ = sender.send(message.0);
+        }
+    }
+}
+
+/// The module of Arti's onion service descriptor publisher (tor-hsservice 0.47), whose events
+/// [`publications`] reads.
+const PUBLISHER: &str = "tor_hsservice::publish::reactor";
+
+/// What Arti's descriptor publisher of one onion service (by its nickname) said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Publication {
+    /// It started uploading the descriptor for one time period (to every HsDir of its ring).
+    Started {
+        /// The service's nickname.
+        nickname: String,
+    },
+    /// The upload for one time period ended: `ok` of `total` HsDirs hold the descriptor.
+    Uploaded {
+        /// The service's nickname.
+        nickname: String,
+        /// HsDirs that accepted the descriptor.
+        ok: usize,
+        /// HsDirs it was uploaded to.
+        total: usize,
+    },
+}
+
+/// The publisher events that [`publications`] carries: they name the service by nickname and
+/// give counts, never an address or a relay.
+static PUBLICATIONS: OnceLock<broadcast::Sender<Publication>> = OnceLock::new();
+
+/// The upload results of every onion service's descriptor publisher, from now on. Arti 0.47
+/// says them only in its log (trace: "spawning upload task", debug: "descriptor uploaded
+/// successfully to N/M HSDirs", both with the service's nickname); if a later Arti words them
+/// otherwise, nothing arrives here and the services fall back on the reachability check.
+pub(crate) fn publications() -> broadcast::Receiver<Publication> {
+    PUBLICATIONS
+        .get_or_init(|| broadcast::channel(64).0)
+        .subscribe()
+}
+
+/// The publication an event of the publisher reports, from its message and nickname.
+fn publication(message: &str, nickname: String) -> Option<Publication> {
+    if message == "spawning upload task" {
+        return Some(Publication::Started { nickname });
+    }
+    let counts = message
+        .strip_prefix("descriptor uploaded successfully to ")?
+        .strip_suffix(" HSDirs")?;
+    let (ok, total) = counts.split_once('/')?;
+    Some(Publication::Uploaded {
+        nickname,
+        ok: ok.parse().ok()?,
+        total: total.parse().ok()?,
+    })
+}
+
+/// Sends what the publisher's events report to [`publications`].
+struct Publications;
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for Publications {
+    fn on_event(&self, event: &Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        #[derive(Default)]
+        struct Fields {
+            message: String,
+            nickname: Option<String>,
+        }
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                match field.name() {
+                    "message" => self.message = format!("{value:?}"),
+                    "nickname" => self.nickname = Some(format!("{value:?}")),
+                    _ => {}
+                }
+            }
+        }
+        let Some(sender) = PUBLICATIONS.get() else {
+            return;
+        };
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if let Some(nickname) = fields.nickname
+            && let Some(publication) = publication(&fields.message, nickname)
+        {
+            // No service listening (none is starting) is fine.
+            let _ = sender.send(publication);
         }
     }
 }
@@ -214,10 +303,16 @@ pub(crate) fn init(pane: Option<Pane>) {
         .with_filter(FilterFn::new(|meta| !is_arti(meta.target())));
     let arti = arti_layer(selected, ansi, output);
     let failures = TransportFailures.with_filter(FilterFn::new(is_transport_failure));
+    // A static filter (the publisher's events come from a handful of call sites, none per
+    // cell), and events only: no span of the publisher is entered for it.
+    let publications = Publications
+        .with_filter(FilterFn::new(|meta| meta.is_event()))
+        .with_filter(Targets::new().with_target(PUBLISHER, LevelFilter::TRACE));
     tracing_subscriber::registry()
         .with(ours)
         .with(arti)
         .with(failures)
+        .with(publications)
         .init();
     // The `log` crate's records (tungstenite's among them) reach tracing through tracing-log,
     // which passes whatever the registry's level hint allows; the Arti layer's filter is
@@ -303,6 +398,48 @@ mod tests {
         assert!(
             failures.try_recv().is_err(),
             "more than the failure came through"
+        );
+    }
+
+    #[test]
+    fn the_publishers_upload_results_reach_the_services() {
+        let mut publications = publications();
+        let subscriber = tracing_subscriber::registry().with(
+            Publications
+                .with_filter(FilterFn::new(|meta| meta.is_event()))
+                .with_filter(Targets::new().with_target(PUBLISHER, LevelFilter::TRACE)),
+        );
+        let nickname = "share";
+        tracing::subscriber::with_default(subscriber, || {
+            // As tor-hsservice 0.47 writes them (publish/reactor.rs).
+            tracing::trace!(target: PUBLISHER, nickname=%nickname, time_period=?(1, 2), "spawning upload task");
+            tracing::trace!(target: PUBLISHER, nickname=%nickname, "starting descriptor upload task...");
+            tracing::debug!(target: PUBLISHER, nickname=%nickname, time_period=?(1, 2),
+                "descriptor uploaded successfully to {}/{} HSDirs", 7, 8);
+            // Another module, or no nickname: not a publication.
+            tracing::debug!(target: "tor_hsservice::ipt_mgr", nickname=%nickname,
+                "descriptor uploaded successfully to {}/{} HSDirs", 8, 8);
+            tracing::debug!(target: PUBLISHER, "descriptor uploaded successfully to {}/{} HSDirs", 8, 8);
+        });
+        let nickname = nickname.to_owned();
+        assert_eq!(
+            publications.try_recv().expect("the start"),
+            Publication::Started {
+                nickname: nickname.clone()
+            }
+        );
+        assert_eq!(
+            publications.try_recv().expect("the result"),
+            Publication::Uploaded {
+                nickname,
+                ok: 7,
+                total: 8
+            }
+        );
+        assert!(publications.try_recv().is_err(), "more came through");
+        assert_eq!(
+            publication("descriptor uploaded successfully to x/8 HSDirs", "a".into()),
+            None
         );
     }
 

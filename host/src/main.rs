@@ -253,10 +253,23 @@ fn run(
     // Arti's temporary folder is removed only after the runtime (and so every Arti task that
     // might still write to it) has stopped: it is declared first, so it is dropped last.
     let mut tor_dirs: Option<TorDirs> = None;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let embedded_arti =
+        !common.local_only && !matches!(config.tor.backend, config::Backend::System(_));
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = worker_threads(
+        embedded_arti,
+        std::env::var_os("TOKIO_WORKER_THREADS").is_some(),
+    ) {
+        builder.worker_threads(workers);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    tracing::debug!(
+        "async runtime: {} worker threads",
+        runtime.metrics().num_workers()
+    );
     let outcome = runtime.block_on(async {
         let console = pane
             .clone()
@@ -296,6 +309,19 @@ fn run(
             view = LiveView::start(console.clone(), pane, controls, orders);
         }
         let mut finished: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+        if !common.local_only {
+            // Connecting can take a while: the config's tabs are listed (`tabs list`, the
+            // live view's rows) as starting, and why, from now.
+            let why = match config.tor.backend {
+                config::Backend::System(_) => "connecting to the system's tor",
+                _ => "connecting to Tor",
+            };
+            for tab in &config.tabs {
+                console
+                    .tabs()
+                    .waiting(&tab.name, &tab.mode, !tab.onion.public, why);
+            }
+        }
         let transport = if common.local_only {
             console
                 .host("--local-only: serving on 127.0.0.1 without Tor; visitors are not anonymous");
@@ -362,6 +388,21 @@ fn run(
     outcome
 }
 
+/// How many worker threads the host's runtime gets, if not tokio's default (one per core, or
+/// `TOKIO_WORKER_THREADS`, which always decides when it is set).
+///
+/// With the embedded Arti, one. Every cell of a visitor's stream goes from the task that
+/// writes the response to Arti's circuit reactor and on to its channel reactor; with two
+/// workers these wake each other across threads for about every cell (some 2,000 context
+/// switches per MiB sent against some 50 with one). Measured over the local Tor test network
+/// (BENCHMARKS.md, "Over Tor"): one worker takes 30-48% less CPU per MiB downloaded, at the same or better
+/// throughput and the same chat latency over Tor. Without Arti (`--local-only`, or tabs
+/// published by the system's tor) nothing passes cells between tasks, and a chat with
+/// thousands of members on loopback uses every core: tokio's default stays.
+fn worker_threads(embedded_arti: bool, set_by_environment: bool) -> Option<usize> {
+    (embedded_arti && !set_by_environment).then_some(1)
+}
+
 /// Catches Ctrl-C and SIGTERM from now on; the returned future cancels `shutdown` when the
 /// first comes (tabs stop, transfers in flight finish) and `force_close` at the second
 /// (everything stops at once). The live view's Ctrl-C key counts as one of them.
@@ -378,4 +419,19 @@ fn watch_signals(controls: Controls) -> anyhow::Result<impl Future<Output = ()> 
             controls.interrupt();
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_threads;
+
+    #[test]
+    fn one_worker_with_the_embedded_arti_unless_the_environment_says() {
+        assert_eq!(worker_threads(true, false), Some(1));
+        // TOKIO_WORKER_THREADS decides when it is set, and tokio reads it itself.
+        assert_eq!(worker_threads(true, true), None);
+        // --local-only, or the system's tor: tokio's default (one per core).
+        assert_eq!(worker_threads(false, false), None);
+        assert_eq!(worker_threads(false, true), None);
+    }
 }

@@ -92,7 +92,8 @@ async fn quitting_asks_first_while_a_download_is_in_flight() {
     host.wait_for_screen(r"download #1 started")
         .expect("the download is under way");
     // The tab's row, and under it the download's bar with bytes of total and its rate.
-    host.wait_for_screen(r"> share +share +serving +127\.0\.0\.1:\d+ +public")
+    // The row counts the visitors with a connection open (one: the download's).
+    host.wait_for_screen(r"> share +share +serving +127\.0\.0\.1:\d+ +public +1 visitor\b")
         .expect("the tab's row");
     host.wait_for_screen(
         r"↓ download #1  \[[█░]{24}\] [\d.]+ (?:B|KiB|MiB) / 64\.0 MiB  [\d.]+ (?:B|KiB|MiB)/s",

@@ -300,7 +300,15 @@ impl View {
                 drawn.is_none_or(|(was, at)| was != version || at.elapsed() >= REDRAW_EVERY);
             if dirty || stale {
                 let tabs = self.console.tabs().snapshot();
-                if let Err(err) = terminal.draw(|frame| self.draw(frame, &tabs)) {
+                // One frame is many writes: inside a synchronized update a terminal shows it
+                // whole, never torn half-way (terminals without the mode ignore it).
+                let drawn_whole =
+                    execute!(terminal.backend_mut(), terminal::BeginSynchronizedUpdate)
+                        .and_then(|()| terminal.draw(|frame| self.draw(frame, &tabs)).map(drop))
+                        .and_then(|()| {
+                            execute!(terminal.backend_mut(), terminal::EndSynchronizedUpdate)
+                        });
+                if let Err(err) = drawn_whole {
                     return self.fail(&err);
                 }
                 drawn = Some((version, Instant::now()));

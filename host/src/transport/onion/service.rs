@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use arti_client::KeystoreSelector;
 use futures::{Stream, StreamExt as _};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tor_hscrypto::pk::HsClientDescEncKey;
@@ -22,6 +22,7 @@ use super::keys::TabKeys;
 use super::streams::{self, HTTP_PORT};
 use crate::config::OnionTabOptions;
 use crate::console::Console;
+use crate::logging::Publication;
 use crate::transport::Incoming;
 
 /// Streams one visitor circuit may have open at once. A browser opens a handful; more is
@@ -36,6 +37,14 @@ const PROBE_FIRST_PAUSE: Duration = Duration::from_secs(1);
 
 /// Longest pause between reachability checks.
 const PROBE_MAX_PAUSE: Duration = Duration::from_secs(30);
+
+/// When the reachability check starts if Arti's publisher has not said that the descriptor is
+/// out (see [`published`]): the check then decides when the address is printed.
+const PROBE_FALLBACK: Duration = Duration::from_secs(20);
+
+/// How long after the address was printed (the descriptor is out) the host's own check may
+/// take before the console says that it could not reach the tab yet.
+const SELF_CHECK_GRACE: Duration = Duration::from_secs(90);
 
 /// Accepted streams waiting for the tab to take them.
 const QUEUE: usize = 32;
@@ -123,6 +132,8 @@ pub(crate) fn launch(
 ) -> anyhow::Result<Incoming> {
     let config = service_config(name, options, keys.client_public())?;
     let address = keys.onion_address()?;
+    // Before the service starts, so that no upload result passes unseen.
+    let uploads = published(crate::logging::publications(), nickname(name)?.to_string());
     let (service, rend_requests) = client
         .launch_onion_service_with_hsid(config, keys.identity_keypair()?)
         .context("cannot launch the onion service")?
@@ -142,11 +153,17 @@ pub(crate) fn launch(
         qr,
         console: console.clone(),
     };
-    let probe = reach(Arc::clone(client), announcement.address.clone());
+    let (start_probe, probe_start) = tokio::sync::oneshot::channel();
+    let probe = reach_after(
+        probe_start,
+        Arc::clone(client),
+        announcement.address.clone(),
+    );
     tokio::spawn(watch_status(
         service.status_events(),
         announcement,
-        probe,
+        uploads,
+        (probe, start_probe),
         stop.clone(),
     ));
     let (sender, receiver) = mpsc::channel(QUEUE);
@@ -277,12 +294,49 @@ impl Announcement {
     }
 }
 
-/// Connects to the tab's own onion service through Tor, as a visitor would, until it works.
+/// Resolves once Arti's publisher has reported that the descriptor of the service `nickname`
+/// is on every HsDir it uploaded it to, for every time period it started uploading for (see
+/// [`crate::logging::publications`]); never, if it does not say so (a round with a failed
+/// upload waits for the next round, a missed event for the reachability check).
 ///
-/// Arti's status alone cannot say "reachable" soon enough: it reports a service fully
-/// reachable only once its descriptor is on the HSDirs of both time periods, and it uploads
-/// at most once a minute, so a service that visitors can already reach can stay
-/// "bootstrapping" for minutes (on the local test network it never got further).
+/// Arti's status says "reachable" only once the uploads of both time periods are done, and
+/// never on a network with one time period (the local test network's first hours), so this
+/// is what tells when visitors can fetch the descriptor, as C tor's `HS_DESC UPLOADED` does.
+async fn published(mut uploads: broadcast::Receiver<Publication>, nickname: String) {
+    let (mut started, mut ended, mut all_ok) = (0usize, 0usize, true);
+    loop {
+        match uploads.recv().await {
+            Ok(Publication::Started { nickname: name }) if name == nickname => started += 1,
+            Ok(Publication::Uploaded {
+                nickname: name,
+                ok,
+                total,
+            }) if name == nickname => {
+                ended += 1;
+                all_ok &= ok == total && ok > 0;
+                if ended >= started {
+                    if all_ok {
+                        return;
+                    }
+                    (started, ended, all_ok) = (0, 0, true);
+                }
+            }
+            Ok(_) => {}
+            // Counts that may have missed an event prove nothing.
+            Err(_) => return std::future::pending().await,
+        }
+    }
+}
+
+/// The reachability check ([`reach`]), from when `start` fires (the descriptor is out) or,
+/// if nothing says so, [`PROBE_FALLBACK`] after the launch.
+async fn reach_after(start: oneshot::Receiver<()>, client: Client, address: String) {
+    // Whether it fired, timed out or its sender is gone, the check starts.
+    let _ = tokio::time::timeout(PROBE_FALLBACK, start).await;
+    reach(client, address).await;
+}
+
+/// Connects to the tab's own onion service through Tor, as a visitor would, until it works.
 async fn reach(client: Client, address: String) {
     let mut pause = PROBE_FIRST_PAUSE;
     loop {
@@ -307,12 +361,16 @@ async fn reach(client: Client, address: String) {
     }
 }
 
-/// Shows publication progress, then the address once the service is reachable (Arti says so,
-/// or the host reached it through Tor), then trouble if Arti reports any.
+/// Shows publication progress, then the address once visitors can reach the service (its
+/// descriptor is on every HsDir that should have it, Arti says it is reachable, or the host
+/// reached it through Tor), then trouble if Arti reports any, or if the host's own check
+/// through Tor (`probe`, started by its sender once the descriptor is out) does not pass
+/// within [`SELF_CHECK_GRACE`] of the address.
 async fn watch_status(
     mut events: impl Stream<Item = OnionServiceStatus> + Unpin,
     announcement: Announcement,
-    probe: impl Future<Output = ()>,
+    published: impl Future<Output = ()>,
+    (probe, start_probe): (impl Future<Output = ()>, oneshot::Sender<()>),
     stop: CancellationToken,
 ) {
     let tab = announcement.tab.as_str();
@@ -320,19 +378,53 @@ async fn watch_status(
     console.tabs().publishing(tab);
     console.tab(tab, "publishing the onion service");
     let mut announced = false;
+    let mut published = std::pin::pin!(published);
+    let mut start_probe = Some(start_probe);
     let mut probe = std::pin::pin!(probe);
     let mut probing = true;
+    // Armed when the address goes out before the host's own check passed.
+    let check = tokio::time::sleep(SELF_CHECK_GRACE);
+    let mut check = std::pin::pin!(check);
+    let (mut checking, mut unchecked) = (false, false);
     let mut troubled = false;
     let mut last: Option<State> = None;
     loop {
         let status = tokio::select! {
             () = stop.cancelled() => return,
-            () = &mut probe, if probing => {
-                probing = false;
+            () = &mut published, if start_probe.is_some() => {
+                if let Some(start) = start_probe.take() {
+                    // The check may have started on its own (PROBE_FALLBACK).
+                    let _ = start.send(());
+                }
                 if !announced {
                     announced = true;
                     announcement.print();
+                    if probing {
+                        checking = true;
+                        check.as_mut().reset(tokio::time::Instant::now() + SELF_CHECK_GRACE);
+                    }
                 }
+                continue;
+            }
+            () = &mut probe, if probing => {
+                probing = false;
+                checking = false;
+                if !announced {
+                    announced = true;
+                    announcement.print();
+                } else if unchecked {
+                    console.tab(tab, "onion service: the host reached it through Tor now");
+                }
+                continue;
+            }
+            () = &mut check, if checking => {
+                checking = false;
+                unchecked = true;
+                console.tab(
+                    tab,
+                    "onion service: published, but the host has not reached it through Tor yet \
+                     (it keeps trying); visitors may not reach this tab",
+                );
                 continue;
             }
             status = events.next() => match status {
@@ -347,6 +439,7 @@ async fn watch_status(
         last = Some(state);
         if state.is_fully_reachable() {
             probing = false;
+            checking = false;
             if !announced {
                 announced = true;
                 announcement.print();
@@ -444,6 +537,139 @@ mod tests {
         assert_eq!(
             config.rate_limit_at_intro(),
             &Some(TokenBucketConfig::new(5, 40))
+        );
+    }
+
+    fn started(nickname: &str) -> Publication {
+        Publication::Started {
+            nickname: nickname.into(),
+        }
+    }
+
+    fn uploaded(nickname: &str, ok: usize, total: usize) -> Publication {
+        Publication::Uploaded {
+            nickname: nickname.into(),
+            ok,
+            total,
+        }
+    }
+
+    #[test]
+    fn publication_needs_every_hsdir_of_every_time_period_started() {
+        use futures::FutureExt as _;
+        let (sender, _) = broadcast::channel(16);
+        let mut done = Box::pin(published(sender.subscribe(), "share".into()));
+        for event in [
+            started("share"),
+            started("share"),
+            started("chat"),
+            uploaded("share", 8, 8),
+            uploaded("chat", 8, 8),
+        ] {
+            sender.send(event).expect("a receiver");
+        }
+        assert!(
+            done.as_mut().now_or_never().is_none(),
+            "one time period of two"
+        );
+        // A round with a failed HsDir proves nothing: the next round decides.
+        sender.send(uploaded("share", 7, 8)).expect("a receiver");
+        assert!(done.as_mut().now_or_never().is_none(), "an HsDir failed");
+        sender.send(started("share")).expect("a receiver");
+        sender.send(uploaded("share", 8, 8)).expect("a receiver");
+        assert!(done.as_mut().now_or_never().is_some(), "published");
+    }
+
+    #[test]
+    fn missed_upload_results_leave_it_to_the_reachability_check() {
+        use futures::FutureExt as _;
+        let (sender, _) = broadcast::channel(2);
+        let mut done = Box::pin(published(sender.subscribe(), "share".into()));
+        for event in [started("share"), started("share"), uploaded("share", 8, 8)] {
+            sender.send(event).expect("a receiver");
+        }
+        // The receiver lagged (it lost the first start): it never says "published".
+        assert!(done.as_mut().now_or_never().is_none());
+        sender.send(uploaded("share", 8, 8)).expect("a receiver");
+        assert!(done.as_mut().now_or_never().is_none());
+    }
+
+    /// Runs `watch_status` with no status from Arti, `published` and `probe`, for `run`
+    /// (paused clock); returns the console's lines and whether the check was started.
+    async fn watch(
+        published: impl Future<Output = ()> + Send + 'static,
+        probe: impl Future<Output = ()> + Send + 'static,
+        run: Duration,
+    ) -> (Vec<String>, bool) {
+        let console = Console::default();
+        let announcement = Announcement {
+            tab: "share".into(),
+            address: "x.onion".into(),
+            private_key: None,
+            qr: false,
+            console: console.clone(),
+        };
+        let (start, started) = oneshot::channel();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(watch_status(
+            futures::stream::pending::<OnionServiceStatus>(),
+            announcement,
+            published,
+            (probe, start),
+            stop.clone(),
+        ));
+        tokio::time::sleep(run).await;
+        stop.cancel();
+        task.await.expect("watch_status");
+        let mut started = started;
+        (console.lines(), started.try_recv().is_ok())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_address_goes_out_with_the_descriptor_and_the_check_follows() {
+        let (lines, check_started) = watch(
+            async {},
+            std::future::pending(),
+            SELF_CHECK_GRACE - Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(
+            lines,
+            [
+                "[share] publishing the onion service",
+                "[share] serving at http://x.onion/"
+            ]
+        );
+        assert!(check_started, "the check starts once the descriptor is out");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_that_does_not_pass_is_reported_and_so_is_a_late_pass() {
+        let late = async { tokio::time::sleep(SELF_CHECK_GRACE * 2).await };
+        let (lines, _) = watch(async {}, late, SELF_CHECK_GRACE * 3).await;
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(lines[1], "[share] serving at http://x.onion/");
+        assert!(
+            lines[2].contains("has not reached it through Tor yet"),
+            "{lines:?}"
+        );
+        assert!(lines[3].contains("reached it through Tor now"), "{lines:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_publication_the_check_decides() {
+        let (lines, _) = watch(
+            std::future::pending(),
+            async { tokio::time::sleep(Duration::from_secs(5)).await },
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(
+            lines,
+            [
+                "[share] publishing the onion service",
+                "[share] serving at http://x.onion/"
+            ]
         );
     }
 
