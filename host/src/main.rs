@@ -274,7 +274,7 @@ fn run(
         let console = pane
             .clone()
             .map_or_else(Console::default, Console::with_pane);
-        let (handle, orders) = supervisor::handle(&console);
+        let (handle, mut orders) = supervisor::handle(&console);
         // How the control socket and the live view check a tab added at run time.
         let check: control::Check = {
             let registry = Arc::clone(registry);
@@ -300,13 +300,18 @@ fn run(
         let (shutdown, force_close) = (controls.shutdown.clone(), controls.force_close.clone());
         tokio::spawn(watch_signals(controls.clone())?);
         if let Some(pane) = pane {
-            let orders = TabOrders {
+            let tab_orders = TabOrders {
                 handle: handle.clone(),
                 check,
                 registry: Arc::clone(registry),
                 runtime: tokio::runtime::Handle::current(),
             };
-            view = LiveView::start(console.clone(), pane, controls, orders);
+            view = LiveView::start(console.clone(), pane, controls, tab_orders);
+            // A host driven from its terminal stays open when its tabs have ended (the user
+            // can open another with `n`), until `q` or Ctrl-C.
+            if view.is_some() {
+                orders = orders.keeping_open();
+            }
         }
         let mut finished: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         if !common.local_only {

@@ -136,8 +136,6 @@ pub(crate) struct Orders {
     keep_open: bool,
 }
 
-// The live view's, which lands after it.
-#[cfg_attr(not(test), allow(dead_code))]
 impl Orders {
     /// Keeps the host open when no tab runs (until the first signal), even before any tab
     /// was added at run time: for a host driven from its terminal.

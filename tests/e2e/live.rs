@@ -52,12 +52,20 @@ async fn q_quits_and_an_error_gives_the_terminal_back_too() {
     assert!(stopped.status.success(), "{stopped:?}");
     assert!(stopped.restored, "{stopped:?}");
 
-    // Every tab failed (its port is taken): the host exits with an error, on a usable
-    // terminal, and the reason is on the ordinary screen.
+    // Every tab failed (its port is taken): the view stays, with the failed row (the user
+    // could open another tab); at q the host exits with an error, on a usable terminal, and
+    // the reason is on the ordinary screen.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port().to_string();
-    let host = spawn(&["chat", "--local-only", "--port", &port]);
-    let stopped = host.wait_exit().expect("the host exits");
+    let mut host = spawn(&["chat", "--local-only", "--port", &port]);
+    host.wait_for_screen(&format!(
+        r"> chat +chat +failed: cannot listen on 127\.0\.0\.1:{port}"
+    ))
+    .expect("the failed row");
+    host.wait_for_screen(r"no tab is running; the host stays open")
+        .expect("the host stays open with the view");
+    host.type_keys(b"q").expect("q");
+    let stopped = host.wait_exit().expect("the host exits at q");
     assert!(!stopped.status.success(), "{stopped:?}");
     assert!(stopped.restored, "{stopped:?}");
     assert!(
@@ -276,6 +284,84 @@ async fn a_tab_opened_from_the_keyboard_serves_and_a_bad_one_shows_the_config_s_
 
     host.type_keys(b"q").expect("q");
     let stopped = host.wait_exit().expect("the host exits at q");
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(stopped.restored, "{stopped:?}");
+}
+
+#[tokio::test]
+async fn show_gives_a_private_tab_s_key_and_its_qr_code_only_when_asked_through_tor() {
+    use crate::onion::{scratch_dirs, scratch_env};
+    // Only an onion service tab is private (a `--local-only` one never is): the local Tor
+    // test network publishes it.
+    let net = onionhost_tests::testnet::Testnet::shared()
+        .await
+        .expect("local Tor network");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = scratch_dirs(dir.path());
+    let env = scratch_env(&scratch);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let network = net.network_file().to_str().expect("utf-8").to_owned();
+    let mut host = PtyHost::spawn_in(dir, &["chat", "--tor-network", &network], &env)
+        .expect("spawn in a pseudo-terminal");
+    let caps = host
+        .wait_for_screen(r"> chat +chat +serving +([a-z2-7]{8})…([a-z2-7]{6})\.onion +private")
+        .expect("the private tab's row, its address shortened");
+    let (start, end) = (caps[1].clone(), caps[2].clone());
+    // The console's own line with the key, in the pane.
+    let key = host
+        .wait_for_screen(
+            r"private key \(give it to each visitor; Tor Browser asks for it\): ([A-Z2-7]{52})",
+        )
+        .expect("the console's key line")[1]
+        .clone();
+
+    host.type_keys(b"\r").expect("Enter");
+    let caps = host
+        .wait_for_screen(r"address: (http://([a-z2-7]{56})\.onion/)")
+        .expect("the full address");
+    assert!(
+        caps[2].starts_with(&start) && caps[2].ends_with(&end),
+        "{caps:?}"
+    );
+    let shown = host
+        .wait_for_screen(r"client key: hidden \(k shows it\)")
+        .expect("the key hidden")[0]
+        .clone();
+    assert!(!shown.contains(&format!("client key: {key}")), "{shown}");
+    // r: the address's QR code; r again: none, the key being hidden.
+    host.type_keys(b"r").expect("r");
+    host.wait_until("the address's QR code", |screen| {
+        screen.contains("address as a QR code:") && qr_rows(screen) >= 10
+    })
+    .expect("the address's QR code");
+    host.type_keys(b"r").expect("r");
+    host.wait_until("no QR code", |screen| {
+        !screen.contains("QR code:") && qr_rows(screen) == 0
+    })
+    .expect("no key's QR code while the key is hidden");
+
+    // k shows the key; r then r: the key's QR code; k hides both.
+    host.type_keys(b"k").expect("k");
+    host.wait_for_screen(&format!("client key: {key}"))
+        .expect("the key, once asked");
+    host.type_keys(b"rr").expect("r r");
+    host.wait_until("the key's QR code", |screen| {
+        screen.contains("client key as a QR code:") && qr_rows(screen) >= 10
+    })
+    .expect("the key's QR code");
+    host.type_keys(b"k").expect("k");
+    host.wait_until("the key and its code hidden", |screen| {
+        screen.contains("client key: hidden") && !screen.contains("QR code:")
+    })
+    .expect("k hides the key and its code");
+    host.type_keys(b"\x1b").expect("Esc");
+    host.wait_until("the show view closed", |screen| {
+        !screen.contains("client key:")
+    })
+    .expect("Esc closes");
+
+    host.type_keys(CTRL_C).expect("Ctrl-C");
+    let stopped = host.wait_exit().expect("the host exits at Ctrl-C");
     assert!(stopped.status.success(), "{stopped:?}");
     assert!(stopped.restored, "{stopped:?}");
 }

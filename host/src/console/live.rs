@@ -239,14 +239,24 @@ enum Overlay {
     /// Stop the tab of that name? The view asks first.
     ConfirmStop(String),
     /// The tab of that name, in full: its address, its client key once asked (`key`), the
-    /// address as a QR code once asked (`qr`).
+    /// address or the key as a QR code once asked (`qr`).
     Show {
         name: String,
         key: bool,
-        qr: bool,
+        qr: Qr,
     },
     /// The form for a new tab.
     Form(Form),
+}
+
+/// Which QR code the show view draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Qr {
+    Off,
+    /// The address's.
+    Address,
+    /// The client key's (only while the key is shown): Tor Browser asks for the key alone.
+    Key,
 }
 
 /// What an order the view sent to the supervisor came to.
@@ -393,6 +403,8 @@ impl View {
             } => match key.code {
                 KeyCode::Esc | KeyCode::Char('q') => {}
                 KeyCode::Char('k') => {
+                    // Hiding the key hides its QR code too.
+                    let qr = if shown && qr == Qr::Key { Qr::Off } else { qr };
                     self.overlay = Overlay::Show {
                         name,
                         key: !shown,
@@ -400,10 +412,21 @@ impl View {
                     };
                 }
                 KeyCode::Char('r') => {
+                    // The address's code, then the key's once the key is shown, then none.
+                    let has_key = self
+                        .console
+                        .tabs()
+                        .get(&name)
+                        .is_some_and(|tab| tab.client_key.is_some());
+                    let qr = match qr {
+                        Qr::Off => Qr::Address,
+                        Qr::Address if shown && has_key => Qr::Key,
+                        Qr::Address | Qr::Key => Qr::Off,
+                    };
                     self.overlay = Overlay::Show {
                         name,
                         key: shown,
-                        qr: !qr,
+                        qr,
                     };
                 }
                 _ => {
@@ -457,7 +480,7 @@ impl View {
                     self.overlay = Overlay::Show {
                         name: tab.name,
                         key: false,
-                        qr: false,
+                        qr: Qr::Off,
                     };
                 }
                 None => self.message = Some("no tab is selected".to_owned()),
@@ -667,14 +690,14 @@ fn draw_confirm_stop(frame: &mut ratatui::Frame<'_>, name: &str) {
     popup(frame, " Stop? ", text, 60);
 }
 
-/// The show view: the tab's full address, its client key once asked, the address as a QR
-/// code once asked.
+/// The show view: the tab's full address, its client key once asked, the address's or the
+/// key's QR code once asked.
 fn draw_show(
     frame: &mut ratatui::Frame<'_>,
     name: &str,
     tab: Option<&TabStatus>,
     key: bool,
-    qr: bool,
+    qr: Qr,
 ) {
     let mut text = Vec::new();
     let Some(tab) = tab else {
@@ -706,19 +729,29 @@ fn draw_show(
         text.push(Line::raw("public: visitors need no client key"));
     }
     text.push(Line::raw(""));
-    if qr {
-        match address.as_deref().map(super::qr_lines) {
+    let client_key = tab.client_key.as_ref().filter(|_| key);
+    let (what, encoded) = match qr {
+        Qr::Off => ("", None),
+        Qr::Address => ("address", address.clone()),
+        Qr::Key => ("client key", client_key.map(|k| k.expose().to_owned())),
+    };
+    if qr != Qr::Off {
+        match encoded.as_deref().map(super::qr_lines) {
             Some(Some(lines)) => {
-                text.push(Line::raw("address as a QR code:"));
+                text.push(Line::raw(format!("{what} as a QR code:")));
                 text.extend(lines.into_iter().map(Line::raw));
             }
-            Some(None) => text.push(Line::raw("the address is too long for a QR code")),
-            None => text.push(Line::raw("no address yet for a QR code")),
+            Some(None) => text.push(Line::raw(format!("the {what} is too long for a QR code"))),
+            None => text.push(Line::raw(format!("no {what} yet for a QR code"))),
         }
         text.push(Line::raw(""));
     }
-    let key_help = if tab.private { "k client key · " } else { "" };
-    text.push(Line::raw(format!("{key_help}r QR code · Esc close")));
+    let (key_help, qr_help) = match (tab.private, key) {
+        (false, _) => ("", "r QR code"),
+        (true, false) => ("k show the client key · ", "r QR code"),
+        (true, true) => ("k hide the client key · ", "r QR code (address, key)"),
+    };
+    text.push(Line::raw(format!("{key_help}{qr_help} · Esc close")));
     let width = text
         .iter()
         .map(Line::width)
