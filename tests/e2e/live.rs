@@ -298,7 +298,19 @@ async fn show_gives_a_private_tab_s_key_and_its_qr_code_only_when_asked_through_
         .expect("local Tor network");
     let dir = tempfile::tempdir().expect("temp dir");
     let scratch = scratch_dirs(dir.path());
-    let env = scratch_env(&scratch);
+    // A runtime folder of the test's own, so that `onionhost tabs show` finds this host.
+    let runtime = scratch.join("run");
+    std::fs::create_dir(&runtime).expect("runtime dir");
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    let runtime = runtime.to_str().expect("utf-8").to_owned();
+    let mut env = scratch_env(&scratch);
+    env.push(("XDG_RUNTIME_DIR", runtime.clone()));
+    // Arti's debug lines would scroll the console's key lines out of the pane.
+    env.push(("RUST_LOG", "info".to_owned()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let network = net.network_file().to_str().expect("utf-8").to_owned();
     let mut host = PtyHost::spawn_in(dir, &["chat", "--tor-network", &network], &env)
@@ -307,13 +319,27 @@ async fn show_gives_a_private_tab_s_key_and_its_qr_code_only_when_asked_through_
         .wait_for_screen(r"> chat +chat +serving +([a-z2-7]{8})…([a-z2-7]{6})\.onion +private")
         .expect("the private tab's row, its address shortened");
     let (start, end) = (caps[1].clone(), caps[2].clone());
-    // The console's own line with the key, in the pane.
-    let key = host
-        .wait_for_screen(
-            r"private key \(give it to each visitor; Tor Browser asks for it\): ([A-Z2-7]{52})",
-        )
-        .expect("the console's key line")[1]
-        .clone();
+    // The key, as `onionhost tabs show` gives it.
+    let show = std::process::Command::new(onionhost_tests::host::onionhost_bin())
+        .args(["tabs", "show", "chat"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .expect("onionhost tabs show");
+    let show = String::from_utf8_lossy(&show.stdout).into_owned();
+    let key = regex::Regex::new(
+        r"private key \(give it to each visitor; Tor Browser asks for it\): ([A-Z2-7]{52})",
+    )
+    .expect("pattern")
+    .captures(&show)
+    .unwrap_or_else(|| panic!("no key from tabs show: {show}"))[1]
+        .to_owned();
+    // The console's key lines are in the pane with the key hidden: it is nowhere on the
+    // screen until asked.
+    host.wait_for_screen(
+        r"private key \(give it to each visitor; Tor Browser asks for it\): \(hidden here",
+    )
+    .expect("the console's key line, the key hidden");
+    assert!(!host.screen().contains(&key), "{}", host.screen());
 
     host.type_keys(b"\r").expect("Enter");
     let caps = host
