@@ -20,6 +20,7 @@ pub(crate) mod live;
 pub(crate) mod pane;
 mod qr;
 mod rows;
+mod show;
 
 use pane::{Pane, Source};
 
