@@ -88,7 +88,7 @@ pub struct PtyStopped {
     /// The screen as it was left (the ordinary one, once the live view gave it back).
     pub screen: String,
     /// Whether the terminal is back in its ordinary modes: line editing and echo on, the
-    /// alternate screen left, the cursor shown.
+    /// alternate screen left, the cursor shown, bracketed paste off.
     pub restored: bool,
 }
 
@@ -236,7 +236,10 @@ impl PtyHost {
         Ok(PtyStopped {
             status,
             screen: parsed.contents(),
-            restored: line_mode && !parsed.alternate_screen() && !parsed.hide_cursor(),
+            restored: line_mode
+                && !parsed.alternate_screen()
+                && !parsed.hide_cursor()
+                && !parsed.bracketed_paste(),
         })
     }
 

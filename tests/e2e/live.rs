@@ -391,3 +391,60 @@ async fn show_gives_a_private_tab_s_key_and_its_qr_code_only_when_asked_through_
     assert!(stopped.status.success(), "{stopped:?}");
     assert!(stopped.restored, "{stopped:?}");
 }
+
+/// `text` as a terminal sends it when it is pasted with bracketed paste on.
+fn pasted(text: &str) -> Vec<u8> {
+    format!("\x1b[200~{text}\x1b[201~").into_bytes()
+}
+
+#[tokio::test]
+async fn a_paste_is_never_keys_it_goes_into_the_form_s_field_as_text() {
+    let mut host = spawn(&["chat", "--local-only"]);
+    let caps = host
+        .wait_for_screen(r"> chat +chat +serving +(127\.0\.0\.1:\d+)")
+        .expect("the chat tab's row");
+    let chat = format!("http://{}/", caps[1]);
+    host.wait_until("the title says serving", |screen| {
+        screen
+            .lines()
+            .next()
+            .is_some_and(|row| row.starts_with("onionhost · serving"))
+    })
+    .expect("the title");
+
+    // On the rows, "s" "y" would stop the tab and "q" quit: pasted, they do nothing. The
+    // form opened next (keys are taken in order) shows the paste was taken first.
+    host.type_keys(&pasted("sy\rq")).expect("paste");
+    host.type_keys(b"n").expect("n");
+    host.wait_for_screen(r"> mode +< chat >").expect("the form");
+    let screen = host.screen();
+    assert!(!screen.contains("Stop tab"), "{screen}");
+    assert!(
+        regex::Regex::new(r"chat +chat +serving")
+            .expect("pattern")
+            .is_match(&screen),
+        "{screen}"
+    );
+    assert!(page_text(&chat).await.contains("<html"), "chat serves on");
+
+    // In the paths field, a pasted line break is a space, not Enter: the form is not sent.
+    host.type_keys(b"\t\t").expect("Tab Tab");
+    host.wait_for_screen(r"> paths").expect("the paths field");
+    host.type_keys(&pasted("a.txt\rb.txt sy\r")).expect("paste");
+    host.wait_for_screen(r"> paths +a\.txt b\.txt sy  ")
+        .expect("the paste in the field");
+    let screen = host.screen();
+    assert!(!screen.contains("opening the tab"), "{screen}");
+    assert!(screen.contains("Enter open · Esc cancel"), "{screen}");
+    host.type_keys(ESC).expect("Esc");
+    host.wait_until("the form closed", |screen| !screen.contains("New tab"))
+        .expect("Esc closes the form");
+
+    host.type_keys(b"q").expect("q");
+    let stopped = host.wait_exit().expect("the host exits at q");
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(
+        stopped.restored,
+        "the terminal is not restored (bracketed paste?): {stopped:?}"
+    );
+}

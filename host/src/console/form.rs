@@ -61,6 +61,20 @@ impl Field {
         }
     }
 
+    /// Inserts pasted `text` at the cursor, its control characters (a line break, a tab)
+    /// as spaces, as much of it as the field has room for.
+    fn paste(&mut self, text: &str) {
+        let room = MAX_FIELD.saturating_sub(self.text.chars().count());
+        let pasted: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(room)
+            .collect();
+        let at = self.byte(self.cursor);
+        self.text.insert_str(at, &pasted);
+        self.cursor += pasted.chars().count();
+    }
+
     /// The byte offset of character `n`.
     fn byte(&self, n: usize) -> usize {
         self.text
@@ -114,6 +128,8 @@ pub(super) enum Asked {
 /// The form's state.
 #[derive(Debug)]
 pub(super) struct Form {
+    /// Which form this is (the live view numbers them), carried in the answer to its tab.
+    id: u64,
     modes: Vec<ModeChoice>,
     mode: usize,
     name: Field,
@@ -127,9 +143,10 @@ pub(super) struct Form {
 }
 
 impl Form {
-    /// An empty form offering `modes` (it opens on the first).
-    pub(super) fn new(modes: Vec<ModeChoice>) -> Self {
+    /// An empty form offering `modes` (it opens on the first), numbered `id`.
+    pub(super) fn new(modes: Vec<ModeChoice>, id: u64) -> Self {
         Self {
+            id,
             modes,
             mode: 0,
             name: Field::default(),
@@ -138,6 +155,29 @@ impl Form {
             focus: Focus::Mode,
             errors: Vec::new(),
             pending: false,
+        }
+    }
+
+    /// Which form this is.
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether this form is waiting for the answer to the tab that form `id` sent.
+    pub(super) fn awaits(&self, id: u64) -> bool {
+        self.pending && self.id == id
+    }
+
+    /// Takes a paste: into the name or the paths if one has the focus (a line break in it
+    /// is a space, never Enter), else nothing; nothing either while the tab is opened.
+    pub(super) fn paste(&mut self, text: &str) {
+        if self.pending {
+            return;
+        }
+        match self.focus {
+            Focus::Name => self.name.paste(text),
+            Focus::Paths => self.paths.paste(text),
+            Focus::Mode | Focus::Public => {}
         }
     }
 
@@ -278,9 +318,11 @@ impl Form {
             }));
         }
         lines.push(Line::raw(""));
-        lines.push(Line::raw(
-            "Tab/↑↓ field · ←→ mode, public · Enter open · Esc cancel",
-        ));
+        lines.push(Line::raw(if self.pending {
+            "Esc closes this; the tab still opens"
+        } else {
+            "Tab/↑↓ field · ←→ mode, public · Enter open · Esc cancel"
+        }));
         lines
     }
 }
@@ -317,7 +359,7 @@ mod tests {
 
     #[test]
     fn the_form_makes_what_tabs_add_would_be_given() {
-        let mut form = Form::new(modes());
+        let mut form = Form::new(modes(), 1);
         press(&mut form, KeyCode::Right);
         press(&mut form, KeyCode::Tab);
         typed(&mut form, "filez");
@@ -341,7 +383,7 @@ mod tests {
 
     #[test]
     fn modes_cycle_both_ways_plugins_included() {
-        let mut form = Form::new(modes());
+        let mut form = Form::new(modes(), 1);
         press(&mut form, KeyCode::Left);
         let add = form.as_tabs_add().unwrap();
         assert_eq!(add.mode, "pastebin");
@@ -364,8 +406,36 @@ mod tests {
     }
 
     #[test]
+    fn a_paste_is_text_in_the_field_never_keys_and_is_bounded() {
+        let mut form = Form::new(modes(), 1);
+        // On the mode: nothing, not even a mode change.
+        form.paste(" \r");
+        assert_eq!(form.as_tabs_add().unwrap().mode, "chat");
+        press(&mut form, KeyCode::Tab);
+        press(&mut form, KeyCode::Tab);
+        typed(&mut form, "x");
+        press(&mut form, KeyCode::Home);
+        form.paste("a.txt\rb.txt\n\tc\u{1b}");
+        let add = form.as_tabs_add().unwrap();
+        assert_eq!(form.paths.text, "a.txt b.txt  c x");
+        assert_eq!(form.paths.cursor, 15);
+        assert_eq!(add.paths.len(), 4);
+        assert!(!form.pending);
+        form.paste(&"é".repeat(MAX_FIELD));
+        assert_eq!(form.paths.text.chars().count(), MAX_FIELD);
+        assert!(form.paths.text.starts_with("a.txt b.txt  c é") && form.paths.text.ends_with("éx"));
+        form.pending = true;
+        press(&mut form, KeyCode::Tab);
+        assert!(
+            form.lines()
+                .iter()
+                .any(|line| line.to_string() == "Esc closes this; the tab still opens")
+        );
+    }
+
+    #[test]
     fn while_the_tab_is_opened_the_form_changes_no_more() {
-        let mut form = Form::new(modes());
+        let mut form = Form::new(modes(), 1);
         form.pending = true;
         press(&mut form, KeyCode::Right);
         assert_eq!(form.as_tabs_add().unwrap().mode, "chat");

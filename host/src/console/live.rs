@@ -1,8 +1,9 @@
 //! The live view: when stdout is a terminal, the console is a screen redrawn in place
 //! (ratatui on crossterm) instead of a stream of lines.
 //!
-//! The view owns the terminal from [`LiveView::start`] until it is dropped: raw mode and the
-//! alternate screen. It gives the terminal back on every way out: a normal end, an error of
+//! The view owns the terminal from [`LiveView::start`] until it is dropped: raw mode, the
+//! alternate screen and bracketed paste (a paste comes as one event, never as keys: a pasted
+//! `q` or `s` `y` must not quit or stop a tab). It gives the terminal back on every way out: a normal end, an error of
 //! the host (dropped before `main` prints it), a panic on the main thread or the view's own
 //! (the panic hook gives it back before the panic is printed), and a failure to draw. While
 //! it owns the terminal, the console's lines and the log's go to its pane ([`Pane`]), never
@@ -129,6 +130,7 @@ impl LiveView {
             overlay: Overlay::None,
             message: None,
             outcomes: mpsc::channel(),
+            forms: 0,
         };
         let thread = std::thread::Builder::new()
             .name(THREAD.to_owned())
@@ -178,13 +180,15 @@ impl Drop for LiveView {
     }
 }
 
-/// Raw mode (keys one by one, no echo, Ctrl-C a key) and the alternate screen.
+/// Raw mode (keys one by one, no echo, Ctrl-C a key), the alternate screen and bracketed
+/// paste (what is pasted comes as one [`Event::Paste`], not as keys).
 fn take_terminal() -> std::io::Result<()> {
     TAKEN.store(true, Ordering::SeqCst);
     terminal::enable_raw_mode()?;
     execute!(
         std::io::stdout(),
         terminal::EnterAlternateScreen,
+        event::EnableBracketedPaste,
         cursor::Hide
     )
 }
@@ -194,6 +198,7 @@ fn give_back() {
     if TAKEN.swap(false, Ordering::SeqCst) {
         // Each step even if another failed: a terminal left in raw mode is unusable.
         let _ = terminal::disable_raw_mode();
+        let _ = execute!(std::io::stdout(), event::DisableBracketedPaste);
         let _ = execute!(
             std::io::stdout(),
             terminal::LeaveAlternateScreen,
@@ -256,10 +261,31 @@ enum Outcome {
     Stopping(String),
     /// The order was refused, for this reason.
     Refused(String),
-    /// The new tab of that name is starting.
-    Added(String),
-    /// The new tab was refused, for this reason.
-    AddRefused(String),
+    /// The new tab of that name, sent by the form of that id, is starting.
+    Added { form: u64, name: String },
+    /// The new tab sent by the form of that id was refused, for this reason.
+    AddRefused { form: u64, why: String },
+}
+
+/// The answer to the tab sent by form `id`, `refused` or not: it closes that form or puts
+/// the reason in it if that form is still open and waiting; a form opened since (the first
+/// closed with Esc while its tab was opening) is left alone. Returns the reason if no form
+/// took it.
+fn answer_form(overlay: &mut Overlay, id: u64, refused: Option<String>) -> Option<String> {
+    let Overlay::Form(form) = overlay else {
+        return refused;
+    };
+    if !form.awaits(id) {
+        return refused;
+    }
+    match refused {
+        None => *overlay = Overlay::None,
+        Some(why) => {
+            form.pending = false;
+            form.errors = vec![why];
+        }
+    }
+    None
 }
 
 /// The view's state, on its thread.
@@ -277,6 +303,8 @@ struct View {
     /// The last order's outcome, shown above the keys.
     message: Option<String>,
     outcomes: (mpsc::Sender<Outcome>, mpsc::Receiver<Outcome>),
+    /// How many forms were opened: each has its number as id, carried in its answer.
+    forms: u64,
 }
 
 impl View {
@@ -322,6 +350,10 @@ impl View {
                         self.key(key);
                         dirty = true;
                     }
+                    Ok(Event::Paste(text)) => {
+                        self.paste(&text);
+                        dirty = true;
+                    }
                     Ok(_) => dirty = true,
                     Err(err) => return self.fail(&err),
                 },
@@ -334,21 +366,17 @@ impl View {
         self.message = Some(match outcome {
             Outcome::Stopping(name) => format!("tab {name:?} is stopping"),
             Outcome::Refused(why) => why,
-            Outcome::Added(name) => {
-                if matches!(self.overlay, Overlay::Form(_)) {
-                    self.overlay = Overlay::None;
-                }
+            Outcome::Added { form, name } => {
+                answer_form(&mut self.overlay, form, None);
                 let message = format!("tab {name:?} is starting");
                 self.selected = Some(name);
                 message
             }
-            Outcome::AddRefused(why) => {
-                if let Overlay::Form(form) = &mut self.overlay {
-                    form.pending = false;
-                    form.errors = vec![why];
-                    return;
+            Outcome::AddRefused { form, why } => {
+                match answer_form(&mut self.overlay, form, Some(why)) {
+                    Some(why) => why,
+                    None => return,
                 }
-                why
             }
         });
     }
@@ -359,6 +387,14 @@ impl View {
         self.pane.set_open(false);
         give_back();
         tracing::warn!("the live view stopped, plain lines from now on: {err}");
+    }
+
+    /// A paste goes into the form's field, if the form is open; anywhere else it is
+    /// ignored (its characters are no keys).
+    fn paste(&mut self, text: &str) {
+        if let Overlay::Form(form) = &mut self.overlay {
+            form.paste(text);
+        }
     }
 
     fn key(&mut self, key: KeyEvent) {
@@ -451,7 +487,8 @@ impl View {
                 }
             }
             KeyCode::Char('n') => {
-                self.overlay = Overlay::Form(Form::new(self.orders.registry.choices()));
+                self.forms += 1;
+                self.overlay = Overlay::Form(Form::new(self.orders.registry.choices(), self.forms));
             }
             KeyCode::Up | KeyCode::Char('k') => self.select(-1),
             KeyCode::Down | KeyCode::Char('j') => self.select(1),
@@ -526,10 +563,14 @@ impl View {
         let name = form.name().trim().to_owned();
         let handle = self.orders.handle.clone();
         let outcomes = self.outcomes.0.clone();
+        let id = form.id();
         self.orders.runtime.spawn(async move {
             let outcome = match handle.add(tab).await {
-                Ok(()) => Outcome::Added(name),
-                Err(err) => Outcome::AddRefused(err.to_string()),
+                Ok(()) => Outcome::Added { form: id, name },
+                Err(err) => Outcome::AddRefused {
+                    form: id,
+                    why: err.to_string(),
+                },
             };
             let _ = outcomes.send(outcome);
         });
@@ -579,7 +620,7 @@ impl View {
         } else if self.controls.shutdown.is_cancelled() {
             " · stopping: no new visitors, transfers in flight finish"
         } else {
-            ""
+            " · serving"
         };
         frame.render_widget(
             Paragraph::new(Line::from(vec![
@@ -656,8 +697,7 @@ impl View {
 }
 
 /// The keys, on the last row.
-const KEYS: &str = "q quit · ↑↓/j k select · n new tab · s stop the tab · Enter/a show it · \
-                    Ctrl-C stop every tab (twice: at once)";
+const KEYS: &str = "q quit · ↑↓/jk select · n new tab · s stop · Enter show · Ctrl-C stop all";
 
 /// The index of the tab called `name` in `tabs` (the latest of that name), else the first.
 fn selected_index(tabs: &[TabStatus], name: Option<&str>) -> Option<usize> {
@@ -703,5 +743,68 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
         y: area.y + (area.height - height) / 2,
         width,
         height,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn typed(form: &mut Form, keys: &[KeyCode]) {
+        for &code in keys {
+            form.key(KeyEvent::new(code, KeyModifiers::NONE));
+        }
+    }
+
+    fn open_form(id: u64) -> Overlay {
+        Overlay::Form(Form::new(
+            vec![super::super::form::ModeChoice {
+                mode: "chat".to_owned(),
+                plugin: None,
+            }],
+            id,
+        ))
+    }
+
+    #[test]
+    fn a_stale_answer_leaves_a_new_form_alone() {
+        // Form 1 sent its tab and was closed with Esc while the tab was opening; form 2 is
+        // open, being filled.
+        let mut overlay = open_form(2);
+        if let Overlay::Form(form) = &mut overlay {
+            typed(form, &[KeyCode::Tab, KeyCode::Char('x')]);
+        }
+        // Form 1's answers: neither closes form 2 nor puts errors in it.
+        assert_eq!(answer_form(&mut overlay, 1, None), None);
+        assert_eq!(
+            answer_form(&mut overlay, 1, Some("refused".to_owned())).as_deref(),
+            Some("refused")
+        );
+        let Overlay::Form(form) = &mut overlay else {
+            panic!("form 2 was closed");
+        };
+        assert_eq!(form.name(), "x");
+        assert!(form.errors.is_empty());
+        // Form 2's own answer, while it waits, does.
+        form.pending = true;
+        assert_eq!(
+            answer_form(&mut overlay, 2, Some("refused".to_owned())),
+            None
+        );
+        let Overlay::Form(form) = &mut overlay else {
+            panic!("form 2 was closed");
+        };
+        assert_eq!(form.errors, ["refused"]);
+        assert!(!form.pending);
+        // Not waiting any more: a late answer changes nothing.
+        assert_eq!(answer_form(&mut overlay, 2, None), None);
+        assert!(matches!(overlay, Overlay::Form(_)));
+        if let Overlay::Form(form) = &mut overlay {
+            form.pending = true;
+        }
+        assert_eq!(answer_form(&mut overlay, 2, None), None);
+        assert!(matches!(overlay, Overlay::None));
     }
 }
