@@ -93,12 +93,23 @@ pub struct PtyStopped {
 }
 
 impl PtyHost {
-    /// Runs `onionhost ARGS` in a new pseudo-terminal, in `dir`, with extra environment
-    /// variables.
+    /// Runs `onionhost ARGS` in a new pseudo-terminal ([`ROWS`] × [`COLS`]), in `dir`, with
+    /// extra environment variables.
     pub fn spawn_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        Self::spawn_sized(dir, args, env, ROWS, COLS)
+    }
+
+    /// As [`PtyHost::spawn_in`], in a terminal of `rows` × `cols`.
+    pub fn spawn_sized(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        rows: u16,
+        cols: u16,
+    ) -> Result<Self> {
         let size = nix::pty::Winsize {
-            ws_row: ROWS,
-            ws_col: COLS,
+            ws_row: rows,
+            ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
@@ -127,7 +138,7 @@ impl PtyHost {
         let child = cmd.spawn().context("spawn setsid --ctty onionhost")?;
         let screen = Arc::new((
             Mutex::new(Screen {
-                parser: vt100::Parser::new(ROWS, COLS, 0),
+                parser: vt100::Parser::new(rows, cols, 0),
                 frame: None,
                 matched: 0,
             }),

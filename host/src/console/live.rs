@@ -721,9 +721,15 @@ fn draw_confirm_stop(frame: &mut ratatui::Frame<'_>, name: &str) {
     popup(frame, " Stop? ", text, 60);
 }
 
-/// `text` in a bordered box with `title` in the middle of the screen, `width` wide.
+/// `text` in a bordered box with `title` in the middle of the screen, `width` wide (as high
+/// as its lines once wrapped).
 pub(super) fn popup(frame: &mut ratatui::Frame<'_>, title: &str, text: Vec<Line<'_>>, width: u16) {
-    let height = u16::try_from(text.len() + 2).unwrap_or(u16::MAX);
+    let inner = usize::from(width.min(frame.area().width).saturating_sub(2)).max(1);
+    let rows: usize = text
+        .iter()
+        .map(|line| line.width().div_ceil(inner).max(1))
+        .sum();
+    let height = u16::try_from(rows + 2).unwrap_or(u16::MAX);
     let area = centered(frame.area(), width, height);
     frame.render_widget(Clear, area);
     frame.render_widget(
@@ -735,7 +741,7 @@ pub(super) fn popup(frame: &mut ratatui::Frame<'_>, title: &str, text: Vec<Line<
 }
 
 /// A `width` × `height` rectangle in the middle of `area` (smaller if `area` is).
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
     Rect {

@@ -1,9 +1,11 @@
 //! The live view's show view: one tab in full, its address, its client key (hidden until
 //! asked) and, on request, the address's or the key's QR code.
 
+use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
+use ratatui::widgets::{Clear, Paragraph};
 
-use super::live::popup;
+use super::live::{centered, popup};
 use super::printable;
 use crate::tabs::TabStatus;
 
@@ -65,10 +67,7 @@ pub(super) fn draw_show(
     };
     if qr != Qr::Off {
         match encoded.as_deref().map(super::qr_lines) {
-            Some(Some(lines)) => {
-                text.push(Line::raw(format!("{what} as a QR code:")));
-                text.extend(lines.into_iter().map(Line::raw));
-            }
+            Some(Some(lines)) => return draw_qr(frame, name, what, lines),
             Some(None) => text.push(Line::raw(format!("the {what} is too long for a QR code"))),
             None => text.push(Line::raw(format!("no {what} yet for a QR code"))),
         }
@@ -92,4 +91,43 @@ pub(super) fn draw_show(
         text,
         u16::try_from(width).unwrap_or(u16::MAX),
     );
+}
+
+/// A QR code alone, with one line of title: anything more would push it off a small
+/// terminal, and a code cut short cannot be scanned. It has no border (its quiet zone is
+/// one); if the terminal is too small for it, the view says so.
+fn draw_qr(frame: &mut ratatui::Frame<'_>, name: &str, what: &str, code: Vec<String>) {
+    let width = code
+        .iter()
+        .map(|line| line.chars().count())
+        .max()
+        .unwrap_or(0);
+    let (width, height) = (
+        u16::try_from(width).unwrap_or(u16::MAX),
+        u16::try_from(code.len() + 1).unwrap_or(u16::MAX),
+    );
+    let area = frame.area();
+    if width > area.width || height > area.height {
+        let text = vec![
+            Line::raw(format!(
+                "terminal too small for the QR code (needs {width}x{height})"
+            )),
+            Line::raw(""),
+            Line::raw("r next · Esc close"),
+        ];
+        popup(frame, &format!(" {} ", printable(name)), text, 64);
+        return;
+    }
+    let title = format!("{what} as a QR code: r next · Esc close");
+    let shown = u16::try_from(title.chars().count())
+        .unwrap_or(u16::MAX)
+        .max(width);
+    let area = centered(area, shown, height);
+    let mut lines = vec![Line::styled(
+        title,
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    lines.extend(code.into_iter().map(Line::raw));
+    frame.render_widget(Clear, area);
+    frame.render_widget(Paragraph::new(lines).centered(), area);
 }
