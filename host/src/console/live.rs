@@ -619,6 +619,8 @@ impl View {
             " · closing every connection"
         } else if self.controls.shutdown.is_cancelled() {
             " · stopping: no new visitors, transfers in flight finish"
+        } else if !tabs.is_empty() && tabs.iter().all(|tab| tab.state.is_ended()) {
+            " · no tab running (n opens one)"
         } else {
             " · serving"
         };
