@@ -21,8 +21,51 @@ pub const ROWS: u16 = 40;
 /// The size of the tests' terminal.
 pub const COLS: u16 = 140;
 
+/// The end of a synchronized update (`CSI ? 2026 l`): the live view ends each frame with it.
+const FRAME_END: &[u8] = b"\x1b[?2026l";
+
 struct Screen {
     parser: vt100::Parser,
+    /// The screen as the last whole frame of the live view left it, while the view has the
+    /// alternate screen: a frame is written in many pieces, and a test must never see one
+    /// half-drawn.
+    frame: Option<String>,
+    /// How much of [`FRAME_END`] the bytes read so far end with.
+    matched: usize,
+}
+
+impl Screen {
+    /// Feeds what the host wrote to the terminal emulator, keeping the last whole frame.
+    fn process(&mut self, bytes: &[u8]) {
+        let mut from = 0;
+        for (at, &byte) in bytes.iter().enumerate() {
+            self.matched = if byte == FRAME_END[self.matched] {
+                self.matched + 1
+            } else {
+                usize::from(byte == FRAME_END[0])
+            };
+            if self.matched == FRAME_END.len() {
+                self.matched = 0;
+                self.parser.process(&bytes[from..=at]);
+                from = at + 1;
+                self.frame = Some(self.parser.screen().contents());
+            }
+        }
+        self.parser.process(&bytes[from..]);
+        if !self.parser.screen().alternate_screen() {
+            self.frame = None;
+        }
+    }
+
+    /// What a person would see: the last whole frame of the live view (nothing before the
+    /// first is whole), or the ordinary screen.
+    fn contents(&self) -> String {
+        if self.parser.screen().alternate_screen() {
+            self.frame.clone().unwrap_or_default()
+        } else {
+            self.parser.screen().contents()
+        }
+    }
 }
 
 /// A running `onionhost` in a pseudo-terminal.
@@ -45,17 +88,28 @@ pub struct PtyStopped {
     /// The screen as it was left (the ordinary one, once the live view gave it back).
     pub screen: String,
     /// Whether the terminal is back in its ordinary modes: line editing and echo on, the
-    /// alternate screen left, the cursor shown.
+    /// alternate screen left, the cursor shown, bracketed paste off.
     pub restored: bool,
 }
 
 impl PtyHost {
-    /// Runs `onionhost ARGS` in a new pseudo-terminal, in `dir`, with extra environment
-    /// variables.
+    /// Runs `onionhost ARGS` in a new pseudo-terminal ([`ROWS`] × [`COLS`]), in `dir`, with
+    /// extra environment variables.
     pub fn spawn_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        Self::spawn_sized(dir, args, env, ROWS, COLS)
+    }
+
+    /// As [`PtyHost::spawn_in`], in a terminal of `rows` × `cols`.
+    pub fn spawn_sized(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        rows: u16,
+        cols: u16,
+    ) -> Result<Self> {
         let size = nix::pty::Winsize {
-            ws_row: ROWS,
-            ws_col: COLS,
+            ws_row: rows,
+            ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
@@ -84,7 +138,9 @@ impl PtyHost {
         let child = cmd.spawn().context("spawn setsid --ctty onionhost")?;
         let screen = Arc::new((
             Mutex::new(Screen {
-                parser: vt100::Parser::new(ROWS, COLS, 0),
+                parser: vt100::Parser::new(rows, cols, 0),
+                frame: None,
+                matched: 0,
             }),
             Condvar::new(),
         ));
@@ -98,7 +154,7 @@ impl PtyHost {
                 let mut screen = lock
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                screen.parser.process(&buf[..n]);
+                screen.process(&buf[..n]);
                 cvar.notify_all();
             }
         });
@@ -113,7 +169,7 @@ impl PtyHost {
 
     /// What the screen shows now, row by row.
     pub fn screen(&self) -> String {
-        self.lock().parser.screen().contents()
+        self.lock().contents()
     }
 
     /// Waits until the screen shows a match of `pattern` and returns its captures.
@@ -134,7 +190,7 @@ impl PtyHost {
         let (_, cvar) = &*self.screen;
         let mut screen = self.lock();
         loop {
-            let contents = screen.parser.screen().contents();
+            let contents = screen.contents();
             if ok(&contents) {
                 return Ok(contents);
             }
@@ -191,7 +247,10 @@ impl PtyHost {
         Ok(PtyStopped {
             status,
             screen: parsed.contents(),
-            restored: line_mode && !parsed.alternate_screen() && !parsed.hide_cursor(),
+            restored: line_mode
+                && !parsed.alternate_screen()
+                && !parsed.hide_cursor()
+                && !parsed.bracketed_paste(),
         })
     }
 

@@ -252,12 +252,17 @@ impl Open {
 struct Tracked {
     stream: Box<dyn Io>,
     open: Open,
+    cells: Cells,
 }
 
 impl Tracked {
     fn new(stream: Box<dyn Io>, open: Open) -> Self {
         open.0.send_modify(|(count, _)| *count += 1);
-        Self { stream, open }
+        Self {
+            stream,
+            open,
+            cells: Cells::default(),
+        }
     }
 }
 
@@ -267,6 +272,56 @@ impl Drop for Tracked {
             *count -= 1;
             *last_closed = Instant::now();
         });
+        let c = &self.cells;
+        if c.bytes > 0 {
+            // Counts only: what went out, never what it was or to whom.
+            tracing::debug!(
+                "stream closed: {} bytes in {} writes and {} flushes, {} full RELAY_DATA cells, \
+                 {} partly filled",
+                c.bytes,
+                c.writes,
+                c.flushes,
+                c.full,
+                c.partial + u64::from(c.pending > 0)
+            );
+        }
+    }
+}
+
+/// Room for data in one RELAY_DATA cell (tor-cell's `Data::MAXLEN`, the relay cell format
+/// Arti 0.47 speaks).
+const CELL_DATA: usize = 498;
+
+/// How a stream's writes became RELAY_DATA cells. Arti's `DataStream` packs written bytes into
+/// a one-cell buffer, sends it as a cell once full, and sends what it holds, however little,
+/// at each flush: this follows the same rule on what it accepted.
+#[derive(Default)]
+struct Cells {
+    bytes: u64,
+    writes: u64,
+    flushes: u64,
+    full: u64,
+    partial: u64,
+    pending: usize,
+}
+
+impl Cells {
+    fn wrote(&mut self, n: usize) {
+        self.writes += 1;
+        self.bytes += n as u64;
+        self.pending += n;
+        while self.pending >= CELL_DATA {
+            self.pending -= CELL_DATA;
+            self.full += 1;
+        }
+    }
+
+    fn flushed(&mut self) {
+        self.flushes += 1;
+        if self.pending > 0 {
+            self.pending = 0;
+            self.partial += 1;
+        }
     }
 }
 
@@ -286,15 +341,27 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let poll = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.cells.wrote(n);
+        }
+        poll
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let poll = Pin::new(&mut self.stream).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = poll {
+            self.cells.flushed();
+        }
+        poll
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let poll = Pin::new(&mut self.stream).poll_shutdown(cx);
+        if let Poll::Ready(Ok(())) = poll {
+            self.cells.flushed();
+        }
+        poll
     }
 }
 
