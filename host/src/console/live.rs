@@ -777,6 +777,11 @@ mod tests {
     }
 
     #[test]
+    fn the_keys_row_fits_80_columns() {
+        assert!(Line::raw(KEYS).width() <= 80, "{}", Line::raw(KEYS).width());
+    }
+
+    #[test]
     fn a_stale_answer_leaves_a_new_form_alone() {
         // Form 1 sent its tab and was closed with Esc while the tab was opening; form 2 is
         // open, being filled.
