@@ -88,17 +88,28 @@ pub struct PtyStopped {
     /// The screen as it was left (the ordinary one, once the live view gave it back).
     pub screen: String,
     /// Whether the terminal is back in its ordinary modes: line editing and echo on, the
-    /// alternate screen left, the cursor shown.
+    /// alternate screen left, the cursor shown, bracketed paste off.
     pub restored: bool,
 }
 
 impl PtyHost {
-    /// Runs `onionhost ARGS` in a new pseudo-terminal, in `dir`, with extra environment
-    /// variables.
+    /// Runs `onionhost ARGS` in a new pseudo-terminal ([`ROWS`] × [`COLS`]), in `dir`, with
+    /// extra environment variables.
     pub fn spawn_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        Self::spawn_sized(dir, args, env, ROWS, COLS)
+    }
+
+    /// As [`PtyHost::spawn_in`], in a terminal of `rows` × `cols`.
+    pub fn spawn_sized(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        rows: u16,
+        cols: u16,
+    ) -> Result<Self> {
         let size = nix::pty::Winsize {
-            ws_row: ROWS,
-            ws_col: COLS,
+            ws_row: rows,
+            ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
@@ -127,7 +138,7 @@ impl PtyHost {
         let child = cmd.spawn().context("spawn setsid --ctty onionhost")?;
         let screen = Arc::new((
             Mutex::new(Screen {
-                parser: vt100::Parser::new(ROWS, COLS, 0),
+                parser: vt100::Parser::new(rows, cols, 0),
                 frame: None,
                 matched: 0,
             }),
@@ -236,7 +247,10 @@ impl PtyHost {
         Ok(PtyStopped {
             status,
             screen: parsed.contents(),
-            restored: line_mode && !parsed.alternate_screen() && !parsed.hide_cursor(),
+            restored: line_mode
+                && !parsed.alternate_screen()
+                && !parsed.hide_cursor()
+                && !parsed.bracketed_paste(),
         })
     }
 

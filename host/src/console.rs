@@ -15,10 +15,12 @@ use onionhost_sdk::{Direction, TabEvent, TransferOutcome};
 
 use crate::tabs::Tabs;
 
+pub(crate) mod form;
 pub(crate) mod live;
 pub(crate) mod pane;
 mod qr;
 mod rows;
+mod show;
 
 use pane::{Pane, Source};
 
@@ -26,6 +28,9 @@ use pane::{Pane, Source};
 /// its first progress line: a short transfer gets only its start and end lines, and a long
 /// one on a service's log (stdout not a terminal) one line per 10 s, not a stream of them.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// What the live view's pane shows in place of a client key.
+const KEY_HIDDEN: &str = "(hidden here: select the tab, Enter, then k shows it)";
 
 /// Progress of one transfer, for rates.
 struct Transfer {
@@ -104,7 +109,7 @@ impl Console {
         if self
             .pane
             .as_ref()
-            .is_some_and(|pane| pane.push(Source::Console, line))
+            .is_some_and(|pane| pane.push(Source::Console, &self.without_keys(line)))
         {
             return;
         }
@@ -112,6 +117,22 @@ impl Console {
         // A closed stdout must not take the host down: the tabs keep serving.
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
+    }
+
+    /// `line` with every tab's client key hidden, for the live view's pane: there the key is
+    /// shown only on request (the show view's `k`), not to whoever sees the screen. The
+    /// transports record a tab's key (`Tabs::reachable`) before they print its lines.
+    fn without_keys(&self, line: &str) -> String {
+        let mut line = line.to_owned();
+        for tab in self.tabs.snapshot() {
+            if let Some(key) = tab.client_key.as_ref().map(|k| k.expose().to_owned())
+                && !key.is_empty()
+                && line.contains(&key)
+            {
+                line = line.replace(&key, KEY_HIDDEN);
+            }
+        }
+        line
     }
 
     /// How many transfers (downloads, uploads) have started and not finished, in every tab.
@@ -393,6 +414,32 @@ mod tests {
             at(9.0),
         );
         assert_eq!(console.lines().len(), 2, "{:?}", console.lines());
+    }
+
+    /// The live view's pane never holds a client key: it is shown on request only.
+    #[test]
+    fn the_pane_hides_client_keys() {
+        let pane = super::Pane::default();
+        pane.set_open(true);
+        let console = Console::with_pane(pane.clone());
+        console.tabs().starting("t", "chat", true, false);
+        let key = zeroize::Zeroizing::new("SECRETKEY234".to_owned());
+        console
+            .tabs()
+            .reachable("t", "http://x.onion/", Some(&key), None);
+        console.tab("t", "private key (give it to each visitor): SECRETKEY234");
+        console.tab("t", "C tor line: x:descriptor:x25519:SECRETKEY234");
+        let shown: Vec<String> = pane.last(2).into_iter().map(|l| l.text).collect();
+        assert_eq!(
+            shown,
+            [
+                format!(
+                    "[t] private key (give it to each visitor): {}",
+                    super::KEY_HIDDEN
+                ),
+                format!("[t] C tor line: x:descriptor:x25519:{}", super::KEY_HIDDEN),
+            ]
+        );
     }
 
     #[test]

@@ -280,6 +280,18 @@ where
 }
 
 /// Carries out one request.
+/// A run-time tab's `[[tab]]` table (as JSON), checked: the tab, or the config's messages.
+/// `onionhost tabs add` and the live view's form both come this way.
+pub(crate) fn checked(
+    check: &Check,
+    tab: serde_json::Map<String, serde_json::Value>,
+) -> Result<TabConfig, Vec<String>> {
+    match serde_json::from_value::<toml::Table>(serde_json::Value::Object(tab)) {
+        Ok(table) => check(table),
+        Err(err) => Err(vec![format!("not a [[tab]] table: {err}")]),
+    }
+}
+
 async fn answer(request: Request, handle: &Handle, check: &Check) -> Response {
     let tabs = handle.tabs();
     match request {
@@ -296,12 +308,7 @@ async fn answer(request: Request, handle: &Handle, check: &Check) -> Response {
             None => Response::error(format!("no tab is named {name:?}")),
         },
         Request::Add { tab, wait } => {
-            let table = match serde_json::from_value::<toml::Table>(serde_json::Value::Object(tab))
-            {
-                Ok(table) => table,
-                Err(err) => return Response::error(format!("not a [[tab]] table: {err}")),
-            };
-            let tab = match check(table) {
+            let tab = match checked(check, tab) {
                 Ok(tab) => tab,
                 Err(errors) => return Response::error(errors.join("\n")),
             };
@@ -369,6 +376,7 @@ async fn wait_for(handle: &Handle, name: &str, done: impl Fn(&TabStatus) -> bool
                     private: false,
                     added: true,
                     present: None,
+                    visitors: 0,
                     transfers: Vec::new(),
                     client_key: None,
                 };

@@ -1,6 +1,7 @@
 //! The `onionhost` binary: parse the command line, run the tabs, exit with a status.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -273,7 +274,13 @@ fn run(
         let console = pane
             .clone()
             .map_or_else(Console::default, Console::with_pane);
-        let (handle, orders) = supervisor::handle(&console);
+        let (handle, mut orders) = supervisor::handle(&console);
+        // How the control socket and the live view check a tab added at run time.
+        let check: control::Check = {
+            let registry = Arc::clone(registry);
+            let backend = config.tor.backend.clone();
+            Arc::new(move |table| config::check_added_tab(table, &*registry, &backend))
+        };
         // The control socket opens first: `onionhost tabs list` sees the tabs while Tor
         // connects. The host refuses to start when it cannot open it safely.
         let control = if common.no_control {
@@ -281,14 +288,9 @@ fn run(
         } else {
             let socket = control::ControlSocket::open(common.control.as_deref())?;
             tracing::debug!("control socket at {}", socket.path().display());
-            let check: control::Check = {
-                let registry = std::sync::Arc::clone(registry);
-                let backend = config.tor.backend.clone();
-                std::sync::Arc::new(move |table| {
-                    config::check_added_tab(table, &*registry, &backend)
-                })
-            };
-            Some(tokio::spawn(socket.serve(handle.clone(), check)))
+            Some(tokio::spawn(
+                socket.serve(handle.clone(), Arc::clone(&check)),
+            ))
         };
         // Signals are caught from here on, before anything slow starts (connecting to Tor).
         let controls = Controls {
@@ -298,13 +300,33 @@ fn run(
         let (shutdown, force_close) = (controls.shutdown.clone(), controls.force_close.clone());
         tokio::spawn(watch_signals(controls.clone())?);
         if let Some(pane) = pane {
-            let orders = TabOrders {
+            let tab_orders = TabOrders {
                 handle: handle.clone(),
+                check,
+                registry: Arc::clone(registry),
                 runtime: tokio::runtime::Handle::current(),
             };
-            view = LiveView::start(console.clone(), pane, controls, orders);
+            view = LiveView::start(console.clone(), pane, controls, tab_orders);
+            // A host driven from its terminal stays open when its tabs have ended (the user
+            // can open another with `n`), until `q` or Ctrl-C.
+            if view.is_some() {
+                orders = orders.keeping_open();
+            }
         }
         let mut finished: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+        if !common.local_only {
+            // Connecting can take a while: the config's tabs are listed (`tabs list`, the
+            // live view's rows) as starting, and why, from now.
+            let why = match config.tor.backend {
+                config::Backend::System(_) => "connecting to the system's tor",
+                _ => "connecting to Tor",
+            };
+            for tab in &config.tabs {
+                console
+                    .tabs()
+                    .waiting(&tab.name, &tab.mode, !tab.onion.public, why);
+            }
+        }
         let transport = if common.local_only {
             console
                 .host("--local-only: serving on 127.0.0.1 without Tor; visitors are not anonymous");

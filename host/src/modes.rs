@@ -200,6 +200,30 @@ impl Registry {
             .collect()
     }
 
+    /// Every mode a new tab can have: the built-in ones, then the plugins' loaded so far (with
+    /// their library), for the live view's form.
+    pub(crate) fn choices(&self) -> Vec<crate::console::form::ModeChoice> {
+        let plugins = self
+            .plugins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.modes
+            .keys()
+            .map(|mode| crate::console::form::ModeChoice {
+                mode: mode.clone(),
+                plugin: None,
+            })
+            .chain(
+                plugins
+                    .keys()
+                    .map(|(mode, path)| crate::console::form::ModeChoice {
+                        mode: mode.clone(),
+                        plugin: Some(path.clone()),
+                    }),
+            )
+            .collect()
+    }
+
     fn unknown_mode(&self, mode: &str) -> String {
         format!(
             "unknown mode {mode:?}: the built-in modes are {}; for a mode from a shared library add `plugin = \"path/to/lib.so\"`",

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use futures::StreamExt as _;
+use onionhost_sdk::Visitor;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -135,8 +136,6 @@ pub(crate) struct Orders {
     keep_open: bool,
 }
 
-// The live view's, which lands after it.
-#[cfg_attr(not(test), allow(dead_code))]
 impl Orders {
     /// Keeps the host open when no tab runs (until the first signal), even before any tab
     /// was added at run time: for a host driven from its terminal.
@@ -483,10 +482,12 @@ async fn run_tab(
         ));
     }
     let connections = TaskTracker::new();
+    let visitors = Visitors::new(&tab.name, shared.console.tabs());
     serve(
         incoming,
         &*service,
         &connections,
+        &visitors,
         &stopping,
         &shared.force_close,
     )
@@ -525,6 +526,7 @@ async fn serve(
     mut incoming: crate::transport::Incoming,
     service: &dyn crate::modes::TabService,
     connections: &TaskTracker,
+    visitors: &Visitors,
     stopping: &CancellationToken,
     force_close: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -534,7 +536,12 @@ async fn serve(
             () = stopping.cancelled() => break,
             conn = incoming.next() => match conn {
                 Some(conn) => {
-                    connections.spawn(service.serve(conn, stopping.clone(), force_close.clone()));
+                    let here = visitors.arrived(conn.visitor());
+                    let served = service.serve(conn, stopping.clone(), force_close.clone());
+                    connections.spawn(async move {
+                        served.await;
+                        drop(here);
+                    });
                 }
                 None => {
                     stopping.cancel();
@@ -548,6 +555,66 @@ async fn serve(
     }
     drop(incoming);
     Ok(())
+}
+
+/// The visitors of one tab with a connection open, told apart as the transport tells them
+/// (one per onion circuit, one per loopback connection), counted into the tab's status.
+#[derive(Clone)]
+struct Visitors {
+    tab: Arc<str>,
+    tabs: Tabs,
+    open: Arc<std::sync::Mutex<HashMap<Visitor, usize>>>,
+}
+
+impl Visitors {
+    fn new(tab: &str, tabs: &Tabs) -> Self {
+        Self {
+            tab: tab.into(),
+            tabs: tabs.clone(),
+            open: Arc::default(),
+        }
+    }
+
+    /// A connection from `visitor` opened; it counts until the returned guard is dropped.
+    fn arrived(&self, visitor: Visitor) -> VisitorHere {
+        self.change(|open| *open.entry(visitor).or_default() += 1);
+        VisitorHere {
+            visitors: self.clone(),
+            visitor,
+        }
+    }
+
+    fn change(&self, change: impl FnOnce(&mut HashMap<Visitor, usize>)) {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = open.len();
+        change(&mut open);
+        if open.len() != before {
+            self.tabs.visitors(&self.tab, open.len());
+        }
+    }
+}
+
+/// One open connection of a visitor, counted while it lives.
+struct VisitorHere {
+    visitors: Visitors,
+    visitor: Visitor,
+}
+
+impl Drop for VisitorHere {
+    fn drop(&mut self) {
+        let visitor = self.visitor;
+        self.visitors.change(|open| {
+            if let Some(n) = open.get_mut(&visitor) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&visitor);
+                }
+            }
+        });
+    }
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -949,6 +1016,42 @@ mod tests {
                 failed: 0
             }
         );
+    }
+
+    /// Waits until the tab's status shows `n` visitors.
+    async fn wait_visitors(console: &Console, tab: &str, n: usize) {
+        let mut changes = console.tabs().changes();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = console.tabs().snapshot();
+            let visitors = now.iter().find(|t| t.name == tab).map(|t| t.visitors);
+            if visitors == Some(n) {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "never {n} visitors: {visitors:?}");
+            let _ = tokio::time::timeout(left, changes.changed()).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_visitors_with_a_connection_open_are_counted_for_every_mode() {
+        let console = Console::default();
+        let (shutdown, force_close) = (CancellationToken::new(), CancellationToken::new());
+        let (addr, host) = slow_host("counted", &console, &shutdown, &force_close).await;
+        wait_visitors(&console, "counted", 0).await;
+        // On loopback each connection is a visitor of its own, counted from its accept to its
+        // end, whether it has asked for anything yet or not.
+        let (download, _) = start_download(&addr).await;
+        let idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        wait_visitors(&console, "counted", 2).await;
+        drop(idle);
+        wait_visitors(&console, "counted", 1).await;
+        shutdown.cancel();
+        release("counted").notify_one();
+        drop(download);
+        host.await.unwrap();
+        wait_visitors(&console, "counted", 0).await;
     }
 
     /// Regression: Ctrl-C or SIGTERM cut every download with more than 10 s left (a fixed

@@ -113,6 +113,10 @@ pub(crate) struct TabStatus {
     pub(crate) added: bool,
     /// Visitors (chat members) present now, if the mode reports them.
     pub(crate) present: Option<usize>,
+    /// Visitors with a connection open now, counted by the host for every mode, as far as
+    /// the transport tells them apart: one per onion service circuit, one per loopback
+    /// connection.
+    pub(crate) visitors: usize,
     /// Transfers in flight.
     pub(crate) transfers: Vec<TransferStatus>,
     /// The client key of a private tab, once known. Never serialized.
@@ -200,6 +204,7 @@ impl Tabs {
                     private,
                     added,
                     present: None,
+                    visitors: 0,
                     transfers: Vec::new(),
                     client_key: None,
                 },
@@ -217,6 +222,13 @@ impl Tabs {
                 !drop
             });
         });
+    }
+
+    /// A tab of the config, before the host can start it: `why` says what it waits for
+    /// (connecting to Tor). Its start ([`Tabs::starting`]) replaces this record.
+    pub(crate) fn waiting(&self, name: &str, mode: &str, private: bool, why: &str) {
+        self.starting(name, mode, private, false);
+        self.set(name, |status| status.why = Some(why.to_owned()));
     }
 
     /// The tab's onion service is being published.
@@ -275,6 +287,7 @@ impl Tabs {
             };
             entry.transfers.clear();
             entry.status.present = None;
+            entry.status.visitors = 0;
             match outcome {
                 Ok(()) => entry.status.state = State::Stopped,
                 Err(why) => {
@@ -332,6 +345,11 @@ impl Tabs {
         if notify {
             self.changes.send_modify(|n| *n = n.wrapping_add(1));
         }
+    }
+
+    /// `visitors` visitors have a connection open to the tab now.
+    pub(crate) fn visitors(&self, name: &str, visitors: usize) {
+        self.set(name, |status| status.visitors = visitors);
     }
 
     fn set(&self, name: &str, change: impl FnOnce(&mut TabStatus)) {

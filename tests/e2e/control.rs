@@ -32,6 +32,29 @@ fn runtime_dir() -> tempfile::TempDir {
     dir
 }
 
+/// The control socket of `host`, whose XDG_RUNTIME_DIR is `runtime`.
+fn socket_of(runtime: &Path, host: &TestHost) -> std::path::PathBuf {
+    runtime
+        .join("onionhost")
+        .join(format!("{}.sock", host.pid()))
+}
+
+/// A connection to the control socket at `socket` (reads time out after 30 s), and a line
+/// reader on it.
+fn connect_to(
+    socket: &Path,
+) -> (
+    std::os::unix::net::UnixStream,
+    std::io::BufReader<std::os::unix::net::UnixStream>,
+) {
+    let stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+    (stream, reader)
+}
+
 /// A host of one chat tab (`chat`) with `runtime` as XDG_RUNTIME_DIR.
 fn chat_host(runtime: &Path) -> TestHost {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -229,7 +252,18 @@ async fn tabs_are_added_listed_shown_and_stopped_while_the_others_serve() {
 async fn tabs_add_sets_any_key_of_the_tab_as_the_config_does() {
     let runtime = runtime_dir();
     let rt = runtime.path();
-    let host = chat_host(rt);
+    // A host with a config file, which tabs added at run time never change.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("onionhost.toml");
+    let config_text = "# the user's own file\n[[tab]]\nname = \"chat\"\nmode = \"chat\"\n";
+    std::fs::write(&config, config_text).expect("write the config");
+    let config_arg = config.to_str().expect("utf-8").to_owned();
+    let host = TestHost::spawn_in(
+        dir,
+        &["run", "--local-only", "--config", &config_arg],
+        &[("XDG_RUNTIME_DIR", rt.to_str().expect("utf-8"))],
+    )
+    .expect("start");
     let chat = host.url("chat").expect("chat serves");
     let drop_dir = host.dir.path().join("drop");
 
@@ -364,6 +398,11 @@ async fn tabs_add_sets_any_key_of_the_tab_as_the_config_does() {
     assert_eq!(names, ["chat", "drop", "room"]);
     assert!(page_text(&chat).await.contains("<html"));
     assert!(page_text(&drop_url).await.contains("at most 7 files"));
+    assert_eq!(
+        std::fs::read_to_string(&config).expect("the config"),
+        config_text,
+        "the config file is never changed"
+    );
     host.stop().expect("stops");
 }
 
@@ -416,6 +455,65 @@ async fn tabs_add_sets_a_plugin_modes_keys() {
     let list = tabs(rt, &["list", "--json"]);
     assert_eq!(stdout(&list).lines().count(), 2, "{}", stdout(&list));
     host.stop().expect("stops");
+}
+
+/// The config's tabs are listed while Tor connects, not only once it has: here it never does
+/// (the one bridge's port is closed), and `tabs list` shows them starting, and why.
+#[test]
+fn the_config_tabs_are_listed_while_tor_connects() {
+    let runtime = runtime_dir();
+    let rt = runtime.path();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("onionhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tab]]\nname = \"room\"\nmode = \"chat\"\n\n[[tab]]\nname = \"site\"\nmode = \"chat\"\npublic = true\n\n\
+             [tor]\nbridges = [\"127.0.0.1:{closed} 316E643333645F6D79216558614D3931657A5F5F\"]\n"
+        ),
+    )
+    .expect("write the config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    let host = TestHost::spawn_in(
+        dir,
+        &["run", "--config", &config],
+        &[("XDG_RUNTIME_DIR", rt.to_str().expect("utf-8"))],
+    )
+    .expect("start");
+    // The control socket opens before the host connects to Tor.
+    let deadline = std::time::Instant::now() + onionhost_tests::host::DEADLINE;
+    let list = loop {
+        let list = tabs(rt, &["list", "--json"]);
+        if list.status.success() {
+            break list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer: {}\n{}",
+            stderr(&list),
+            host.output()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let rows: Vec<serde_json::Value> = stdout(&list)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", stdout(&list));
+    for (row, (name, private)) in rows.iter().zip([("room", true), ("site", false)]) {
+        assert_eq!(row["name"], name, "{row}");
+        assert_eq!(row["mode"], "chat", "{row}");
+        assert_eq!(row["state"], "starting", "{row}");
+        assert_eq!(row["why"], "connecting to Tor", "{row}");
+        assert_eq!(row["private"], private, "{row}");
+        assert_eq!(row["address"], serde_json::Value::Null, "{row}");
+    }
+    let stopped = host.stop().expect("stops");
+    assert!(stopped.status.success(), "{}", stopped.stderr);
 }
 
 #[test]
@@ -542,18 +640,8 @@ fn the_socket_bounds_connections_and_line_length() {
     let runtime = runtime_dir();
     let host = chat_host(runtime.path());
     host.url("chat").expect("chat serves");
-    let socket = runtime
-        .path()
-        .join("onionhost")
-        .join(format!("{}.sock", host.pid()));
-    let connect = || {
-        let stream = UnixStream::connect(&socket).expect("connect");
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .expect("timeout");
-        let reader = BufReader::new(stream.try_clone().expect("clone"));
-        (stream, reader)
-    };
+    let socket = socket_of(runtime.path(), &host);
+    let connect = || connect_to(&socket);
     let line = |reader: &mut BufReader<UnixStream>| {
         let mut line = String::new();
         reader.read_line(&mut line).expect("read a line");
@@ -637,16 +725,9 @@ fn requests_past_the_burst_are_refused_and_answered_again_later() {
     let runtime = runtime_dir();
     let host = chat_host(runtime.path());
     host.url("chat").expect("chat serves");
-    let socket = runtime
-        .path()
-        .join("onionhost")
-        .join(format!("{}.sock", host.pid()));
+    let socket = socket_of(runtime.path(), &host);
     let connect = || {
-        let stream = UnixStream::connect(&socket).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let (stream, mut reader) = connect_to(&socket);
         let mut hello = String::new();
         reader.read_line(&mut hello).expect("the hello");
         assert!(hello.starts_with("{\"onionhost\":1"), "{hello}");
@@ -756,7 +837,6 @@ async fn a_tab_added_at_run_time_serves_through_tor() {
                 "share",
                 "--name",
                 "files",
-                "--public",
                 "--keep-sharing",
                 &shared,
             ],
@@ -777,10 +857,27 @@ async fn a_tab_added_at_run_time_serves_through_tor() {
         .unwrap_or_else(|| panic!("no address: {text}"))
         .to_owned();
     assert!(address.ends_with(".onion/"), "{address}");
-    assert_eq!(
-        onion_tab(&host, "files", false).host,
-        address.trim_start_matches("http://").trim_end_matches('/')
+    // A private tab (the default): `tabs show` gives its client key, the one the console
+    // printed, and with it a visitor gets in.
+    assert!(
+        text.contains("a private tab: `onionhost tabs show files` shows its client key"),
+        "{text}"
     );
+    let printed = onion_tab(&host, "files", true);
+    let onion = address.trim_start_matches("http://").trim_end_matches('/');
+    assert_eq!(printed.host, onion);
+    let shown = tabs(runtime.path(), &["show", "files"]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let shown = stdout(&shown);
+    let key = shown
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("private key (give it to each visitor; Tor Browser asks for it): ")
+        })
+        .unwrap_or_else(|| panic!("no key: {shown}"));
+    assert_eq!(Some(key), printed.key.as_deref(), "{shown}");
+    assert!(shown.contains(&format!("address: {address}")), "{shown}");
+    net.authorize(onion, key).await.expect("authorize");
     let (status, body) = net
         .get(&format!("{address}files/shared.txt"))
         .await

@@ -5,7 +5,8 @@
 //! tor goes away, the tabs it published fail, loudly. A system tor that runs as another user
 //! (as Debian's tor service does) cannot reach the host's private folder: its tabs listen on
 //! 127.0.0.1 ports, said on the console, and are still reached through it; and a receive
-//! tab's webhook notice goes out through its SOCKS port to a receiver that only Tor reaches.
+//! tab's webhook notice goes out through its SOCKS port to a receiver that only Tor reaches;
+//! a tab added at run time (`onionhost tabs add`) is published by that tor and stopped.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,6 +23,16 @@ use crate::onion::{
 /// the `[[tab]]` sections `tabs`; its TMPDIR, XDG_DATA_HOME and HOME are in the returned
 /// scratch folder, and XDG_RUNTIME_DIR is unset (so the tabs' sockets would be in TMPDIR).
 fn run_on_system_tor(control: &str, tabs: &str) -> (TestHost, PathBuf) {
+    run_on_system_tor_with(control, tabs, None)
+}
+
+/// [`run_on_system_tor`], with the host's control socket in `runtime` (XDG_RUNTIME_DIR) if
+/// given.
+fn run_on_system_tor_with(
+    control: &str,
+    tabs: &str,
+    runtime: Option<&std::path::Path>,
+) -> (TestHost, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("onionhost.toml");
     std::fs::write(
@@ -31,13 +42,17 @@ fn run_on_system_tor(control: &str, tabs: &str) -> (TestHost, PathBuf) {
     .expect("write the config");
     let scratch = scratch_dirs(dir.path());
     let mut env = scratch_env(&scratch);
-    env.push(("XDG_RUNTIME_DIR", String::new()));
+    let runtime_dir = runtime.map_or_else(String::new, |r| r.to_str().expect("utf-8").to_owned());
+    env.push(("XDG_RUNTIME_DIR", runtime_dir));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let config = config.to_str().expect("utf-8").to_owned();
-    // No control socket: these tests count the host's Unix sockets and private folders, which
-    // are the system backend's alone only without it (the control socket has tests of its own).
-    let host = TestHost::spawn_in(dir, &["run", "--no-control", "--config", &config], &env)
-        .expect("start");
+    // No control socket unless asked for: these tests count the host's Unix sockets and
+    // private folders, which are the system backend's alone only without it.
+    let mut args = vec!["run", "--config", &config];
+    if runtime.is_none() {
+        args.insert(1, "--no-control");
+    }
+    let host = TestHost::spawn_in(dir, &args, &env).expect("start");
     (host, scratch)
 }
 
@@ -245,6 +260,91 @@ async fn a_receive_tab_on_the_system_tor_sends_its_webhook_notice_through_its_so
     assert!(
         !output.contains("bootstrapping:"),
         "Arti is not started\n{output}"
+    );
+    host.stop().expect("stop");
+}
+
+/// Tabs at run time on the system's tor: `onionhost tabs add` gets a tab published by that tor
+/// (ADD_ONION) and served through it while the config's tab goes on; `tabs stop` removes it
+/// from tor (DEL_ONION).
+#[tokio::test]
+async fn a_tab_added_at_run_time_is_published_by_the_system_tor_and_stopped() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let net = Testnet::shared().await.expect("local Tor network");
+    let tor = net.system_tor().await.expect("the system tor");
+    let runtime = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    let (host, _scratch) = run_on_system_tor_with(
+        tor.control_socket().to_str().expect("utf-8"),
+        "[[tab]]\nname = \"room\"\nmode = \"chat\"\npublic = true\n",
+        Some(runtime.path()),
+    );
+    let room = onion_tab(&host, "room", false);
+    let files = tempfile::tempdir().expect("temp dir");
+    let shared = files.path().join("notes.txt");
+    std::fs::write(&shared, "through the system tor").expect("write");
+    let rt = runtime.path().to_owned();
+    let tabs = move |args: Vec<String>| {
+        let rt = rt.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(onionhost_tests::host::onionhost_bin())
+                .arg("tabs")
+                .args(args)
+                .env("XDG_RUNTIME_DIR", rt)
+                .output()
+                .expect("run onionhost tabs")
+        })
+    };
+    let shared = shared.to_str().expect("utf-8");
+    let add = [
+        "add",
+        "--mode",
+        "share",
+        "--name",
+        "files",
+        "--public",
+        "--keep-sharing",
+        shared,
+    ];
+    // It waits until the tab serves: published by the system tor.
+    let added = tabs(add.map(str::to_owned).to_vec())
+        .await
+        .expect("tabs add");
+    let said = String::from_utf8_lossy(&added.stdout).into_owned();
+    assert!(
+        added.status.success(),
+        "{said}{}\n{}",
+        String::from_utf8_lossy(&added.stderr),
+        host.output()
+    );
+    let share = onion_tab(&host, "files", false);
+    assert!(
+        said.contains(&format!("address: http://{}/", share.host)),
+        "{said}"
+    );
+    assert!(tor.hosts(&share.host).await.expect("ask tor"));
+    let (status, body) = net
+        .get(&format!("http://{}/files/notes.txt", share.host))
+        .await
+        .expect("download through tor");
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, b"through the system tor".as_slice())
+    );
+
+    let stopped = tabs(vec!["stop".into(), "files".into()])
+        .await
+        .expect("tabs stop");
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&stopped.stdout),
+        "files: stopped: asked with `onionhost tabs stop`\n"
+    );
+    wait_hosted(&tor, &share.host, false).await;
+    assert!(
+        tor.hosts(&room.host).await.expect("ask tor"),
+        "the config's tab stays"
     );
     host.stop().expect("stop");
 }

@@ -1,8 +1,9 @@
 //! The live view: when stdout is a terminal, the console is a screen redrawn in place
 //! (ratatui on crossterm) instead of a stream of lines.
 //!
-//! The view owns the terminal from [`LiveView::start`] until it is dropped: raw mode and the
-//! alternate screen. It gives the terminal back on every way out: a normal end, an error of
+//! The view owns the terminal from [`LiveView::start`] until it is dropped: raw mode, the
+//! alternate screen and bracketed paste (a paste comes as one event, never as keys: a pasted
+//! `q` or `s` `y` must not quit or stop a tab). It gives the terminal back on every way out: a normal end, an error of
 //! the host (dropped before `main` prints it), a panic on the main thread or the view's own
 //! (the panic hook gives it back before the panic is printed), and a failure to draw. While
 //! it owns the terminal, the console's lines and the log's go to its pane ([`Pane`]), never
@@ -28,8 +29,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use tokio_util::sync::CancellationToken;
 
+use super::form::{Asked, Form};
 use super::pane::{Pane, Source};
+use super::show::{Qr, draw_show};
 use super::{Console, printable, rows};
+use crate::control::Check;
+use crate::modes::Registry;
 use crate::supervisor::Handle;
 use crate::tabs::TabStatus;
 
@@ -72,8 +77,12 @@ impl Controls {
 
 /// What the view's keys on tabs act on: the supervisor's orders, sent from the runtime.
 pub(crate) struct TabOrders {
-    /// The running supervisor's orders (stop a tab).
+    /// The running supervisor's orders (open a tab, stop one).
     pub(crate) handle: Handle,
+    /// How a new tab is checked: as `onionhost tabs add`'s are.
+    pub(crate) check: Check,
+    /// The modes a new tab can have.
+    pub(crate) registry: Arc<Registry>,
     /// Where the orders are sent from (the view's thread is not one of the runtime's).
     pub(crate) runtime: tokio::runtime::Handle,
 }
@@ -121,6 +130,7 @@ impl LiveView {
             overlay: Overlay::None,
             message: None,
             outcomes: mpsc::channel(),
+            forms: 0,
         };
         let thread = std::thread::Builder::new()
             .name(THREAD.to_owned())
@@ -170,13 +180,15 @@ impl Drop for LiveView {
     }
 }
 
-/// Raw mode (keys one by one, no echo, Ctrl-C a key) and the alternate screen.
+/// Raw mode (keys one by one, no echo, Ctrl-C a key), the alternate screen and bracketed
+/// paste (what is pasted comes as one [`Event::Paste`], not as keys).
 fn take_terminal() -> std::io::Result<()> {
     TAKEN.store(true, Ordering::SeqCst);
     terminal::enable_raw_mode()?;
     execute!(
         std::io::stdout(),
         terminal::EnterAlternateScreen,
+        event::EnableBracketedPaste,
         cursor::Hide
     )
 }
@@ -186,6 +198,7 @@ fn give_back() {
     if TAKEN.swap(false, Ordering::SeqCst) {
         // Each step even if another failed: a terminal left in raw mode is unusable.
         let _ = terminal::disable_raw_mode();
+        let _ = execute!(std::io::stdout(), event::DisableBracketedPaste);
         let _ = execute!(
             std::io::stdout(),
             terminal::LeaveAlternateScreen,
@@ -232,12 +245,14 @@ enum Overlay {
     /// Stop the tab of that name? The view asks first.
     ConfirmStop(String),
     /// The tab of that name, in full: its address, its client key once asked (`key`), the
-    /// address as a QR code once asked (`qr`).
+    /// address or the key as a QR code once asked (`qr`).
     Show {
         name: String,
         key: bool,
-        qr: bool,
+        qr: Qr,
     },
+    /// The form for a new tab.
+    Form(Form),
 }
 
 /// What an order the view sent to the supervisor came to.
@@ -246,6 +261,31 @@ enum Outcome {
     Stopping(String),
     /// The order was refused, for this reason.
     Refused(String),
+    /// The new tab of that name, sent by the form of that id, is starting.
+    Added { form: u64, name: String },
+    /// The new tab sent by the form of that id was refused, for this reason.
+    AddRefused { form: u64, why: String },
+}
+
+/// The answer to the tab sent by form `id`, `refused` or not: it closes that form or puts
+/// the reason in it if that form is still open and waiting; a form opened since (the first
+/// closed with Esc while its tab was opening) is left alone. Returns the reason if no form
+/// took it.
+fn answer_form(overlay: &mut Overlay, id: u64, refused: Option<String>) -> Option<String> {
+    let Overlay::Form(form) = overlay else {
+        return refused;
+    };
+    if !form.awaits(id) {
+        return refused;
+    }
+    match refused {
+        None => *overlay = Overlay::None,
+        Some(why) => {
+            form.pending = false;
+            form.errors = vec![why];
+        }
+    }
+    None
 }
 
 /// The view's state, on its thread.
@@ -263,6 +303,8 @@ struct View {
     /// The last order's outcome, shown above the keys.
     message: Option<String>,
     outcomes: (mpsc::Sender<Outcome>, mpsc::Receiver<Outcome>),
+    /// How many forms were opened: each has its number as id, carried in its answer.
+    forms: u64,
 }
 
 impl View {
@@ -279,10 +321,7 @@ impl View {
                 dirty = true;
             }
             while let Ok(outcome) = self.outcomes.1.try_recv() {
-                self.message = Some(match outcome {
-                    Outcome::Stopping(name) => format!("tab {name:?} is stopping"),
-                    Outcome::Refused(why) => why,
-                });
+                self.outcome(outcome);
                 dirty = true;
             }
             let version = self.pane.version();
@@ -311,6 +350,10 @@ impl View {
                         self.key(key);
                         dirty = true;
                     }
+                    Ok(Event::Paste(text)) => {
+                        self.paste(&text);
+                        dirty = true;
+                    }
                     Ok(_) => dirty = true,
                     Err(err) => return self.fail(&err),
                 },
@@ -319,12 +362,39 @@ impl View {
         }
     }
 
+    fn outcome(&mut self, outcome: Outcome) {
+        self.message = Some(match outcome {
+            Outcome::Stopping(name) => format!("tab {name:?} is stopping"),
+            Outcome::Refused(why) => why,
+            Outcome::Added { form, name } => {
+                answer_form(&mut self.overlay, form, None);
+                let message = format!("tab {name:?} is starting");
+                self.selected = Some(name);
+                message
+            }
+            Outcome::AddRefused { form, why } => {
+                match answer_form(&mut self.overlay, form, Some(why)) {
+                    Some(why) => why,
+                    None => return,
+                }
+            }
+        });
+    }
+
     /// The view cannot go on: the terminal is given back and the console goes on in plain
     /// lines.
     fn fail(&self, err: &std::io::Error) {
         self.pane.set_open(false);
         give_back();
         tracing::warn!("the live view stopped, plain lines from now on: {err}");
+    }
+
+    /// A paste goes into the form's field, if the form is open; anywhere else it is
+    /// ignored (its characters are no keys).
+    fn paste(&mut self, text: &str) {
+        if let Overlay::Form(form) = &mut self.overlay {
+            form.paste(text);
+        }
     }
 
     fn key(&mut self, key: KeyEvent) {
@@ -360,6 +430,8 @@ impl View {
             } => match key.code {
                 KeyCode::Esc | KeyCode::Char('q') => {}
                 KeyCode::Char('k') => {
+                    // Hiding the key hides its QR code too.
+                    let qr = if shown && qr == Qr::Key { Qr::Off } else { qr };
                     self.overlay = Overlay::Show {
                         name,
                         key: !shown,
@@ -367,10 +439,21 @@ impl View {
                     };
                 }
                 KeyCode::Char('r') => {
+                    // The address's code, then the key's once the key is shown, then none.
+                    let has_key = self
+                        .console
+                        .tabs()
+                        .get(&name)
+                        .is_some_and(|tab| tab.client_key.is_some());
+                    let qr = match qr {
+                        Qr::Off => Qr::Address,
+                        Qr::Address if shown && has_key => Qr::Key,
+                        Qr::Address | Qr::Key => Qr::Off,
+                    };
                     self.overlay = Overlay::Show {
                         name,
                         key: shown,
-                        qr: !qr,
+                        qr,
                     };
                 }
                 _ => {
@@ -379,6 +462,14 @@ impl View {
                         key: shown,
                         qr,
                     }
+                }
+            },
+            Overlay::Form(mut form) => match form.key(key) {
+                Asked::Cancel => {}
+                Asked::Nothing => self.overlay = Overlay::Form(form),
+                Asked::Submit => {
+                    self.submit(&mut form);
+                    self.overlay = Overlay::Form(form);
                 }
             },
             Overlay::None => self.key_on_rows(key),
@@ -394,6 +485,10 @@ impl View {
                 } else {
                     self.controls.shutdown.cancel();
                 }
+            }
+            KeyCode::Char('n') => {
+                self.forms += 1;
+                self.overlay = Overlay::Form(Form::new(self.orders.registry.choices(), self.forms));
             }
             KeyCode::Up | KeyCode::Char('k') => self.select(-1),
             KeyCode::Down | KeyCode::Char('j') => self.select(1),
@@ -413,7 +508,7 @@ impl View {
                     self.overlay = Overlay::Show {
                         name: tab.name,
                         key: false,
-                        qr: false,
+                        qr: Qr::Off,
                     };
                 }
                 None => self.message = Some("no tab is selected".to_owned()),
@@ -439,6 +534,46 @@ impl View {
         };
         let index = index.saturating_add_signed(by).min(tabs.len() - 1);
         self.selected = Some(tabs[index].name.clone());
+    }
+
+    /// Checks the form's tab as `onionhost tabs add` does; a tab that passes is sent to the
+    /// supervisor (the form waits for its answer), one that does not leaves the config's
+    /// messages in the form and touches nothing.
+    fn submit(&mut self, form: &mut Form) {
+        form.errors.clear();
+        let Some(add) = form.as_tabs_add() else {
+            form.errors = vec!["no mode to open a tab of".to_owned()];
+            return;
+        };
+        let table = match crate::control::client::added_table(&add) {
+            Ok(table) => table,
+            Err(err) => {
+                form.errors = vec![format!("{err:#}")];
+                return;
+            }
+        };
+        let tab = match crate::control::checked(&self.orders.check, table) {
+            Ok(tab) => tab,
+            Err(errors) => {
+                form.errors = errors;
+                return;
+            }
+        };
+        form.pending = true;
+        let name = form.name().trim().to_owned();
+        let handle = self.orders.handle.clone();
+        let outcomes = self.outcomes.0.clone();
+        let id = form.id();
+        self.orders.runtime.spawn(async move {
+            let outcome = match handle.add(tab).await {
+                Ok(()) => Outcome::Added { form: id, name },
+                Err(err) => Outcome::AddRefused {
+                    form: id,
+                    why: err.to_string(),
+                },
+            };
+            let _ = outcomes.send(outcome);
+        });
     }
 
     /// Asks the supervisor to stop `name` gracefully; the outcome comes back to the view.
@@ -484,8 +619,10 @@ impl View {
             " · closing every connection"
         } else if self.controls.shutdown.is_cancelled() {
             " · stopping: no new visitors, transfers in flight finish"
+        } else if !tabs.is_empty() && tabs.iter().all(|tab| tab.state.is_ended()) {
+            " · no tab running (n opens one)"
         } else {
-            ""
+            " · serving"
         };
         frame.render_widget(
             Paragraph::new(Line::from(vec![
@@ -535,6 +672,16 @@ impl View {
                 let tab = tabs.iter().rev().find(|tab| tab.name == *name);
                 draw_show(frame, name, tab, *key, *qr);
             }
+            Overlay::Form(form) => {
+                let lines = form.lines();
+                let width = lines.iter().map(Line::width).max().unwrap_or(0).max(72) + 4;
+                popup(
+                    frame,
+                    " New tab ",
+                    lines,
+                    u16::try_from(width).unwrap_or(u16::MAX),
+                );
+            }
         }
     }
 
@@ -552,8 +699,7 @@ impl View {
 }
 
 /// The keys, on the last row.
-const KEYS: &str = "q quit · ↑↓/j k select · s stop the tab · Enter/a show it · \
-                    Ctrl-C stop every tab (twice: at once)";
+const KEYS: &str = "q quit · ↑↓/jk select · n new tab · s stop · Enter show · Ctrl-C stop all";
 
 /// The index of the tab called `name` in `tabs` (the latest of that name), else the first.
 fn selected_index(tabs: &[TabStatus], name: Option<&str>) -> Option<usize> {
@@ -577,75 +723,15 @@ fn draw_confirm_stop(frame: &mut ratatui::Frame<'_>, name: &str) {
     popup(frame, " Stop? ", text, 60);
 }
 
-/// The show view: the tab's full address, its client key once asked, the address as a QR
-/// code once asked.
-fn draw_show(
-    frame: &mut ratatui::Frame<'_>,
-    name: &str,
-    tab: Option<&TabStatus>,
-    key: bool,
-    qr: bool,
-) {
-    let mut text = Vec::new();
-    let Some(tab) = tab else {
-        text.push(Line::raw("This tab is gone."));
-        text.push(Line::raw(""));
-        text.push(Line::raw("Esc close"));
-        popup(frame, &format!(" {} ", printable(name)), text, 40);
-        return;
-    };
-    text.push(Line::raw(format!(
-        "{} tab, {}",
-        printable(&tab.mode),
-        tab.state.as_str()
-    )));
-    let address = tab.address.as_deref().map(printable);
-    text.push(Line::raw(format!(
-        "address: {}",
-        address.as_deref().unwrap_or("not known yet")
-    )));
-    if tab.private {
-        match (&tab.client_key, key) {
-            (Some(client_key), true) => {
-                text.push(Line::raw(format!("client key: {}", client_key.expose())));
-            }
-            (Some(_), false) => text.push(Line::raw("client key: hidden (k shows it)")),
-            (None, _) => text.push(Line::raw("client key: not known yet")),
-        }
-    } else {
-        text.push(Line::raw("public: visitors need no client key"));
-    }
-    text.push(Line::raw(""));
-    if qr {
-        match address.as_deref().map(super::qr_lines) {
-            Some(Some(lines)) => {
-                text.push(Line::raw("address as a QR code:"));
-                text.extend(lines.into_iter().map(Line::raw));
-            }
-            Some(None) => text.push(Line::raw("the address is too long for a QR code")),
-            None => text.push(Line::raw("no address yet for a QR code")),
-        }
-        text.push(Line::raw(""));
-    }
-    let key_help = if tab.private { "k client key · " } else { "" };
-    text.push(Line::raw(format!("{key_help}r QR code · Esc close")));
-    let width = text
+/// `text` in a bordered box with `title` in the middle of the screen, `width` wide (as high
+/// as its lines once wrapped).
+pub(super) fn popup(frame: &mut ratatui::Frame<'_>, title: &str, text: Vec<Line<'_>>, width: u16) {
+    let inner = usize::from(width.min(frame.area().width).saturating_sub(2)).max(1);
+    let rows: usize = text
         .iter()
-        .map(Line::width)
-        .max()
-        .unwrap_or(0)
-        .saturating_add(4);
-    popup(
-        frame,
-        &format!(" {} ", printable(name)),
-        text,
-        u16::try_from(width).unwrap_or(u16::MAX),
-    );
-}
-
-/// `text` in a bordered box with `title` in the middle of the screen, `width` wide.
-fn popup(frame: &mut ratatui::Frame<'_>, title: &str, text: Vec<Line<'_>>, width: u16) {
-    let height = u16::try_from(text.len() + 2).unwrap_or(u16::MAX);
+        .map(|line| line.width().div_ceil(inner).max(1))
+        .sum();
+    let height = u16::try_from(rows + 2).unwrap_or(u16::MAX);
     let area = centered(frame.area(), width, height);
     frame.render_widget(Clear, area);
     frame.render_widget(
@@ -657,7 +743,7 @@ fn popup(frame: &mut ratatui::Frame<'_>, title: &str, text: Vec<Line<'_>>, width
 }
 
 /// A `width` × `height` rectangle in the middle of `area` (smaller if `area` is).
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
     Rect {
@@ -665,5 +751,73 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
         y: area.y + (area.height - height) / 2,
         width,
         height,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn typed(form: &mut Form, keys: &[KeyCode]) {
+        for &code in keys {
+            form.key(KeyEvent::new(code, KeyModifiers::NONE));
+        }
+    }
+
+    fn open_form(id: u64) -> Overlay {
+        Overlay::Form(Form::new(
+            vec![super::super::form::ModeChoice {
+                mode: "chat".to_owned(),
+                plugin: None,
+            }],
+            id,
+        ))
+    }
+
+    #[test]
+    fn the_keys_row_fits_80_columns() {
+        assert!(Line::raw(KEYS).width() <= 80, "{}", Line::raw(KEYS).width());
+    }
+
+    #[test]
+    fn a_stale_answer_leaves_a_new_form_alone() {
+        // Form 1 sent its tab and was closed with Esc while the tab was opening; form 2 is
+        // open, being filled.
+        let mut overlay = open_form(2);
+        if let Overlay::Form(form) = &mut overlay {
+            typed(form, &[KeyCode::Tab, KeyCode::Char('x')]);
+        }
+        // Form 1's answers: neither closes form 2 nor puts errors in it.
+        assert_eq!(answer_form(&mut overlay, 1, None), None);
+        assert_eq!(
+            answer_form(&mut overlay, 1, Some("refused".to_owned())).as_deref(),
+            Some("refused")
+        );
+        let Overlay::Form(form) = &mut overlay else {
+            panic!("form 2 was closed");
+        };
+        assert_eq!(form.name(), "x");
+        assert!(form.errors.is_empty());
+        // Form 2's own answer, while it waits, does.
+        form.pending = true;
+        assert_eq!(
+            answer_form(&mut overlay, 2, Some("refused".to_owned())),
+            None
+        );
+        let Overlay::Form(form) = &mut overlay else {
+            panic!("form 2 was closed");
+        };
+        assert_eq!(form.errors, ["refused"]);
+        assert!(!form.pending);
+        // Not waiting any more: a late answer changes nothing.
+        assert_eq!(answer_form(&mut overlay, 2, None), None);
+        assert!(matches!(overlay, Overlay::Form(_)));
+        if let Overlay::Form(form) = &mut overlay {
+            form.pending = true;
+        }
+        assert_eq!(answer_form(&mut overlay, 2, None), None);
+        assert!(matches!(overlay, Overlay::None));
     }
 }

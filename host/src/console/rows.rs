@@ -69,10 +69,12 @@ pub(crate) fn tab_lines(status: &TabStatus, selected: bool) -> Vec<Line<'static>
         .as_deref()
         .map_or_else(|| "-".to_owned(), short_address);
     let privacy = if status.private { "private" } else { "public" };
-    let present = status
-        .present
-        .map(|n| present(&status.mode, n))
-        .unwrap_or_default();
+    // What the mode reports (chat: its members), else the visitors the host counts.
+    let present = match (status.present, status.state) {
+        (Some(n), _) => present(&status.mode, n),
+        (None, State::Serving | State::Stopping) => present("", status.visitors),
+        (None, _) => String::new(),
+    };
     let state_style = match status.state {
         State::Failed => Style::new().add_modifier(Modifier::BOLD),
         State::Stopped | State::Stopping => Style::new().add_modifier(Modifier::DIM),
@@ -148,7 +150,8 @@ mod tests {
             ),
             private: true,
             added: false,
-            present: Some(2),
+            present: None,
+            visitors: 2,
             transfers: Vec::new(),
             client_key: None,
         }
@@ -177,6 +180,7 @@ mod tests {
         assert!(row.contains(" abcdefgh…yzabcd.onion "), "{row}");
         assert!(row.contains(" private "), "{row}");
         assert!(row.ends_with("2 visitors"), "{row}");
+        // A mode's own count (chat: its members) is shown over the host's.
         let mut chat = status();
         chat.mode = "chat".into();
         chat.present = Some(1);
@@ -185,6 +189,9 @@ mod tests {
         assert!(row.starts_with("> chat "), "{row}");
         assert!(row.contains(" public "), "{row}");
         assert!(row.ends_with("1 member"), "{row}");
+        let mut starting = status();
+        starting.state = State::Starting;
+        assert!(!text(&tab_lines(&starting, false)[0]).contains("visitor"));
         let mut failed = status();
         failed.state = State::Failed;
         failed.why = Some("cannot listen on 127.0.0.1:1".into());

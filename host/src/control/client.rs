@@ -215,8 +215,9 @@ impl Connection {
     }
 }
 
-/// The `[[tab]]` table of `onionhost tabs add`, with absolute paths.
-fn added_table(add: &TabsAdd) -> anyhow::Result<serde_json::Map<String, Value>> {
+/// The `[[tab]]` table of `onionhost tabs add` (and of the live view's form), with absolute
+/// paths.
+pub(crate) fn added_table(add: &TabsAdd) -> anyhow::Result<serde_json::Map<String, Value>> {
     let absolute = |path: &Path| -> anyhow::Result<String> {
         let path = std::path::absolute(path)
             .with_context(|| format!("{}: cannot make the path absolute", path.display()))?;
