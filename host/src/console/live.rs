@@ -541,9 +541,12 @@ impl View {
     /// messages in the form and touches nothing.
     fn submit(&mut self, form: &mut Form) {
         form.errors.clear();
-        let Some(add) = form.as_tabs_add() else {
-            form.errors = vec!["no mode to open a tab of".to_owned()];
-            return;
+        let add = match form.as_tabs_add() {
+            Ok(add) => add,
+            Err(err) => {
+                form.errors = vec![err];
+                return;
+            }
         };
         let table = match crate::control::client::added_table(&add) {
             Ok(table) => table,
