@@ -64,6 +64,8 @@ async fn q_quits_and_an_error_gives_the_terminal_back_too() {
     .expect("the failed row");
     host.wait_for_screen(r"no tab is running; the host stays open")
         .expect("the host stays open with the view");
+    host.wait_for_screen(r"^onionhost · no tab running \(n opens one\)")
+        .expect("the title says so");
     host.type_keys(b"q").expect("q");
     let stopped = host.wait_exit().expect("the host exits at q");
     assert!(!stopped.status.success(), "{stopped:?}");

@@ -238,18 +238,19 @@ impl Form {
         &self.name.text
     }
 
-    /// What `onionhost tabs add` would have been given for this tab.
-    pub(super) fn as_tabs_add(&self) -> Option<TabsAdd> {
-        let choice = self.modes.get(self.mode)?;
-        Some(TabsAdd {
+    /// What `onionhost tabs add` would have been given for this tab, or what is wrong with
+    /// the form. The paths are split as a shell splits words: `"My file.pdf"`, `My\ file.pdf`.
+    pub(super) fn as_tabs_add(&self) -> Result<TabsAdd, String> {
+        let choice = self
+            .modes
+            .get(self.mode)
+            .ok_or_else(|| "no mode to open a tab of".to_owned())?;
+        let paths = shlex::split(&self.paths.text)
+            .ok_or_else(|| "paths: a quote is not closed (or the text ends in \\)".to_owned())?;
+        Ok(TabsAdd {
             mode: choice.mode.clone(),
             name: self.name.text.trim().to_owned(),
-            paths: self
-                .paths
-                .text
-                .split_whitespace()
-                .map(PathBuf::from)
-                .collect(),
+            paths: paths.into_iter().map(PathBuf::from).collect(),
             plugin: choice.plugin.clone(),
             port: None,
             public: self.public,
@@ -299,8 +300,8 @@ impl Form {
                 Span::raw(if self.public { "yes" } else { "no" }),
             ]),
             Line::raw(""),
-            Line::raw("paths: space separated; share takes files and folders, receive and"),
-            Line::raw("website one folder, chat none"),
+            Line::raw("paths: space separated, quoted as in a shell (\"My file.pdf\");"),
+            Line::raw("share takes files and folders, receive and website one folder, chat none"),
         ];
         if self.pending {
             lines.push(Line::raw(""));
@@ -376,6 +377,19 @@ mod tests {
         assert_eq!(add.mode, "share");
         assert_eq!(add.name, "filzs");
         assert_eq!(add.paths, [PathBuf::from("a.txt"), PathBuf::from("dir/b")]);
+        // Paths with spaces are quoted as in a shell; an open quote is an error in the form.
+        form.paths.text = r#"'My file.pdf' dir/My\ notes "x y""#.to_owned();
+        let add = form.as_tabs_add().unwrap();
+        assert_eq!(
+            add.paths,
+            ["My file.pdf", "dir/My notes", "x y"].map(PathBuf::from)
+        );
+        form.paths.text = r#""open"#.to_owned();
+        assert!(
+            form.as_tabs_add()
+                .unwrap_err()
+                .contains("a quote is not closed")
+        );
         assert!(add.public);
         assert_eq!(add.plugin, None);
         assert_eq!(press(&mut form, KeyCode::Esc), Asked::Cancel);

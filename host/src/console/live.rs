@@ -541,9 +541,12 @@ impl View {
     /// messages in the form and touches nothing.
     fn submit(&mut self, form: &mut Form) {
         form.errors.clear();
-        let Some(add) = form.as_tabs_add() else {
-            form.errors = vec!["no mode to open a tab of".to_owned()];
-            return;
+        let add = match form.as_tabs_add() {
+            Ok(add) => add,
+            Err(err) => {
+                form.errors = vec![err];
+                return;
+            }
         };
         let table = match crate::control::client::added_table(&add) {
             Ok(table) => table,
@@ -619,6 +622,8 @@ impl View {
             " · closing every connection"
         } else if self.controls.shutdown.is_cancelled() {
             " · stopping: no new visitors, transfers in flight finish"
+        } else if !tabs.is_empty() && tabs.iter().all(|tab| tab.state.is_ended()) {
+            " · no tab running (n opens one)"
         } else {
             " · serving"
         };
@@ -772,6 +777,11 @@ mod tests {
             }],
             id,
         ))
+    }
+
+    #[test]
+    fn the_keys_row_fits_80_columns() {
+        assert!(Line::raw(KEYS).width() <= 80, "{}", Line::raw(KEYS).width());
     }
 
     #[test]
