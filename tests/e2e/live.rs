@@ -21,7 +21,7 @@ async fn the_view_shows_the_console_and_ctrl_c_stops_and_gives_the_terminal_back
         .expect("the tab's line in the view");
     // The tab serves; the log (`RUST_LOG=debug`) goes to the view's pane, not to stderr, so
     // the screen keeps its frame: the title on the first row, the keys on the last.
-    // The screen is polled, not read once: it may be read halfway through a redraw.
+    // The screen is polled, not read once: the last whole frame may predate what is awaited.
     assert!(page_text(&caps[1]).await.contains("<html"));
     host.wait_until("the frame, with the log in the pane", |screen| {
         let rows: Vec<&str> = screen.lines().collect();
@@ -180,7 +180,7 @@ async fn a_selected_tab_is_shown_in_full_with_a_qr_code_and_stopped_while_the_ot
         .clone();
     assert!(!shown.contains("QR code:"), "no QR code until asked");
     host.type_keys(b"r").expect("r");
-    // The code is whole once drawn (the screen may be read halfway through a redraw).
+    // Polled: the frame that draws the code may not have come yet.
     host.wait_until("the address as a QR code", |screen| {
         screen.contains("address as a QR code:") && qr_rows(screen) >= 10
     })
