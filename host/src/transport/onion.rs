@@ -20,6 +20,7 @@ use crate::console::Console;
 mod bootstrap;
 mod client;
 mod keys;
+mod runtime;
 mod service;
 mod streams;
 

@@ -106,7 +106,8 @@ pub(crate) async fn bootstrap(
     route: Route,
     console: &Console,
 ) -> anyhow::Result<Client> {
-    let client = TorClient::builder()
+    let runtime = super::runtime::onion_runtime().context("cannot start the Tor client")?;
+    let client = TorClient::with_runtime(runtime)
         .config(config)
         .create_unbootstrapped_async()
         .await
