@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::runtime::OnionRuntime;
-use crate::config::{Bridges, TorConfig, TorNetwork};
 use anyhow::{Context as _, anyhow};
 use arti_client::config::dir::{AuthorityContacts, FallbackDir};
 use arti_client::config::pt::TransportConfigBuilder;
@@ -15,6 +13,9 @@ use tor_config::{BoolOrAuto, ExplicitOrAuto};
 use tor_keymgr::config::ArtiKeystoreKind;
 use tor_llcrypto::pk::ed25519::Ed25519Identity;
 use tor_llcrypto::pk::rsa::RsaIdentity;
+
+use super::runtime::OnionRuntime;
+use crate::config::{Bridges, TorConfig, TorNetwork};
 
 /// The Tor client every tab's onion service runs on (on the host's runtime: `runtime.rs`).
 pub(crate) type Client = Arc<TorClient<OnionRuntime>>;

@@ -107,15 +107,21 @@ mod tests {
     use futures::{AsyncReadExt as _, AsyncWriteExt as _};
     use tor_rtcompat::StreamOps as _;
 
+    /// A listener on a free loopback port, and its address.
+    async fn loopback_listener() -> (tokio::net::TcpListener, SocketAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        (listener, addr)
+    }
+
     /// Regression test for the ~40 ms Nagle wait of a response written in two pieces over
     /// Arti's channels: the sockets Arti connects through the host's runtime have
     /// `TCP_NODELAY`.
     #[tokio::test]
     async fn arti_connections_have_nodelay() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
+        let (_listener, addr) = loopback_listener().await;
         let stream = connect_nodelay(&addr, &TcpConnectOptions::default())
             .await
             .expect("connect");
@@ -126,10 +132,7 @@ mod tests {
     /// runtime's streams must still support it; and bytes go through both ways.
     #[tokio::test]
     async fn the_runtime_connects_and_keeps_notsent_lowat() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
+        let (listener, addr) = loopback_listener().await;
         let runtime = onion_runtime().expect("runtime");
         let options = TcpConnectOptions::default();
         let (stream, accepted) = tokio::join!(
