@@ -58,6 +58,11 @@ pub(crate) struct SystemTransport {
     events: bool,
     /// DEL_ONION commands of stopped tabs, which the host waits for before it exits.
     tasks: TaskTracker,
+    /// The task that says on the console when the control connection is lost. A lost
+    /// connection fails every tab, and the host then exits: it waits for this line first.
+    loss_report: TaskTracker,
+    /// Ends the loss report's wait once the host is exiting with the connection still up.
+    exiting: CancellationToken,
 }
 
 /// Where tor sends a tab's streams.
@@ -110,21 +115,22 @@ impl SystemTransport {
             );
         }
         let target = choose_target(&control, console).await;
-        let lost = control.clone();
-        let lost_console = console.clone();
-        tokio::spawn(async move {
-            lost.lost().cancelled().await;
-            lost_console.host(&format!(
-                "[tor] lost the control connection to the system's tor ({}): the onion services it published are gone, and every tab still published through it fails",
-                lost.why_lost()
-            ));
-        });
+        let loss_report = TaskTracker::new();
+        let exiting = CancellationToken::new();
+        loss_report.spawn(report_loss(
+            control.clone(),
+            console.clone(),
+            exiting.clone(),
+        ));
+        loss_report.close();
         Ok(Self {
             control,
             keys_dir: tor.keys_dir.clone(),
             target,
             events,
             tasks: TaskTracker::new(),
+            loss_report,
+            exiting,
         })
     }
 
@@ -225,13 +231,32 @@ impl SystemTransport {
         force_close: CancellationToken,
     ) -> impl Future<Output = ()> + use<> {
         let tasks = self.tasks.clone();
+        let loss_report = self.loss_report.clone();
+        let exiting = self.exiting.clone();
         async move {
             tasks.close();
             tokio::select! {
                 () = tasks.wait() => {}
                 () = force_close.cancelled() => {}
             }
+            exiting.cancel();
+            loss_report.wait().await;
         }
+    }
+}
+
+/// Says on the console that the control connection to tor is lost, once it is; ends quietly
+/// when `exiting` fires first. A loss already there when `exiting` fires is still said: the
+/// tabs it failed are what made the host exit.
+async fn report_loss(control: Control, console: Console, exiting: CancellationToken) {
+    let lost = control.lost();
+    tokio::select! {
+        biased;
+        () = lost.cancelled() => console.host(&format!(
+            "[tor] lost the control connection to the system's tor ({}): the onion services it published are gone, and every tab still published through it fails",
+            control.why_lost()
+        )),
+        () = exiting.cancelled() => {}
     }
 }
 
@@ -384,6 +409,31 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// The host exits once the lost connection has failed every tab: the loss is still said,
+    /// however the two wake-ups are ordered; a host exiting with tor still there says nothing.
+    #[tokio::test]
+    async fn a_loss_is_said_even_when_the_host_is_already_exiting() {
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let control = Control::over(ours);
+        drop(theirs);
+        control.lost().cancelled().await;
+        let console = Console::default();
+        let exiting = CancellationToken::new();
+        exiting.cancel();
+        report_loss(control, console.clone(), exiting.clone()).await;
+        assert_eq!(
+            console.lines(),
+            [
+                "[tor] lost the control connection to the system's tor (tor closed it): the onion services it published are gone, and every tab still published through it fails"
+            ]
+        );
+
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let quiet = Console::default();
+        report_loss(Control::over(ours), quiet.clone(), exiting).await;
+        assert!(quiet.lines().is_empty(), "{:?}", quiet.lines());
+    }
 
     #[test]
     fn this_process_can_reach_its_own_folder_and_not_a_missing_one() {
