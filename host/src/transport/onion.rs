@@ -19,6 +19,7 @@ use crate::console::Console;
 
 mod bootstrap;
 mod client;
+mod gather;
 mod keys;
 mod runtime;
 mod service;

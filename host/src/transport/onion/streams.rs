@@ -25,6 +25,7 @@ use tor_cell::relaycell::msg::{Connected, End, EndReason};
 use tor_hsservice::{RendRequest, StreamRequest};
 use tor_proto::stream::IncomingStreamRequest;
 
+use super::gather::Gather;
 use crate::transport::{Connection, Io};
 
 /// The only port a tab answers on: plain HTTP, as onion services need no TLS.
@@ -81,7 +82,8 @@ impl PendingStream for StreamRequest {
     fn accept(self) -> BoxFuture<'static, Option<Box<dyn Io>>> {
         async move {
             match StreamRequest::accept(self, Connected::new_empty()).await {
-                Ok(stream) => Some(Box::new(stream) as Box<dyn Io>),
+                // One read takes every cell already there (see `gather`), not one cell.
+                Ok(stream) => Some(Box::new(Gather::new(stream)) as Box<dyn Io>),
                 Err(err) => {
                     tracing::debug!("accepting a stream failed: {err}");
                     None
