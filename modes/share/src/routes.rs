@@ -83,7 +83,8 @@ pub(crate) async fn download(
         .show_file_names_in_console
         .then(|| share.zip_name.clone());
     let chunks = match zip_chunks(Arc::clone(&share), start, end) {
-        Ok(chunks) => chunks,
+        // The head waits for the first bytes, so that both leave in one write.
+        Ok(chunks) => chunks.first_read().await,
         Err(err) => return busy(&share, &err),
     };
     let transfer = Transfer::start(
@@ -154,7 +155,8 @@ async fn send_file(
     };
     let (start, end) = bounds(decision, len);
     let chunks = match file_chunks(Arc::clone(share), opened, start, end) {
-        Ok(chunks) => chunks,
+        // The head waits for the first bytes, so that both leave in one write.
+        Ok(chunks) => chunks.first_read().await,
         Err(err) => return busy(share, &err),
     };
     let label = share

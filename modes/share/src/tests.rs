@@ -970,3 +970,35 @@ fn reading_files_for_their_crcs_stops_when_the_visitor_is_gone() {
         .write_range(&index, layout.len() - 22, layout.len(), &mut Abandoned)
         .unwrap();
 }
+
+/// A response comes back with its first bytes already read, so that the server writes the
+/// head and a small file together (over Tor: one cell, not a cell for the head and one for
+/// the body); the same for the zip.
+#[tokio::test]
+async fn a_download_comes_with_its_first_bytes_ready() {
+    use futures::FutureExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("note.txt");
+    std::fs::write(&path, "a small file, sent with its head").unwrap();
+    let tab = tab(
+        std::slice::from_ref(&path),
+        "stop_after_first_download = false",
+    );
+    for uri in ["/files/note.txt", "/download"] {
+        let response = tab
+            .router
+            .clone()
+            .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        let mut body = response.into_body();
+        let first = body
+            .frame()
+            .now_or_never()
+            .unwrap_or_else(|| panic!("{uri}: the first bytes are not ready with the head"))
+            .unwrap()
+            .unwrap();
+        assert!(first.is_data(), "{uri}");
+    }
+}

@@ -153,7 +153,8 @@ async fn send_file(
         move |err: &std::io::Error| site.report_gone(err)
     };
     let chunks = match onionhost_sdk::files::file_body(THREAD, opened, start, end, failed) {
-        Ok(chunks) => chunks,
+        // The head waits for the first bytes, so that both leave in one write.
+        Ok(chunks) => chunks.first_read().await,
         Err(err) => {
             tracing::warn!("cannot start sending a file: {err}");
             return busy(

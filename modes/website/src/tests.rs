@@ -415,3 +415,28 @@ async fn the_console_says_whether_the_root_is_an_index_or_a_listing() {
     let without = tab(dir.path(), "");
     assert!(format!("{:?}", without.events()).contains("no index.html, so / lists the folder"));
 }
+
+/// A page comes back with its first bytes already read, so that the server writes the head
+/// and a small page together (over Tor: one cell, not a cell for the head and one for the
+/// body).
+#[tokio::test]
+async fn a_page_comes_with_its_first_bytes_ready() {
+    use futures::FutureExt as _;
+    let (dir, _outside) = site();
+    let tab = tab(dir.path(), "");
+    let response = tab
+        .router
+        .clone()
+        .oneshot(Request::builder().uri("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let first = body
+        .frame()
+        .now_or_never()
+        .expect("the first bytes are ready with the head")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_data().unwrap(), "<h1>home</h1>");
+}

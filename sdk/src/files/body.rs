@@ -24,13 +24,35 @@ const READ_AHEAD: usize = 4;
 /// The chunks of a body as they are read: a [`Stream`] for `Body::from_stream`. It ends with
 /// an error when the reading side failed; dropping it tells the reading side to stop.
 #[derive(Debug)]
-pub struct Chunks(mpsc::Receiver<io::Result<Bytes>>);
+pub struct Chunks {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    /// What [`Chunks::first_read`] received: the first item (`None`: the body was empty).
+    first: Option<Option<io::Result<Bytes>>>,
+}
+
+impl Chunks {
+    /// Waits until the first chunk has been read (or the body has ended), and keeps it for
+    /// the first poll.
+    ///
+    /// A handler returns `chunks.first_read().await` so that the server has the head and the
+    /// first bytes at once: it writes them together. Given a body that is not ready yet, it
+    /// writes the head alone, and over Tor a small file then leaves as two cells, not one.
+    pub async fn first_read(mut self) -> Self {
+        if self.first.is_none() {
+            self.first = Some(self.rx.recv().await);
+        }
+        self
+    }
+}
 
 impl Stream for Chunks {
     type Item = io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
+        match self.first.take() {
+            Some(first) => Poll::Ready(first),
+            None => self.rx.poll_recv(cx),
+        }
     }
 }
 
@@ -129,7 +151,7 @@ pub fn spawn_body(
                 let _ = writer.tx.blocking_send(Err(err));
             }
         })?;
-    Ok(Chunks(rx))
+    Ok(Chunks { rx, first: None })
 }
 
 /// Bytes `start..end` of an open file, as [`spawn_body`] sends them.
@@ -156,7 +178,7 @@ mod tests {
 
     use std::io::Write as _;
 
-    use futures::StreamExt as _;
+    use futures::{FutureExt as _, StreamExt as _};
 
     use super::*;
     use crate::files::{NoLongerServed, Tree};
@@ -187,6 +209,37 @@ mod tests {
             got.extend_from_slice(&chunk.unwrap());
         }
         assert_eq!(got, content[5..content.len() - 1]);
+    }
+
+    /// Once `first_read` returns, the first chunk is there without waiting, and the rest
+    /// follows; an empty body ends at once.
+    #[tokio::test]
+    async fn first_read_has_the_first_chunk_ready() {
+        let content: Vec<u8> = (0..CHUNK + 10).map(|i| (i % 251) as u8).collect();
+        let (_dir, _path, tree) = served(&content);
+        let file = ServedFile::open(&tree, 1).unwrap();
+        let len = content.len() as u64;
+        let mut chunks = file_body("test", file, 0, len, |_| {})
+            .unwrap()
+            .first_read()
+            .await;
+        let first = chunks
+            .next()
+            .now_or_never()
+            .expect("ready")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first[..], content[..CHUNK]);
+        let rest = chunks.next().await.unwrap().unwrap();
+        assert_eq!(rest[..], content[CHUNK..]);
+        assert!(chunks.next().await.is_none());
+
+        let file = ServedFile::open(&tree, 1).unwrap();
+        let mut empty = file_body("test", file, 3, 3, |_| {})
+            .unwrap()
+            .first_read()
+            .await;
+        assert!(empty.next().now_or_never().expect("ready").is_none());
     }
 
     /// A file rewritten while it is sent ends the body with an error, after the bytes read
