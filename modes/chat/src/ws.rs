@@ -1,12 +1,13 @@
 //! `GET /ws`: the live page's WebSocket. One task per connection reads the page's requests,
 //! writes the room's events, and pings so that an idle connection over Tor stays open.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use futures::SinkExt as _;
+use futures::{SinkExt as _, StreamExt as _};
 use onionhost_sdk::CancellationToken;
 use onionhost_sdk::axum::extract::State;
 use onionhost_sdk::axum::extract::ws::{
@@ -21,6 +22,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::Chat;
 use crate::protocol::{ClientRequest, ServerMessage, parse_request};
 use crate::room::{ActionError, JoinRequest, Joined, Membership, RoomEvent};
+
+mod gate;
+
+use gate::Gate;
 
 /// A connection must join within this time, so that idle sockets cannot pile up.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -109,6 +114,10 @@ enum Next {
 struct Connection {
     chat: Arc<Chat>,
     socket: WebSocket,
+    /// The socket's reads, polled only once it woke: every room event wakes the loop.
+    reads: Gate,
+    /// The tokens and timers the loop waits on, polled only once one of them woke.
+    waits: Gate,
     /// Whose rate limit this connection's requests cost: every connection of one visitor
     /// (one Tor circuit) shares it, so a reconnect gets no fresh burst.
     visitor: Visitor,
@@ -120,8 +129,8 @@ struct Connection {
 }
 
 /// A token's cancellation, waited on across the loop's turns: a future made anew on every
-/// turn registered with the token and left it again, under a lock that every connection of
-/// the room shares (the tab's shutdown token), for each event each member wrote.
+/// turn registered with the token and left it again, under the token's lock, for each event
+/// each member wrote.
 type Cancelled = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn cancelled(token: CancellationToken) -> Cancelled {
@@ -133,6 +142,8 @@ impl Connection {
         Self {
             chat,
             socket,
+            reads: Gate::new(),
+            waits: Gate::new(),
             visitor,
             membership: None,
             events: None,
@@ -149,18 +160,38 @@ impl Connection {
         let join_deadline = tokio::time::sleep(JOIN_TIMEOUT);
         tokio::pin!(join_deadline);
         loop {
-            // Room events first: a busy room wakes every connection for each event, and a
-            // branch that is ready spares polling the ones after it (the socket, the timers,
-            // the tokens, whose checks take locks that every connection shares). The others
+            // Room events first: a busy room wakes every connection for each event. The
+            // socket, the tokens and the timers are polled only once they have woken (see
+            // `gate`), so an event costs the connection its write and little else. The others
             // wait at most for the events already queued, since the room's are finite.
-            let step = tokio::select! {
-                biased;
-                event = next_event(&mut self.events) => Step::Event(event),
-                frame = self.socket.recv() => Step::Frame(frame),
-                () = &mut stopping => Step::Stopping,
-                () = &mut self.replaced => Step::Replaced,
-                () = &mut join_deadline, if self.membership.is_none() => Step::JoinTimeout,
-                _ = ping.tick() => Step::Ping,
+            let step = {
+                let mut event = pin!(next_event(&mut self.events));
+                poll_fn(|cx| {
+                    if let Poll::Ready(event) = event.as_mut().poll(cx) {
+                        return Poll::Ready(Step::Event(event));
+                    }
+                    if let Poll::Ready(frame) =
+                        self.reads.poll(cx, |cx| self.socket.poll_next_unpin(cx))
+                    {
+                        return Poll::Ready(Step::Frame(frame));
+                    }
+                    self.waits.poll(cx, |cx| {
+                        if stopping.as_mut().poll(cx).is_ready() {
+                            Poll::Ready(Step::Stopping)
+                        } else if self.replaced.as_mut().poll(cx).is_ready() {
+                            Poll::Ready(Step::Replaced)
+                        } else if self.membership.is_none()
+                            && join_deadline.as_mut().poll(cx).is_ready()
+                        {
+                            Poll::Ready(Step::JoinTimeout)
+                        } else if ping.poll_tick(cx).is_ready() {
+                            Poll::Ready(Step::Ping)
+                        } else {
+                            Poll::Pending
+                        }
+                    })
+                })
+                .await
             };
             let next = match step {
                 Step::Stopping => Next::Close(close::STOPPING, "The chat has stopped."),
@@ -283,6 +314,8 @@ impl Connection {
             name_refused,
         } = joined;
         self.replaced = cancelled(membership.replaced());
+        // A new future, not polled yet: it has no waker to wake the gate with.
+        self.waits.open();
         self.membership = Some(membership);
         self.events = Some(events);
         let welcome = ServerMessage::Welcome {
