@@ -128,9 +128,9 @@ struct Connection {
     last_heard: Instant,
 }
 
-/// A token's cancellation, waited on across the loop's turns: a future made anew on every
-/// turn registered with the token and left it again, under the token's lock, for each event
-/// each member wrote.
+/// A token's cancellation, waited on across the loop's turns: the loop's gate polls it only
+/// once it woke, so it must stay the future that registered with the token (one made anew on
+/// every turn would also register and leave again, under the token's lock, for each event).
 type Cancelled = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn cancelled(token: CancellationToken) -> Cancelled {
