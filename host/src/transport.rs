@@ -66,6 +66,21 @@ impl AsyncWrite for Connection {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
+    // Forwarded so that hyper writes a response's head and body chunks in one `writev` on a
+    // stream that can take them (loopback TCP, the system tor's Unix socket) instead of
+    // copying them into one buffer first.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
@@ -168,5 +183,44 @@ async fn wait_for_start(start: SystemTime, stopping: &CancellationToken) -> bool
     tokio::select! {
         () = tokio::time::sleep(wait) => true,
         () = stopping.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::IoSlice;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A connection writes vectored when its stream does (the default would say it cannot),
+    /// and a vectored write arrives whole and in order.
+    #[tokio::test]
+    async fn vectored_writes_pass_through() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let (server, _) = accepted.unwrap();
+        let mut conn = Connection::new(server, Visitor::unique());
+        assert!(
+            conn.is_write_vectored(),
+            "a TCP stream takes vectored writes"
+        );
+
+        let whole = b"head body tail";
+        let parts = [
+            IoSlice::new(&whole[..5]),
+            IoSlice::new(&whole[5..10]),
+            IoSlice::new(&whole[10..]),
+        ];
+        let sent = conn.write_vectored(&parts).await.unwrap();
+        assert!(sent > 0);
+        conn.write_all(&whole[sent..]).await.unwrap();
+        conn.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        let mut client = client.unwrap();
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, whole);
     }
 }
