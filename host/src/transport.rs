@@ -188,6 +188,8 @@ async fn wait_for_start(start: SystemTime, stopping: &CancellationToken) -> bool
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use std::io::IoSlice;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
